@@ -1,0 +1,184 @@
+"""The customer bucket: streaming listing, HEAD and streaming GET over boto3.
+
+Retries of S3 requests are botocore's own (``standard`` mode, ``MAX_RETRIES`` attempts), so
+nothing here loops; a body that breaks mid-stream is reported as a retryable ``StorageError``
+for the caller's attempt loop, because botocore cannot retry a stream it has handed over.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sync_service.errors import ObjectGone, StorageError
+from sync_service.models.config import SyncConfig
+from sync_service.models.data_models import ObjectSummary, iso_utc
+
+CHUNK_SIZE = 1024 * 1024
+LIST_PAGE_SIZE = 1000
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_RETRYABLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                    "InternalError", "ServiceUnavailable", "503", "500"}
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    """What a HEAD or GET tells about one object."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: str
+    metadata: dict[str, str]
+
+
+class S3Object:
+    """An open GET: metadata plus a body that is read once, in chunks."""
+
+    def __init__(self, meta: ObjectMeta, body: Any) -> None:
+        self.meta = meta
+        self._body = body
+
+    def chunks(self, size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Yield the body in chunks of at most ``size`` bytes."""
+        try:
+            yield from self._body.iter_chunks(size)
+        except (BotoCoreError, OSError) as exc:
+            raise StorageError(f"reading {self.meta.key!r} failed: {exc}", retryable=True) from exc
+
+    def close(self) -> None:
+        """Release the connection."""
+        self._body.close()
+
+
+def _translate(exc: Exception, what: str) -> StorageError:
+    """Turn a botocore exception into the service's own error."""
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _NOT_FOUND:
+            return ObjectGone(f"{what}: not found")
+        retryable = code in _RETRYABLE_CODES or status >= 500
+        return StorageError(f"{what}: {code or status} {exc}", retryable=retryable)
+    return StorageError(f"{what}: {exc}", retryable=True)
+
+
+def _meta_from_response(key: str, response: dict[str, Any]) -> ObjectMeta:
+    return ObjectMeta(
+        key=key,
+        size=int(response.get("ContentLength", 0)),
+        etag=str(response.get("ETag", "")).strip('"'),
+        last_modified=iso_utc(response["LastModified"]),
+        metadata={str(k): str(v) for k, v in (response.get("Metadata") or {}).items()},
+    )
+
+
+class S3Manager:
+    """Reads the customer bucket below an optional prefix."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "", *,
+                 page_size: int = LIST_PAGE_SIZE) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.page_size = page_size
+
+    @classmethod
+    def from_config(cls, config: SyncConfig, *, pool_size: int | None = None) -> S3Manager:
+        """A manager with a boto3 client built from the configuration."""
+        config.require_bucket()
+        client = make_client(
+            endpoint_url=config.customer_s3_endpoint,
+            access_key=config.customer_s3_access_key,
+            secret_key=config.customer_s3_secret_key,
+            region=config.customer_s3_region,
+            pool_size=pool_size or config.sync_workers + 4,
+            max_attempts=config.max_retries + 1,
+        )
+        return cls(client, config.customer_s3_bucket, config.customer_s3_prefix)
+
+    def path_of(self, key: str) -> str:
+        """The file path of ``key``: the key relative to the prefix."""
+        return key[len(self.prefix):] if self.prefix and key.startswith(self.prefix) else key
+
+    def key_of(self, path: str) -> str:
+        """The object key of a file ``path``."""
+        return self.prefix + path
+
+    def iter_pages(self) -> Iterator[list[ObjectSummary]]:
+        """Yield the bucket listing page by page, never holding more than one page."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self.bucket, Prefix=self.prefix,
+            PaginationConfig={"PageSize": self.page_size},
+        )
+        try:
+            for page in pages:
+                yield [
+                    ObjectSummary(
+                        key=item["Key"],
+                        path=self.path_of(item["Key"]),
+                        size=int(item.get("Size", 0)),
+                        etag=str(item.get("ETag", "")).strip('"'),
+                        last_modified=iso_utc(item["LastModified"]),
+                    )
+                    for item in page.get("Contents", [])
+                ]
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"listing bucket {self.bucket!r}") from exc
+
+    def head(self, key: str) -> ObjectMeta:
+        """Metadata of one object."""
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"HEAD {key!r}") from exc
+        return _meta_from_response(key, response)
+
+    def open(self, key: str, *, if_match: str | None = None) -> S3Object:
+        """Start a streaming GET of one object (only of version ``if_match`` when given)."""
+        extra = {"IfMatch": f'"{if_match}"'} if if_match else {}
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"GET {key!r}") from exc
+        return S3Object(_meta_from_response(key, response), response["Body"])
+
+    def check(self) -> float:
+        """Seconds a HEAD of the bucket takes; raises StorageError when it fails."""
+        started = time.monotonic()
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"bucket {self.bucket!r}") from exc
+        return time.monotonic() - started
+
+
+def make_client(*, endpoint_url: str = "", access_key: str = "", secret_key: str = "",
+                region: str = "us-east-1", pool_size: int = 20, max_attempts: int = 5,
+                connect_timeout: float = 10, read_timeout: float = 60) -> Any:
+    """A boto3 S3 client for AWS or any S3-compatible server (path-style when an endpoint is set)."""
+    config = Config(
+        region_name=region,
+        retries={"mode": "standard", "max_attempts": max(1, max_attempts)},
+        max_pool_connections=pool_size,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        s3={"addressing_style": "path"} if endpoint_url else None,
+        # Third-party S3 servers often reject or lack the newer default CRC checksums.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint_url or None,
+        aws_access_key_id=access_key or None,
+        aws_secret_access_key=secret_key or None,
+        config=config,
+    )

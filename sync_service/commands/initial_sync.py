@@ -1,0 +1,17 @@
+"""``initial-sync``: deliver the whole bucket to the file manager."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from sync_service.commands import EXIT_FAILED, EXIT_OK
+from sync_service.models.config import SyncConfig
+from sync_service.services.sync_service import SyncService
+
+
+def run(config: SyncConfig, args: argparse.Namespace) -> int:
+    """Run an initial sync and print its report; 1 when any operation failed."""
+    report = SyncService(config).initial_sync()
+    print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    return EXIT_OK if report.failed == 0 else EXIT_FAILED

@@ -1,0 +1,52 @@
+"""``status``: what the service holds and whether S3, the API and the database answer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from sync_service.commands import EXIT_FAILED, EXIT_OK
+from sync_service.models.config import SyncConfig
+from sync_service.services.sync_service import SyncService
+
+
+def run(config: SyncConfig, args: argparse.Namespace) -> int:
+    """Print the status as text or JSON; 1 when a live check fails."""
+    status = SyncService(config).get_sync_status(live=True)
+    print(json.dumps(status, indent=2, ensure_ascii=False) if args.json else render(status))
+    healthy = all(check["ok"] for check in status.get("checks", {}).values())
+    return EXIT_OK if healthy else EXIT_FAILED
+
+
+def render(status: dict[str, Any]) -> str:
+    """The status as aligned text for a terminal."""
+    lines = [
+        f"database      {status['database']}",
+        f"bucket        {status['bucket'] or '(not set)'}"
+        + (f"  prefix {status['prefix']}" if status["prefix"] else ""),
+        f"file manager  {status['api']}",
+        f"records       {status['records']}",
+        f"sync running  {'yes' if status['sync_running'] else 'no'}",
+        f"operations    {status['operations']['pending']} pending, "
+        f"{status['operations']['failed']} failed",
+        f"event position {status['event_position'] or '(none)'}",
+        f"dead letters  {status['dead_letters']}",
+        "last runs:",
+    ]
+    if not status["last_runs"]:
+        lines.append("  (none yet)")
+    for mode, run_info in status["last_runs"].items():
+        lines.append(
+            f"  {mode:<17} {run_info['status']:<11} started {run_info['started_at']}"
+            + (f", {run_info['duration_s']}s" if run_info.get("duration_s") is not None else "")
+            + (f", {run_info['succeeded']} ok, {run_info['failed']} failed, "
+               f"{run_info['skipped']} skipped" if run_info.get("succeeded") is not None else "")
+        )
+    for failure in status["recent_failures"]:
+        lines.append(f"  failed {failure['op']} {failure['path']!r}: {failure['error']}")
+    lines.append("checks:")
+    for name, check in status.get("checks", {}).items():
+        result = f"ok ({check['latency_ms']} ms)" if check["ok"] else f"FAILED: {check['error']}"
+        lines.append(f"  {name:<9} {result}")
+    return "\n".join(lines)

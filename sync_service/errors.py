@@ -1,0 +1,73 @@
+"""Errors of the sync service, classified by what the caller does next.
+
+::
+
+    SyncError
+     ├── ConfigError          bad usage or configuration: stop, exit 2
+     ├── LockHeldError        another sync holds the database lock: stop, exit 3
+     ├── DatabaseError        SQLite failed: stop
+     ├── StorageError         the customer S3 bucket failed
+     │    └── ObjectGone      the object vanished between listing and reading: skip it
+     └── ApiError             the file-manager API failed
+          ├── RetryableApiError   5xx, 408, 429, timeouts, connection errors, integrity mismatch
+          └── PermanentApiError   any other 4xx: this operation failed, keep it for the next run
+
+Library exceptions (botocore, requests, sqlite3) are translated into these at the client
+boundary; services only ever catch ``SyncError`` subclasses.
+"""
+
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    """Base class of every error the service raises on purpose."""
+
+    retryable = False
+
+
+class ConfigError(SyncError):
+    """A configuration variable or command-line argument is unusable."""
+
+
+class LockHeldError(SyncError):
+    """Another process holds the single-writer lock of the database."""
+
+
+class DatabaseError(SyncError):
+    """The SQLite database could not be opened, migrated or written."""
+
+
+class StorageError(SyncError):
+    """The customer bucket answered with an error or could not be reached."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ObjectGone(StorageError):
+    """The object no longer exists in the bucket."""
+
+
+class ApiError(SyncError):
+    """The file-manager API refused or failed a call."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RetryableApiError(ApiError):
+    """A failure worth another attempt after a backoff."""
+
+    retryable = True
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class PermanentApiError(ApiError):
+    """A failure that another attempt would only repeat."""

@@ -1,0 +1,267 @@
+"""Service configuration, read from the environment and a `.env` file (SPEC §8).
+
+``SyncConfig.from_env`` is the only place in the service that reads the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from dotenv import dotenv_values
+
+from sync_service.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PERMISSIONS_JSON = '{"visibility":"private"}'
+DEFAULT_MOCK_API_URL = "http://localhost:8001"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SECRET_FIELDS = ("customer_s3_secret_key", "target_s3_secret_key", "api_token")
+MASKED = "****"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not low < value <= high:
+        raise ConfigError(f"{name} must be greater than {low} and at most {high}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() not in {c.lower() for c in choices}:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return next(c for c in choices if c.lower() == raw.lower())
+
+
+def _url(env: Mapping[str, str], name: str, default: str = "") -> str:
+    raw = env.get(name, "").strip() or default
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL, got {mask_url(raw)!r}")
+    return raw.rstrip("/")
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL such as ``https://user:pass@host``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:{MASKED}@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def parse_permissions(raw: str, *, source: str) -> dict[str, object] | None:
+    """Parse a permissions JSON object; log a warning and return None when it is not one."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, TypeError):
+        logger.warning("%s is not valid JSON; using the default permissions", source)
+        return None
+    if not isinstance(value, dict):
+        logger.warning("%s is not a JSON object; using the default permissions", source)
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Every setting of the service, validated."""
+
+    customer_s3_endpoint: str = ""
+    customer_s3_access_key: str = ""
+    customer_s3_secret_key: str = ""
+    customer_s3_bucket: str = ""
+    customer_s3_region: str = "us-east-1"
+    customer_s3_prefix: str = ""
+    target_s3_endpoint: str = ""
+    target_s3_access_key: str = ""
+    target_s3_secret_key: str = ""
+    target_s3_bucket: str = ""
+    target_s3_region: str = "us-east-1"
+    mock_api_url: str = DEFAULT_MOCK_API_URL
+    file_manager_api_url: str = ""
+    api_token: str = ""
+    api_timeout: float = 30.0
+    sync_interval: int = 300
+    sync_workers: int = 16
+    max_retries: int = 5
+    data_dir: Path = Path("data")
+    database_path: Path = Path("data/sync.db")
+    export_dir: Path = Path("data/exports")
+    events_dir: Path = Path("data/events")
+    log_dir: Path = Path("logs")
+    log_level: str = "INFO"
+    log_format: str = "text"
+    live_reload: bool = False
+    metrics_port: int = 9090
+    event_source: str = "file"
+    nats_url: str = "nats://localhost:4222"
+    nats_stream: str = "SYNC_EVENTS"
+    nats_subject: str = "sync.events"
+    nats_durable: str = "sync-service"
+    permissions_metadata_key: str = "permissions"
+    default_permissions: dict[str, object] = field(
+        default_factory=lambda: {"visibility": "private"}
+    )
+    report_urls: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | str | None = ".env"
+    ) -> SyncConfig:
+        """Build the configuration from ``environ`` (default ``os.environ``) over ``env_file``."""
+        env: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        env.update(os.environ if environ is None else environ)
+
+        data_dir = Path(env.get("DATA_DIR", "").strip() or "data")
+        mock_api_url = _url(env, "MOCK_API_URL", DEFAULT_MOCK_API_URL)
+        api_url = _url(env, "FILE_MANAGER_API_URL") or mock_api_url
+        report_urls = tuple(
+            _url({"REPORT_URLS": u}, "REPORT_URLS")
+            for u in env.get("REPORT_URLS", "").replace(",", " ").split()
+        ) or (f"{api_url}/syncResults",)
+
+        default_permissions = parse_permissions(
+            env.get("DEFAULT_PERMISSIONS", "").strip() or DEFAULT_PERMISSIONS_JSON,
+            source="DEFAULT_PERMISSIONS",
+        ) or json.loads(DEFAULT_PERMISSIONS_JSON)
+
+        prefix = env.get("CUSTOMER_S3_PREFIX", "").strip().lstrip("/")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+
+        metadata_key = env.get("PERMISSIONS_METADATA_KEY", "").strip() or "permissions"
+        if not metadata_key.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(
+                f"PERMISSIONS_METADATA_KEY must be letters, digits, '-' or '_', got {metadata_key!r}"
+            )
+
+        return cls(
+            customer_s3_endpoint=_url(env, "CUSTOMER_S3_ENDPOINT"),
+            customer_s3_access_key=env.get("CUSTOMER_S3_ACCESS_KEY", "").strip(),
+            customer_s3_secret_key=env.get("CUSTOMER_S3_SECRET_KEY", "").strip(),
+            customer_s3_bucket=env.get("CUSTOMER_S3_BUCKET", "").strip(),
+            customer_s3_region=env.get("CUSTOMER_S3_REGION", "").strip() or "us-east-1",
+            customer_s3_prefix=prefix,
+            target_s3_endpoint=_url(env, "TARGET_S3_ENDPOINT"),
+            target_s3_access_key=env.get("TARGET_S3_ACCESS_KEY", "").strip(),
+            target_s3_secret_key=env.get("TARGET_S3_SECRET_KEY", "").strip(),
+            target_s3_bucket=env.get("TARGET_S3_BUCKET", "").strip(),
+            target_s3_region=env.get("TARGET_S3_REGION", "").strip() or "us-east-1",
+            mock_api_url=mock_api_url,
+            file_manager_api_url=api_url,
+            api_token=env.get("API_TOKEN", "").strip(),
+            api_timeout=_float(env, "API_TIMEOUT", 30.0, 0.0, 3600.0),
+            sync_interval=_int(env, "SYNC_INTERVAL", 300, 1, 7 * 24 * 3600),
+            sync_workers=_int(env, "SYNC_WORKERS", 16, 1, 256),
+            max_retries=_int(env, "MAX_RETRIES", 5, 0, 50),
+            data_dir=data_dir,
+            database_path=Path(env.get("DATABASE_PATH", "").strip() or data_dir / "sync.db"),
+            export_dir=Path(env.get("EXPORT_DIR", "").strip() or data_dir / "exports"),
+            events_dir=Path(env.get("EVENTS_DIR", "").strip() or data_dir / "events"),
+            log_dir=Path(env.get("LOG_DIR", "").strip() or "logs"),
+            log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS),
+            log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
+            live_reload=_bool(env, "LIVE_RELOAD", False),
+            metrics_port=_int(env, "METRICS_PORT", 9090, 0, 65535),
+            event_source=_choice(env, "EVENT_SOURCE", "file", ("file", "nats")),
+            nats_url=env.get("NATS_URL", "").strip() or "nats://localhost:4222",
+            nats_stream=env.get("NATS_STREAM", "").strip() or "SYNC_EVENTS",
+            nats_subject=env.get("NATS_SUBJECT", "").strip() or "sync.events",
+            nats_durable=env.get("NATS_DURABLE", "").strip() or "sync-service",
+            permissions_metadata_key=metadata_key.lower(),
+            default_permissions=default_permissions,
+            report_urls=report_urls,
+        )
+
+    @property
+    def api_base_url(self) -> str:
+        """The file-manager API in use: ``FILE_MANAGER_API_URL``, else ``MOCK_API_URL``."""
+        return self.file_manager_api_url or self.mock_api_url
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where run reports are written."""
+        return self.data_dir / "reports"
+
+    @property
+    def dead_letters_dir(self) -> Path:
+        """Where rejected events are kept."""
+        return self.data_dir / "dead-letters"
+
+    def require_bucket(self) -> None:
+        """Raise ConfigError unless a customer bucket is configured."""
+        if not self.customer_s3_bucket:
+            raise ConfigError("CUSTOMER_S3_BUCKET is not set: name the bucket to sync from")
+
+    def secrets(self) -> list[str]:
+        """The secret values, for log redaction."""
+        values = [getattr(self, name) for name in SECRET_FIELDS]
+        for url in (self.nats_url, self.api_base_url, *self.report_urls):
+            password = urlsplit(url).password
+            if password:
+                values.append(password)
+        return [v for v in values if v]
+
+    def masked(self) -> dict[str, object]:
+        """The configuration as plain values with every secret replaced by ``****``."""
+        shown: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS:
+                value = MASKED if value else ""
+            elif f.name.endswith("access_key") and value:
+                value = value[:4] + MASKED
+            elif isinstance(value, str) and "://" in value:
+                value = mask_url(value)
+            elif isinstance(value, tuple):
+                value = [mask_url(v) for v in value]
+            elif isinstance(value, Path):
+                value = str(value)
+            shown[f.name] = value
+        return shown

@@ -1,0 +1,99 @@
+"""Plain records the service passes around: objects, file records, operations, run reports."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+OPERATION_KINDS = ("create", "update", "delete", "rename", "move", "update_permissions")
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: the one spelling permissions are compared in."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO-8601 UTC to the second, e.g. ``2026-11-24T07:13:00Z``.
+
+    Seconds only, because S3 listings carry milliseconds but GET and HEAD headers do not:
+    the two must compare equal for the same object.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ObjectSummary:
+    """One object as a bucket listing shows it."""
+
+    key: str
+    path: str
+    size: int
+    etag: str
+    last_modified: str
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file as SQLite records it (SPEC §2)."""
+
+    id: int
+    path: str
+    size: int
+    etag: str
+    last_modified: str
+    permissions: str
+    content_version: int = 1
+
+
+@dataclass(frozen=True)
+class SyncedFile:
+    """What a worker learned about a file it has just delivered; becomes a FileRecord."""
+
+    path: str
+    size: int
+    etag: str
+    last_modified: str
+    permissions: str
+
+
+@dataclass(frozen=True)
+class OperationFailure:
+    """An operation that failed for good in this run."""
+
+    op: str
+    path: str
+    error: str
+
+
+@dataclass
+class RunReport:
+    """The report of one run (SPEC §6)."""
+
+    run_id: str
+    mode: str
+    started_at: str
+    finished_at: str | None = None
+    duration_s: float = 0.0
+    events_applied: int = 0
+    events_rejected: int = 0
+    operations: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATION_KINDS, 0))
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+    bytes_transferred: int = 0
+    failures: list[OperationFailure] = field(default_factory=list)
+
+    def skip(self, reason: str) -> None:
+        """Count one item left alone, and why."""
+        self.skipped += 1
+        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready values."""
+        return asdict(self)

@@ -1,0 +1,45 @@
+"""The rule for what counts as a valid file-manager path (SPEC §3), shared by client and mock."""
+
+from __future__ import annotations
+
+MAX_PATH_BYTES = 1024
+
+
+def path_error(path: str) -> str | None:
+    """Return why ``path`` is not a valid file-manager path, or None when it is valid."""
+    if not path:
+        return "empty path"
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid UTF-8"
+    if len(encoded) > MAX_PATH_BYTES:
+        return f"longer than {MAX_PATH_BYTES} bytes"
+    if path.startswith("/"):
+        return "leading '/'"
+    for char in path:
+        code = ord(char)
+        if code < 0x20 or code == 0x7F:
+            return f"control character U+{code:04X}"
+    for segment in path.split("/"):
+        if segment == "":
+            return "empty segment"
+        if segment in (".", ".."):
+            return f"'{segment}' segment"
+    return None
+
+
+def is_valid_path(path: str) -> bool:
+    """True when ``path`` may be sent to the file manager."""
+    return path_error(path) is None
+
+
+def is_folder_marker(key: str, size: int) -> bool:
+    """True for the zero-byte ``…/`` objects that consoles create to stand for folders."""
+    return key.endswith("/") and size == 0
+
+
+def parent_folder(path: str) -> str:
+    """The folder part of ``path`` ('' at the top level)."""
+    head, _, _ = path.rpartition("/")
+    return head
