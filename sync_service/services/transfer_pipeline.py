@@ -163,14 +163,16 @@ class TransferPipeline:
         writer = threading.Thread(target=self._write_loop, args=(progress,), name="sync-writer")
         writer.start()
         executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sync-worker")
+        interrupted = True
         try:
             for task in self._tasks():
                 self._slots.acquire()
                 future = executor.submit(self._transfer, task)
                 future.add_done_callback(self._finished)
+            interrupted = False
         finally:
             # On an interruption, queued tasks are dropped; those in flight finish and are saved.
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=True, cancel_futures=interrupted)
             self._results.put(_DONE)
             writer.join()
 

