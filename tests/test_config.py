@@ -1,0 +1,88 @@
+"""Configuration: defaults, .env, validation with exit code 2, secrets masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sync_service.errors import ConfigError
+from sync_service.models.config import SyncConfig
+
+
+def test_defaults() -> None:
+    config = SyncConfig.from_env({}, env_file=None)
+    assert config.customer_s3_region == "us-east-1"
+    assert config.customer_s3_prefix == ""
+    assert config.sync_interval == 300
+    assert config.sync_workers == 16
+    assert config.metrics_port == 9090
+    assert config.event_source == "file"
+    assert config.database_path == Path("data/sync.db")
+    assert config.export_dir == Path("data/exports")
+    assert config.events_dir == Path("data/events")
+    assert config.log_dir == Path("logs")
+    assert config.default_permissions == {"visibility": "private"}
+    assert config.api_base_url == "http://localhost:8001"
+    assert config.report_urls == ("http://localhost:8001/syncResults",)
+
+
+def test_data_dir_moves_its_parts_unless_overridden() -> None:
+    config = SyncConfig.from_env({"DATA_DIR": "/srv/sync", "EXPORT_DIR": "/exports"}, env_file=None)
+    assert config.database_path == Path("/srv/sync/sync.db")
+    assert config.events_dir == Path("/srv/sync/events")
+    assert config.export_dir == Path("/exports")
+    assert config.reports_dir == Path("/srv/sync/reports")
+
+
+def test_file_manager_url_wins_over_mock_url() -> None:
+    config = SyncConfig.from_env({"MOCK_API_URL": "http://mock:8001",
+                                  "FILE_MANAGER_API_URL": "https://fm.example.com/"}, env_file=None)
+    assert config.api_base_url == "https://fm.example.com"
+    assert config.report_urls == ("https://fm.example.com/syncResults",)
+
+
+def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("CUSTOMER_S3_BUCKET=from-file\nSYNC_WORKERS=4\n")
+    config = SyncConfig.from_env({"SYNC_WORKERS": "9"}, env_file=env_file)
+    assert config.customer_s3_bucket == "from-file"
+    assert config.sync_workers == 9
+
+
+def test_prefix_is_treated_as_a_folder() -> None:
+    assert SyncConfig.from_env({"CUSTOMER_S3_PREFIX": "/team"}, env_file=None).customer_s3_prefix == "team/"
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("SYNC_WORKERS", "0"), ("SYNC_WORKERS", "many"), ("SYNC_INTERVAL", "-5"),
+    ("MAX_RETRIES", "x"), ("API_TIMEOUT", "0"), ("METRICS_PORT", "70000"),
+    ("LOG_FORMAT", "xml"), ("LOG_LEVEL", "LOUD"), ("EVENT_SOURCE", "kafka"),
+    ("LIVE_RELOAD", "maybe"), ("MOCK_API_URL", "ftp://host"), ("CUSTOMER_S3_ENDPOINT", "minio:9000"),
+    ("REPORT_URLS", "http://ok.example.com not-a-url"), ("PERMISSIONS_METADATA_KEY", "bad key!"),
+])
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        SyncConfig.from_env({name: value}, env_file=None)
+
+
+def test_invalid_default_permissions_is_a_warning_not_a_crash(caplog: pytest.LogCaptureFixture) -> None:
+    config = SyncConfig.from_env({"DEFAULT_PERMISSIONS": "{oops"}, env_file=None)
+    assert config.default_permissions == {"visibility": "private"}
+    assert "DEFAULT_PERMISSIONS" in caplog.text
+
+
+def test_secrets_are_masked() -> None:
+    config = SyncConfig.from_env({
+        "CUSTOMER_S3_ACCESS_KEY": "AKIAEXAMPLEKEY", "CUSTOMER_S3_SECRET_KEY": "s3cr3t-value",
+        "API_TOKEN": "tok-123456", "NATS_URL": "nats://user:natspass@nats:4222",
+    }, env_file=None)
+    shown = str(config.masked())
+    for secret in ("s3cr3t-value", "tok-123456", "natspass", "AKIAEXAMPLEKEY"):
+        assert secret not in shown
+    assert set(config.secrets()) >= {"s3cr3t-value", "tok-123456", "natspass"}
+
+
+def test_bucket_required_for_syncing() -> None:
+    with pytest.raises(ConfigError, match="CUSTOMER_S3_BUCKET"):
+        SyncConfig.from_env({}, env_file=None).require_bucket()
