@@ -109,6 +109,9 @@ class Api:
     def operations(self) -> list[dict[str, Any]]:
         return list(requests.get(f"{self.url}/operations", timeout=10).json())
 
+    def stats(self) -> dict[str, int]:
+        return dict(requests.get(f"{self.url}/stats", timeout=10).json())
+
     def faults(self, **settings: Any) -> None:
         requests.post(f"{self.url}/admin/faults", json=settings, timeout=10).raise_for_status()
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -668,7 +668,3 @@ def test_cli_serves_with_token_and_never_prints_it(tmp_path: Path) -> None:
     assert denied.status_code == 401
     assert (tmp_path / "store" / "x").read_bytes() == b"1"
     assert TOKEN not in stdout + stderr
-
-
-def _unused(*_: Callable[..., Any]) -> None:
-    """Keep linters from flagging helpers imported for other test modules."""
