@@ -148,7 +148,11 @@ class S3Manager:
             response = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, f"GET {key!r}") from exc
-        return S3Object(_meta_from_response(key, response), response["Body"])
+        meta = _meta_from_response(key, response)
+        if if_match and meta.etag != if_match:  # some servers ignore If-Match
+            response["Body"].close()
+            raise StorageError(f"GET {key!r}: changed since it was listed (etag {meta.etag})")
+        return S3Object(meta, response["Body"])
 
     def check(self) -> float:
         """Seconds a HEAD of the bucket takes; raises StorageError when it fails."""
