@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sync_service.clients.s3_manager import make_client  # noqa: E402
+from sync_service.clients.s3_manager import make_client
 
 HERE = Path(__file__).resolve().parent
 

@@ -16,7 +16,14 @@ import pytest
 import requests
 
 from sync_service.clients.s3_manager import make_client
-from tests.servers import ACCESS_KEY, REPO_ROOT, SECRET_KEY, MockApiProcess, MotoS3, RcloneS3
+from sync_service.utils.local_servers import (
+    ACCESS_KEY,
+    REPO_ROOT,
+    SECRET_KEY,
+    MockApiProcess,
+    MotoS3,
+    RcloneS3,
+)
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 

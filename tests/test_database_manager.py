@@ -13,7 +13,7 @@ from sync_service.errors import DatabaseError, LockHeldError
 from sync_service.models.data_models import OperationFailure, RunReport, SyncedFile
 from sync_service.services.database_manager import MIGRATIONS, DatabaseManager
 from sync_service.services.sync_lock import SyncLock
-from tests.servers import REPO_ROOT
+from sync_service.utils.local_servers import REPO_ROOT
 
 
 def synced(path: str, etag: str = "e1", permissions: str = "{}") -> SyncedFile:
@@ -71,9 +71,8 @@ def test_runs_and_failures_are_reported(tmp_path: Path) -> None:
 
 def test_lock_refuses_a_second_holder_and_frees_on_release(tmp_path: Path) -> None:
     path = tmp_path / "sync.db"
-    with SyncLock(path):
-        with pytest.raises(LockHeldError, match="holds the lock"):
-            SyncLock(path).acquire()
+    with SyncLock(path), pytest.raises(LockHeldError, match="holds the lock"):
+        SyncLock(path).acquire()
     with SyncLock(path):
         pass
 

@@ -11,8 +11,8 @@ import pytest
 from sync_service.clients.infrastructure_api import InfrastructureAPI
 from sync_service.errors import PermanentApiError, RetryableApiError
 from sync_service.utils.clock import Clock
+from sync_service.utils.local_servers import MockApiProcess
 from tests.conftest import Api
-from tests.servers import MockApiProcess
 
 
 class RecordingClock(Clock):
@@ -25,7 +25,8 @@ class RecordingClock(Clock):
         self.sleeps.append(seconds)
 
 
-def client(api: Api, *, retries: int = 3, timeout: float = 10.0, token: str = "") -> tuple[InfrastructureAPI, RecordingClock]:
+def client(api: Api, *, retries: int = 3, timeout: float = 10.0,
+           token: str = "") -> tuple[InfrastructureAPI, RecordingClock]:
     clock = RecordingClock()
     return InfrastructureAPI(api.url, token=token, timeout=timeout, max_retries=retries, clock=clock), clock
 

@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from sync_service.utils.local_servers import SECRET_KEY
 from tests.conftest import Api, Bucket, Cli
-from tests.servers import SECRET_KEY
 
 DEFAULT = {"visibility": "private"}
 

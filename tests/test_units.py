@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
 
-from sync_service.models.data_models import ObjectSummary, FileRecord, canonical_json, iso_utc
+from sync_service.models.data_models import FileRecord, ObjectSummary, canonical_json, iso_utc
 from sync_service.services.transfer_pipeline import operation_key, plan_task
 from sync_service.utils.backoff import compute_backoff, parse_retry_after
 from sync_service.utils.paths import is_folder_marker, parent_folder, path_error
@@ -55,7 +55,7 @@ def test_backoff_jitter_stays_below_the_ceiling() -> None:
 
 
 def test_retry_after_as_seconds_or_http_date() -> None:
-    now = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now) == 30
     assert parse_retry_after("soon") is None

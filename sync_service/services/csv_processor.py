@@ -67,7 +67,6 @@ class CSVProcessor:
         """Read a state CSV back into records."""
         frame = cls.read(path)
         return [
-            FileRecord(int(row.id), row.path, int(row.size), row.etag, row.last_modified,
-                       row.permissions, int(row.content_version))
-            for row in frame.itertuples(index=False)
+            FileRecord(int(id_), str(path_), int(size), str(etag), str(modified), str(perms), int(version))
+            for id_, path_, size, etag, modified, perms, version in frame.itertuples(index=False, name=None)
         ]

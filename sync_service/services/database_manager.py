@@ -261,7 +261,7 @@ class DatabaseManager:
         rows = self._query(
             "SELECT run_id, op, path, error, updated_at FROM operations WHERE status = 'failed' "
             "ORDER BY id DESC LIMIT ?", (limit,))
-        return [dict(zip(("run_id", "op", "path", "error", "at"), row)) for row in rows]
+        return [dict(zip(("run_id", "op", "path", "error", "at"), row, strict=True)) for row in rows]
 
     # -- settings ----------------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
-"""Real servers for tests and the demo: moto's S3, ``rclone serve s3``, and the mock API.
+"""Local servers for the demo, the tests and the benchmark: moto's S3, ``rclone serve s3``,
+and the mock API, each on a free local port, stopped by the caller.
 
-Each starts on a free local port and is stopped by the caller.
+moto and rclone are development dependencies (``requirements-dev.txt``); they are imported or
+looked up only when a server is started.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import requests
 
 ACCESS_KEY = "testing-access"
 SECRET_KEY = "testing-secret-value"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -46,8 +48,11 @@ class MotoS3:
     """moto's S3 server in a thread of this process."""
 
     def __init__(self) -> None:
+        import logging
+
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
