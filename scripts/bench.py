@@ -1,0 +1,131 @@
+"""`make bench`: initial sync through the mock API, next to `rclone copy`, on `rclone serve s3`.
+
+For each data set (default 5000 × 1 KiB and 200 × 1 MiB; change with --small/--large or
+BENCH_SMALL / BENCH_LARGE), the objects are written straight into the folder that
+`rclone serve s3` serves, then:
+
+* the service's `initial-sync` runs as a process against the mock API (disk storage), and
+  its peak RSS is sampled;
+* `rclone copy` (16 transfers) copies the same bucket into a local folder.
+
+It prints objects/s, MB/s, peak RSS and the ratio of the two times. Run it several times
+and quote medians: the machine's other load moves these figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from sync_service.utils.local_servers import (  # noqa: E402
+    ACCESS_KEY,
+    SECRET_KEY,
+    MockApiProcess,
+    RcloneS3,
+)
+
+
+@dataclass
+class Timing:
+    seconds: float
+    peak_rss_mb: float
+    exit_code: int
+
+
+def seed(folder: Path, count: int, size: int) -> int:
+    """Write ``count`` files of ``size`` random bytes into ``folder`` (spread over 10 subfolders)."""
+    for n in range(count):
+        path = folder / f"d{n % 10}" / f"obj-{n:06d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(size))
+    return count * size
+
+
+def timed(command: list[str], *, env: dict[str, str], cwd: Path) -> Timing:
+    """Run ``command``, sampling its resident memory every 20 ms."""
+    log = tempfile.TemporaryFile(mode="w+")
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
+    watched = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    if process.returncode != 0:
+        log.seek(0)
+        print(log.read()[-2000:], file=sys.stderr)
+    log.close()
+    return Timing(elapsed, peak / 1e6, process.returncode)
+
+
+def bench_set(name: str, count: int, size: int, workers: int, workdir: Path,
+              rclone: RcloneS3) -> None:
+    bucket = f"bench-{name}"
+    total = count * size
+    api = MockApiProcess(workdir / f"fm-{name}").start()
+    try:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
+               "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
+               "CUSTOMER_S3_BUCKET": bucket, "MOCK_API_URL": api.url,
+               "SYNC_WORKERS": str(workers), "DATA_DIR": str(workdir / f"data-{name}"),
+               "LOG_DIR": str(workdir / "logs"), "REPORT_URLS": f"{api.url}/syncResults"}
+        sync = timed([sys.executable, "-m", "sync_service.main", "initial-sync"],
+                     env=env, cwd=workdir)
+    finally:
+        api.stop()
+    copy = timed([rclone.binary, "copy", f":s3:{bucket}", str(workdir / f"copy-{name}"),
+                  "--config", "/dev/null", "--s3-provider", "Other",
+                  "--s3-endpoint", rclone.endpoint, "--s3-access-key-id", ACCESS_KEY,
+                  "--s3-secret-access-key", SECRET_KEY, "--transfers", "16",
+                  "--checkers", "16"], env=dict(os.environ), cwd=workdir)
+    mb = total / 1e6
+    print(f"\n{name}: {count} objects x {size} B = {mb:.1f} MB, SYNC_WORKERS={workers}")
+    print(f"  {'':<22}{'seconds':>9}{'objects/s':>11}{'MB/s':>9}{'peak RSS MB':>13}{'exit':>6}")
+    for label, timing in (("initial-sync", sync), ("rclone copy", copy)):
+        print(f"  {label:<22}{timing.seconds:>9.2f}{count / timing.seconds:>11.0f}"
+              f"{mb / timing.seconds:>9.1f}{timing.peak_rss_mb:>13.0f}{timing.exit_code:>6}")
+    print(f"  initial-sync / rclone copy time: {sync.seconds / copy.seconds:.1f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", type=int, default=int(os.environ.get("BENCH_SMALL", 5000)),
+                        help="number of 1 KiB objects (0 to skip)")
+    parser.add_argument("--large", type=int, default=int(os.environ.get("BENCH_LARGE", 200)),
+                        help="number of 1 MiB objects (0 to skip)")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("SYNC_WORKERS", 16)))
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="s3-sync-bench-"))
+    sets = [(name, count, size) for name, count, size in
+            (("small", args.small, 1024), ("large", args.large, 1024 * 1024)) if count]
+    for name, count, size in sets:  # rclone serve s3 lists its buckets once, at start
+        seed(workdir / "s3-root" / f"bench-{name}", count, size)
+    rclone = RcloneS3(workdir / "s3-root").start()
+    try:
+        print(f"rclone serve s3 at {rclone.endpoint}; {os.cpu_count()} CPUs")
+        for name, count, size in sets:
+            bench_set(name, count, size, args.workers, workdir, rclone)
+    finally:
+        rclone.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
