@@ -55,22 +55,21 @@ def seed(folder: Path, count: int, size: int) -> int:
 
 def timed(command: list[str], *, env: dict[str, str], cwd: Path) -> Timing:
     """Run ``command``, sampling its resident memory every 20 ms."""
-    log = tempfile.TemporaryFile(mode="w+")
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
-    watched = psutil.Process(process.pid)
-    peak = 0
-    while process.poll() is None:
-        try:
-            peak = max(peak, watched.memory_info().rss)
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    elapsed = time.perf_counter() - started
-    if process.returncode != 0:
-        log.seek(0)
-        print(log.read()[-2000:], file=sys.stderr)
-    log.close()
+    with tempfile.TemporaryFile(mode="w+") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
+        watched = psutil.Process(process.pid)
+        peak = 0
+        while process.poll() is None:
+            try:
+                peak = max(peak, watched.memory_info().rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        if process.returncode != 0:
+            log.seek(0)
+            print(log.read()[-2000:], file=sys.stderr)
     return Timing(elapsed, peak / 1e6, process.returncode)
 
 

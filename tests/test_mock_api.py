@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import socket
 import subprocess
 import sys
 import threading
@@ -360,14 +361,14 @@ def test_cached_404_is_replayed_even_after_the_path_appears(api: MockApi) -> Non
 
 def test_concurrent_calls_with_one_key_apply_once(api: MockApi) -> None:
     def slow_body() -> Iterator[bytes]:
-        for _ in range(5):
+        for _ in range(8):
             time.sleep(0.05)
             yield b"slow "
 
     answers: list[requests.Response] = []
     first = threading.Thread(target=lambda: answers.append(api.save("race.txt", slow_body(), key="race")))
     first.start()
-    time.sleep(0.05)  # the first call is now inside the key's lock, still streaming
+    time.sleep(0.15)  # the first call is now inside the key's lock, still streaming
     second = requests.post(
         f"{api.url}/saveToDisk",
         params={"path": "race.txt"},
@@ -378,8 +379,27 @@ def test_concurrent_calls_with_one_key_apply_once(api: MockApi) -> None:
     first.join()
 
     assert second.json() == answers[0].json()
-    assert second.json()["sha256"] == sha256(b"slow " * 5)
+    assert second.json()["sha256"] == sha256(b"slow " * 8)
     assert len(api.get("/operations").json()) == 1
+
+
+def test_client_disconnect_mid_upload_leaves_nothing_and_does_not_poison_the_key(api: MockApi) -> None:
+    host, port = api.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /saveToDisk?path=cut.bin HTTP/1.1\r\nHost: x\r\nIdempotency-Key: cut\r\n"
+            b"Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10
+        )
+        time.sleep(0.1)
+    deadline = time.monotonic() + 5
+    while list((api.root / ".tmp").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    retry = api.save("cut.bin", b"whole", key="cut")
+
+    assert list((api.root / ".tmp").iterdir()) == []
+    assert retry.status_code == 200
+    assert retry.json()["sha256"] == sha256(b"whole")
 
 
 # ----- auth ----------------------------------------------------------------------------------------
@@ -394,30 +414,31 @@ def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.mark.parametrize(
-    ("method", "endpoint"),
+    ("method", "endpoint", "body"),
     [
-        ("POST", "/saveToDisk?path=a.txt"),
-        ("POST", "/deleteFile"),
-        ("GET", "/files"),
-        ("GET", "/operations"),
-        ("POST", "/admin/reset"),
-        ("POST", "/admin/faults"),
+        ("POST", "/saveToDisk?path=a.txt", None),
+        ("POST", "/deleteFile", {"path": "a.txt"}),
+        ("POST", "/syncResults", {"run_id": "r"}),
+        ("GET", "/files", None),
+        ("GET", "/operations", None),
+        ("GET", "/stats", None),
+        ("POST", "/admin/reset", None),
+        ("POST", "/admin/faults", {}),
     ],
 )
-def test_token_is_required(token_server: str, method: str, endpoint: str) -> None:
+def test_token_is_required(token_server: str, method: str, endpoint: str, body: dict[str, Any] | None) -> None:
     url = f"{token_server}{endpoint}"
 
-    missing = requests.request(method, url, json={"path": "a.txt"}, timeout=10)
-    wrong = requests.request(
-        method, url, json={"path": "a.txt"}, headers={"Authorization": "Bearer nope"}, timeout=10
-    )
-    right = requests.request(
-        method, url, json={"path": "a.txt"}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
-    )
+    def call(headers: dict[str, str]) -> requests.Response:
+        return requests.request(method, url, json=body, headers=headers, timeout=10)
+
+    missing = call({})
+    wrong = call({"Authorization": "Bearer nope"})
+    right = call({"Authorization": f"Bearer {TOKEN}"})
 
     assert missing.status_code == wrong.status_code == 401
     assert missing.json() == {"detail": "missing or wrong bearer token"}
-    assert right.status_code == 200
+    assert right.status_code == 200, right.text
 
 
 def test_health_needs_no_token(token_server: str) -> None:
@@ -553,9 +574,7 @@ def test_disk_index_is_rebuilt_on_startup(tmp_path: Path) -> None:
     finally:
         stop()
 
-    assert listing == [
-        {"path": "kept/deep/f.txt", "size": 9, "sha256": sha256(b"persisted"), "permissions": None}
-    ]
+    assert listing == [{"path": "kept/deep/f.txt", "size": 9, "sha256": sha256(b"persisted"), "permissions": None}]
     assert list((tmp_path / ".tmp").iterdir()) == []
 
 
@@ -588,19 +607,23 @@ def test_s3_storage_stores_objects_in_the_target_bucket(moto_endpoint: str, tmp_
             timeout=30,
         )
         moved = requests.post(f"{url}/moveFile", json={"from": "dir/obj.bin", "to": "new/obj.bin"}, timeout=30)
+
+        assert (saved.status_code, perms.status_code, moved.status_code) == (200, 200, 200)
+        assert saved.json()["sha256"] == sha256(data)
+        stored = client.get_object(Bucket="target-bucket", Key="new/obj.bin")
+        assert stored["Body"].read() == data
+        assert stored["Metadata"]["sha256"] == sha256(data)
+        assert "Contents" not in client.list_objects_v2(Bucket="target-bucket", Prefix="dir/")
+        assert list((tmp_path / "spool").iterdir()) == []
+        # A new storage on the same bucket finds the object again, permissions included.
+        rescanned = S3Storage(client, "target-bucket", tmp_dir=tmp_path / "spool2").scan()
+        assert rescanned["new/obj.bin"].permissions == {"read": ["bob"]}
+
+        requests.post(f"{url}/admin/reset", timeout=30)
+
+        assert "Contents" not in client.list_objects_v2(Bucket="target-bucket")
     finally:
         stop()
-
-    assert (saved.status_code, perms.status_code, moved.status_code) == (200, 200, 200)
-    assert saved.json()["sha256"] == sha256(data)
-    stored = client.get_object(Bucket="target-bucket", Key="new/obj.bin")
-    assert stored["Body"].read() == data
-    assert stored["Metadata"]["sha256"] == sha256(data)
-    assert "Contents" not in client.list_objects_v2(Bucket="target-bucket", Prefix="dir/")
-    # A new storage on the same bucket finds the object again, permissions included.
-    assert S3Storage(client, "target-bucket", tmp_dir=tmp_path / "spool2").scan()["new/obj.bin"].permissions == {
-        "read": ["bob"]
-    }
 
 
 # ----- command line ----------------------------------------------------------------------------------
@@ -623,7 +646,9 @@ def test_bad_settings_name_the_variable(env: dict[str, str], variable: str) -> N
 
 
 def test_flags_override_environment() -> None:
-    settings = parse_settings({"MOCK_API_PORT": "9000", "MOCK_API_HOST": "0.0.0.0"}, ["--port", "9100", "--host", "::1"])
+    settings = parse_settings(
+        {"MOCK_API_PORT": "9000", "MOCK_API_HOST": "0.0.0.0"}, ["--port", "9100", "--host", "::1"]
+    )
 
     assert (settings.host, settings.port) == ("::1", 9100)
 
@@ -652,7 +677,11 @@ def test_cli_exits_2_on_bad_config() -> None:
 def test_cli_serves_with_token_and_never_prints_it(tmp_path: Path) -> None:
     port = free_port()
     process = _run_module(
-        {"API_TOKEN": TOKEN, "MOCK_STORAGE_DIR": str(tmp_path / "store")}, "--host", "127.0.0.1", "--port", str(port)
+        {"API_TOKEN": TOKEN, "MOCK_STORAGE_DIR": str(tmp_path / "store")},
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
     )
     try:
         if not wait_for_http(f"http://127.0.0.1:{port}/health"):
