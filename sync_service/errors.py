@@ -6,6 +6,7 @@
      ├── ConfigError          bad usage or configuration: stop, exit 2
      ├── LockHeldError        another sync holds the database lock: stop, exit 3
      ├── DatabaseError        SQLite failed: stop
+ ├── RefusedError         a safety guard refused the run before it changed anything
      ├── StorageError         the customer S3 bucket failed
      │    └── ObjectGone      the object vanished between listing and reading: skip it
      └── ApiError             the file-manager API failed
@@ -35,6 +36,10 @@ class LockHeldError(SyncError):
 
 class DatabaseError(SyncError):
     """The SQLite database could not be opened, migrated or written."""
+
+
+class RefusedError(SyncError):
+    """A guard (such as reconcile's --max-delete) refused to go ahead."""
 
 
 class StorageError(SyncError):

@@ -17,7 +17,11 @@ from sync_service.commands import (
     EXIT_INTERRUPTED,
     EXIT_LOCKED,
     EXIT_USAGE,
+    incremental_sync,
     initial_sync,
+    publish_event,
+    reconcile,
+    state_files,
     status,
 )
 from sync_service.errors import ConfigError, LockHeldError, SyncError
@@ -46,8 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
                      description="Keep a file manager in step with an S3 bucket.",
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="command", parser_class=_Parser)
-    commands.add_parser("initial-sync", help="deliver every object of the bucket to the "
-                        "file manager, record it, export the state CSV")
+    initial = commands.add_parser("initial-sync", help="deliver every object of the bucket to "
+                                  "the file manager, record it, export the state CSV")
+    initial.add_argument("--dry-run", action="store_true",
+                         help="print what would be delivered; call nothing, change nothing")
+    incremental = commands.add_parser("incremental-sync", help="replay events, diff the old and "
+                                      "new state, apply the operations")
+    incremental.add_argument("--dry-run", action="store_true",
+                             help="print the plan; call nothing, change nothing")
+    repair = commands.add_parser("reconcile", help="list the bucket, compare with the records, "
+                                 "and repair what changed without an event")
+    repair.add_argument("--max-delete", type=int, default=None, metavar="N",
+                        help="refuse a repair deleting more than N files (default: 10%% of the records)")
+    repair.add_argument("--dry-run", action="store_true", help="print the drift; change nothing")
+    publish = commands.add_parser("publish-event", help="publish one event (JSON) to the "
+                                  "configured event source")
+    publish.add_argument("event", help="the event as JSON")
+    export = commands.add_parser("export-csv", help="export the records as a state CSV")
+    export.add_argument("--out", default=None, help="file to write (default: EXPORT_DIR/state.csv)")
+    diff = commands.add_parser("diff", help="print the ordered plan between two state CSVs")
+    diff.add_argument("old", help="the old state CSV")
+    diff.add_argument("new", help="the new state CSV")
     status_parser = commands.add_parser("status", help="records, last runs, failures, and a "
                                         "live check of S3, the API and the database")
     status_parser.add_argument("--json", action="store_true", help="print JSON")
@@ -57,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 HANDLERS: dict[str, Handler] = {
     "initial-sync": initial_sync.run,
+    "incremental-sync": incremental_sync.run,
+    "reconcile": reconcile.run,
+    "publish-event": publish_event.run,
+    "export-csv": state_files.export_csv,
+    "diff": state_files.diff,
     "status": status.run,
 }
 

@@ -87,6 +87,7 @@ class RunReport:
     skipped: int = 0
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     bytes_transferred: int = 0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
     failures: list[OperationFailure] = field(default_factory=list)
 
     def skip(self, reason: str) -> None:
@@ -97,3 +98,29 @@ class RunReport:
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready values."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class FileOperation:
+    """One change to make in the file manager, from the diff of two states.
+
+    ``path`` is the file acted on (the source, for rename and move); ``new_path`` the target of
+    a rename or move. The record fields carry the new state, so that the baseline can take it
+    once the operation succeeded. ``temp`` marks an intermediate step through a temporary path.
+    """
+
+    op: str
+    record_id: int
+    path: str
+    new_path: str = ""
+    permissions: str = ""
+    size: int = 0
+    etag: str = ""
+    last_modified: str = ""
+    content_version: int = 0
+    temp: bool = False
+
+    @property
+    def target(self) -> str:
+        """The path this operation writes to."""
+        return self.new_path or self.path

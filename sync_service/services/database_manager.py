@@ -57,7 +57,41 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX operations_status ON operations (status);
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: what the file manager is known to hold, events, dead letters, planned operations
+    """
+    CREATE TABLE baseline (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        last_modified TEXT NOT NULL,
+        permissions TEXT NOT NULL,
+        content_version INTEGER NOT NULL
+    );
+    CREATE INDEX baseline_path ON baseline (path);
+    INSERT INTO baseline SELECT id, path, size, etag, last_modified, permissions, content_version
+        FROM files;
+    CREATE TABLE applied_events (event_id TEXT PRIMARY KEY, applied_at TEXT NOT NULL);
+    CREATE TABLE key_sequencers (path TEXT PRIMARY KEY, sequencer TEXT NOT NULL);
+    CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        source TEXT NOT NULL,
+        position TEXT,
+        reason TEXT NOT NULL,
+        raw TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+    );
+    ALTER TABLE operations ADD COLUMN seq INTEGER;
+    ALTER TABLE operations ADD COLUMN record_id INTEGER;
+    ALTER TABLE operations ADD COLUMN payload TEXT;
+    CREATE INDEX operations_run ON operations (run_id, seq)
+    """,
 )
+
+_COPY_TO_BASELINE = """
+INSERT OR REPLACE INTO baseline (id, path, size, etag, last_modified, permissions, content_version)
+SELECT id, path, size, etag, last_modified, permissions, content_version FROM files WHERE path = ?
+"""
 
 _UPSERT_FILE = """
 INSERT INTO files (path, size, etag, last_modified, permissions, content_version)
@@ -108,6 +142,17 @@ class DatabaseManager:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+    def copy_to(self, path: Path) -> DatabaseManager:
+        """A consistent copy of the database at ``path`` (SQLite's online backup)."""
+        target = sqlite3.connect(path)
+        try:
+            self.conn.backup(target)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"copying {self.path} failed: {exc}") from exc
+        finally:
+            target.close()
+        return DatabaseManager(path)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -180,11 +225,14 @@ class DatabaseManager:
 
     def iter_records(self, batch: int = 10_000) -> Iterator[FileRecord]:
         """Every record ordered by id, read in batches so memory stays flat."""
+        return self._iter_table("files", batch)
+
+    def _iter_table(self, table: str, batch: int) -> Iterator[FileRecord]:
         last_id = 0
         while True:
             rows = self._query(
                 "SELECT id, path, size, etag, last_modified, permissions, content_version "
-                "FROM files WHERE id > ? ORDER BY id LIMIT ?", (last_id, batch))
+                f"FROM {table} WHERE id > ? ORDER BY id LIMIT ?", (last_id, batch))
             if not rows:
                 return
             for row in rows:
@@ -192,13 +240,35 @@ class DatabaseManager:
             last_id = rows[-1][0]
 
     def save_synced(self, files: list[SyncedFile]) -> None:
-        """Record delivered files in one transaction (new path: new id; new etag: version+1)."""
+        """Record delivered files in one transaction (new path: new id; new etag: version+1).
+
+        They are in the file manager now, so the baseline takes the same rows.
+        """
         if not files:
             return
         with self.transaction() as conn:
             conn.executemany(_UPSERT_FILE, [
                 (f.path, f.size, f.etag, f.last_modified, f.permissions) for f in files
             ])
+            conn.executemany(_COPY_TO_BASELINE, [(f.path,) for f in files])
+
+    def iter_baseline(self, batch: int = 10_000) -> Iterator[FileRecord]:
+        """Every baseline row (what the file manager is known to hold) ordered by id."""
+        return self._iter_table("baseline", batch)
+
+    def iter_records_by_path(self, batch: int = 10_000) -> Iterator[FileRecord]:
+        """Every record ordered by path (the order of an S3 listing), read in batches."""
+        last = ""
+        first = True
+        while True:
+            rows = self._query(
+                "SELECT id, path, size, etag, last_modified, permissions, content_version "
+                "FROM files WHERE path > ? OR ? ORDER BY path LIMIT ?", (last, first, batch))
+            if not rows:
+                return
+            for row in rows:
+                yield FileRecord(*row)
+            last, first = rows[-1][1], False
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -255,6 +325,10 @@ class DatabaseManager:
                 "GROUP BY status"):
             counts[status] = count
         return counts
+
+    def dead_letter_count(self) -> int:
+        """How many messages were rejected into the dead letters."""
+        return int(self._query("SELECT count(*) FROM dead_letters")[0][0])
 
     def failed_operations(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest failed operations."""

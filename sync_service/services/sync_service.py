@@ -1,28 +1,41 @@
-"""The orchestration of runs: initial sync today, status; incremental sync joins later."""
+"""The orchestration of runs (initial sync, incremental sync, reconcile) and the status."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sync_service.clients.event_source import EventSource, MemorySource
+from sync_service.clients.file_spool import FileSpoolSource
 from sync_service.clients.infrastructure_api import InfrastructureAPI
 from sync_service.clients.s3_manager import S3Manager
-from sync_service.errors import SyncError
+from sync_service.errors import ConfigError, RefusedError, SyncError
 from sync_service.models.config import SyncConfig
-from sync_service.models.data_models import OperationFailure, RunReport, iso_utc
-from sync_service.services.csv_processor import CSVProcessor
+from sync_service.models.data_models import FileOperation, OperationFailure, RunReport, iso_utc
+from sync_service.services.csv_processor import CSVProcessor, diff_states, write_operations
 from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.event_processor import POSITION_KEY, EventProcessor, ReplayResult
+from sync_service.services.plan_executor import PlanExecutor
+from sync_service.services.planner import plan_operations
+from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.sync_lock import SyncLock
-from sync_service.services.transfer_pipeline import Progress, TransferPipeline
+from sync_service.services.transfer_pipeline import Progress, TransferPipeline, plan_task
 from sync_service.utils.clock import Clock
+from sync_service.utils.paths import is_folder_marker, path_error
 
 logger = logging.getLogger(__name__)
 
 INITIAL_SYNC = "initial-sync"
+INCREMENTAL_SYNC = "incremental-sync"
+RECONCILE = "reconcile"
 INITIAL_SYNC_OPS = ("create", "update", "update_permissions")
 
 
@@ -56,16 +69,49 @@ class SyncService:
         stamp = self.clock.now().strftime("%Y%m%dT%H%M%SZ")
         return f"{mode}-{stamp}-{secrets.token_hex(2)}"
 
+    def event_source(self) -> EventSource:
+        """The configured source of events."""
+        if self.config.event_source == "file":
+            return FileSpoolSource(self.config.events_dir)
+        raise ConfigError(f"EVENT_SOURCE={self.config.event_source} is not supported yet")
+
+    def _event_processor(self, source: EventSource, db: DatabaseManager | None = None,
+                         position_key: str | None = POSITION_KEY) -> EventProcessor:
+        return EventProcessor(
+            db or self.db, self.s3, source, dead_letters_dir=self.config.dead_letters_dir,
+            permissions_key=self.config.permissions_metadata_key,
+            default_permissions=self.config.default_permissions,
+            bucket=self.config.customer_s3_bucket, prefix=self.config.customer_s3_prefix,
+            position_key=position_key)
+
+    @contextmanager
+    def _run(self, mode: str) -> Iterator[RunReport]:
+        """Hold the lock for one run, record it, and close it with its report whatever happens."""
+        self.config.require_bucket()
+        with self.lock:
+            report = RunReport(run_id=self.new_run_id(mode), mode=mode,
+                               started_at=iso_utc(self.clock.now()))
+            started = self.clock.monotonic()
+            self.db.start_run(report.run_id, report.mode, report.started_at)
+            status = "error"
+            try:
+                yield report
+                status = "ok" if report.failed == 0 else "failed"
+            except KeyboardInterrupt:
+                status = "interrupted"
+                raise
+            except SyncError as exc:
+                report.failures.append(OperationFailure("run", "", f"{type(exc).__name__}: {exc}"))
+                report.failed += 1
+                raise
+            finally:
+                self._finish(report, status, started)
+
     # -- initial sync ------------------------------------------------------------------------
 
     def initial_sync(self) -> RunReport:
         """Deliver every object of the bucket to the file manager, then export the state CSV."""
-        self.config.require_bucket()
-        with self.lock:
-            report = RunReport(run_id=self.new_run_id(INITIAL_SYNC), mode=INITIAL_SYNC,
-                               started_at=iso_utc(self.clock.now()))
-            started = self.clock.monotonic()
-            self.db.start_run(report.run_id, report.mode, report.started_at)
+        with self._run(INITIAL_SYNC) as report:
             retried = self.db.supersede_failures(INITIAL_SYNC_OPS, report.run_id)
             if retried:
                 logger.info("retrying %d operations that failed in earlier runs", retried)
@@ -79,27 +125,107 @@ class SyncService:
                 permissions_key=self.config.permissions_metadata_key,
                 default_permissions=self.config.default_permissions)
             progress = Progress(report, interactive=self.interactive)
-            status = "error"
             try:
                 pipeline.run(progress)
-                status = "ok" if report.failed == 0 else "failed"
-            except KeyboardInterrupt:
-                status = "interrupted"
-                raise
-            except SyncError as exc:
-                report.failures.append(_fatal_failure(exc))
-                report.failed += 1
-                raise
             finally:
                 progress.close()
-                self._finish(report, status, started)
-            return report
-
-    def _finish(self, report: RunReport, status: str, started: float) -> None:
-        """Close a run: export the state, store and send the report."""
-        if status in ("ok", "failed"):
             path = self.csv.export(self.db.iter_records(), name=f"state_{report.run_id}")
             logger.info("state exported to %s", path)
+        return report
+
+    def initial_sync_plan(self) -> list[tuple[str, str]]:
+        """What an initial sync would do now, as (action, path), without doing anything."""
+        self.config.require_bucket()
+        planned: list[tuple[str, str]] = []
+        for page in self.s3.iter_pages():
+            records = self.db.lookup([s.path for s in page])
+            for summary in page:
+                if is_folder_marker(summary.key, summary.size):
+                    planned.append(("skip folder marker", summary.key))
+                elif path_error(summary.path) is not None:
+                    planned.append((f"skip invalid key ({path_error(summary.path)})", summary.key))
+                else:
+                    task = plan_task(summary, records.get(summary.path))
+                    if task is not None:
+                        planned.append((task.op, summary.path))
+        return planned
+
+    # -- incremental sync --------------------------------------------------------------------
+
+    def incremental_sync(self) -> RunReport:
+        """Export old → replay events → export new → diff → store the plan → apply → report."""
+        with self._run(INCREMENTAL_SYNC) as report:
+            timings = report.phase_seconds
+            tick = self.clock.monotonic()
+            old_csv = self.csv.export(self.db.iter_baseline(), name=f"old_{report.run_id}")
+            timings["export_old"], tick = _lap(self.clock, tick)
+            replay = self._event_processor(self.event_source()).replay()
+            report.events_applied, report.events_rejected = replay.applied, replay.rejected
+            timings["replay"], tick = _lap(self.clock, tick)
+            new_csv = self.csv.export(self.db.iter_records(), name=f"new_{report.run_id}")
+            timings["export_new"], tick = _lap(self.clock, tick)
+            self._plan_and_apply(report, old_csv, new_csv, timings)
+        return report
+
+    def incremental_sync_plan(self) -> tuple[list[FileOperation], ReplayResult]:
+        """What an incremental sync would do now, computed on a copy of the database.
+
+        The copy takes the replay; the source is read but not acknowledged, the real database
+        and the file manager are untouched.
+        """
+        self.config.require_bucket()
+        with tempfile.TemporaryDirectory(prefix="sync-dry-run-") as folder:
+            copy = self.db.copy_to(Path(folder) / "sync.db")
+            replay = self._event_processor(self.event_source(), db=copy).replay(acknowledge=False)
+            scratch = CSVProcessor(folder)
+            old_csv = scratch.export(copy.iter_baseline(), name="old")
+            new_csv = scratch.export(copy.iter_records(), name="new")
+            plan = plan_operations(diff_states(CSVProcessor.read(old_csv), CSVProcessor.read(new_csv)))
+            copy.close()
+        return plan, replay
+
+    def _plan_and_apply(self, report: RunReport, old_csv: Path, new_csv: Path,
+                        timings: dict[str, float]) -> None:
+        tick = self.clock.monotonic()
+        plan = plan_operations(diff_states(CSVProcessor.read(old_csv), CSVProcessor.read(new_csv)))
+        write_operations(plan, self.csv.export_dir / f"diff_{report.run_id}.csv")
+        timings["diff"], tick = _lap(self.clock, tick)
+        executor = PlanExecutor(self.s3, self.api, self.db, run_id=report.run_id,
+                                workers=self.config.sync_workers)
+        executor.apply(plan, executor.store(plan), report)
+        timings["apply"], tick = _lap(self.clock, tick)
+        logger.info("%s: %d operations planned, %d succeeded, %d failed", report.run_id,
+                    sum(1 for o in plan if not o.temp), report.succeeded, report.failed)
+
+    # -- reconcile ---------------------------------------------------------------------------
+
+    def reconcile(self, *, max_delete: int | None = None, dry_run: bool = False) -> tuple[Drift, RunReport | None]:
+        """Repair drift between the bucket and the records through the same plan-and-apply path.
+
+        Refuses (``RefusedError``) a repair that would delete more than ``max_delete`` files
+        (default: 10% of the records, at least 1) before changing anything.
+        """
+        self.config.require_bucket()
+        drift = find_drift(self.s3, self.db)
+        limit = max_delete if max_delete is not None else max(1, math.ceil(0.1 * self.db.get_record_count()))
+        if len(drift.deleted) > limit:
+            raise RefusedError(
+                f"reconcile would delete {len(drift.deleted)} files, more than the limit of "
+                f"{limit}; check the bucket and prefix, or pass --max-delete {len(drift.deleted)}")
+        if dry_run:
+            return drift, None
+        with self._run(RECONCILE) as report:
+            timings = report.phase_seconds
+            old_csv = self.csv.export(self.db.iter_baseline(), name=f"old_{report.run_id}")
+            replay = self._event_processor(MemorySource(drift.as_events(report.run_id)),
+                                           position_key=None).replay()
+            report.events_applied, report.events_rejected = replay.applied, replay.rejected
+            new_csv = self.csv.export(self.db.iter_records(), name=f"new_{report.run_id}")
+            self._plan_and_apply(report, old_csv, new_csv, timings)
+        return drift, report
+
+    def _finish(self, report: RunReport, status: str, started: float) -> None:
+        """Close a run: store, write and send its report."""
         report.finished_at = iso_utc(self.clock.now())
         report.duration_s = round(self.clock.monotonic() - started, 3)
         self.db.finish_run(report, status)
@@ -137,14 +263,13 @@ class SyncService:
                 run["status"] = "interrupted"
             run.update({k: report.get(k) for k in ("duration_s", "succeeded", "failed", "skipped")})
             last_runs[mode] = run
-        dead_letters = self.config.dead_letters_dir
         status: dict[str, Any] = {
             "records": self.db.get_record_count(),
             "last_runs": last_runs,
             "operations": self.db.operation_counts(),
             "recent_failures": self.db.failed_operations(limit=10),
             "event_position": self.db.get_setting("event_position"),
-            "dead_letters": len(list(dead_letters.glob("*.json"))) if dead_letters.is_dir() else 0,
+            "dead_letters": self.db.dead_letter_count(),
             "sync_running": self.lock.is_held_elsewhere(),
             "database": str(self.config.database_path),
             "bucket": self.config.customer_s3_bucket,
@@ -169,5 +294,6 @@ def _timed_check(check: Any) -> dict[str, Any]:
     return {"ok": True, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 
-def _fatal_failure(exc: SyncError) -> OperationFailure:
-    return OperationFailure("run", "", f"{type(exc).__name__}: {exc}")
+def _lap(clock: Clock, since: float) -> tuple[float, float]:
+    now = clock.monotonic()
+    return round(now - since, 3), now

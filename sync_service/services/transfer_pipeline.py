@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync_service.clients.infrastructure_api import InfrastructureAPI
-from sync_service.clients.s3_manager import S3Manager, S3Object
+from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import ObjectGone, PermanentApiError, SyncError
 from sync_service.models.data_models import (
     FileRecord,
@@ -36,6 +36,7 @@ from sync_service.models.data_models import (
     SyncedFile,
 )
 from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.delivery import deliver_content
 from sync_service.utils.paths import is_folder_marker, path_error
 from sync_service.utils.permissions import permissions_from_metadata
 
@@ -266,24 +267,8 @@ class TransferPipeline:
                                          default=self.default_permissions, path=path)
 
     def _upload(self, summary: ObjectSummary, op: str) -> TransferOutcome:
-        first: list[S3Object] = [self.s3.open(summary.key)]
-        meta = first[0].meta
-
-        def open_body() -> Iterator[bytes]:
-            # The first attempt reads the GET already open; a retry reads the object again,
-            # and only if it is still the version whose metadata will be recorded.
-            obj = first.pop() if first else self.s3.open(summary.key, if_match=meta.etag)
-            try:
-                yield from obj.chunks()
-            finally:
-                obj.close()
-
-        try:
-            saved = self.api.save_to_disk(summary.path, open_body,
-                                          key=operation_key(self.run_id, op, summary.path))
-        finally:
-            for unread in first:
-                unread.close()
+        meta, saved = deliver_content(self.s3, self.api, summary.path,
+                                      key=operation_key(self.run_id, op, summary.path))
         permissions = self._permissions(meta.metadata, summary.path)
         self.api.update_permissions(summary.path, permissions, key=operation_key(
             self.run_id, "permissions", summary.path))

@@ -1,0 +1,23 @@
+"""``publish-event '<json>'``: put one event on the configured source."""
+
+from __future__ import annotations
+
+import argparse
+
+from sync_service.commands import EXIT_OK
+from sync_service.errors import ConfigError
+from sync_service.models.config import SyncConfig
+from sync_service.services.event_parser import EventError, parse_message
+from sync_service.services.sync_service import SyncService
+
+
+def run(config: SyncConfig, args: argparse.Namespace) -> int:
+    """Validate the event, publish it, print where it went."""
+    try:
+        events = parse_message(args.event, bucket=config.customer_s3_bucket,
+                               prefix=config.customer_s3_prefix)
+    except EventError as exc:
+        raise ConfigError(f"not a valid event: {exc}") from exc
+    where = SyncService(config).event_source().publish(args.event)
+    print(f"published {len(events)} event(s) to {where}")
+    return EXIT_OK

@@ -1,0 +1,32 @@
+"""``export-csv`` and ``diff``: the state CSV and the plan between two of them."""
+
+from __future__ import annotations
+
+import argparse
+
+from sync_service.commands import EXIT_OK
+from sync_service.commands.plan_output import render_plan
+from sync_service.errors import ConfigError
+from sync_service.models.config import SyncConfig
+from sync_service.services.csv_processor import CSVProcessor, diff_states
+from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.planner import plan_operations
+
+
+def export_csv(config: SyncConfig, args: argparse.Namespace) -> int:
+    """Export the current records to a state CSV and print its path."""
+    processor = CSVProcessor(config.export_dir)
+    path = processor.export(DatabaseManager(config.database_path).iter_records(), out=args.out)
+    print(path)
+    return EXIT_OK
+
+
+def diff(config: SyncConfig, args: argparse.Namespace) -> int:
+    """Print the ordered plan that turns OLD.csv into NEW.csv."""
+    try:
+        old, new = CSVProcessor.read(args.old), CSVProcessor.read(args.new)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the state CSV: {exc}") from exc
+    print(render_plan(plan_operations(diff_states(old, new))))
+    return EXIT_OK
+

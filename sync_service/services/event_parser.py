@@ -1,0 +1,154 @@
+"""Turning a message into events: the native shape, S3 notifications (AWS and MinIO), and the
+legacy shape of earlier deployments. Pure functions; a malformed message raises ``EventError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from typing import Any
+from urllib.parse import unquote_plus
+
+from sync_service.errors import SyncError
+from sync_service.models.events import EVENT_TYPES, Event
+from sync_service.utils.paths import path_error
+
+POSIX_MODE_CHARS = ("r-", "w-", "xsStT-")
+
+
+class EventError(SyncError):
+    """A message that cannot be applied; it goes to the dead letters with this reason."""
+
+
+def message_id(body: str) -> str:
+    """The id of a message without one: a hash of its text, so a redelivery is recognised."""
+    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()[:40]
+
+
+def parse_message(body: str, *, bucket: str = "", prefix: str = "") -> list[Event]:
+    """The events in one message (none for an S3 test event or another bucket's records)."""
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise EventError(f"bad JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise EventError("not a JSON object")
+    if "Records" in document or "EventName" in document:
+        return _from_notification(document, body, bucket=bucket, prefix=prefix)
+    if document.get("Event") == "s3:TestEvent":
+        return []
+    if "event_type" in document or "file_path" in document:
+        return [_from_legacy(document, body)]
+    return [_from_native(document, body)]
+
+
+def _checked_path(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise EventError(f"missing field {field!r}")
+    reason = path_error(value)
+    if reason is not None:
+        raise EventError(f"invalid {field} {value!r}: {reason}")
+    return value
+
+
+def _event_type(value: Any) -> str:
+    if value not in EVENT_TYPES:
+        raise EventError(f"unknown event type {value!r}")
+    return str(value)
+
+
+def _build(event_id: str, kind: Any, path: Any, new_path: Any, permissions: Any,
+           occurred_at: Any) -> Event:
+    kind = _event_type(kind)
+    checked = _checked_path(path, "path")
+    target = _checked_path(new_path, "new_path") if kind in ("rename", "move") else None
+    if kind == "change_permission" and not isinstance(permissions, dict):
+        raise EventError("change_permission needs a 'permissions' object")
+    if permissions is not None and not isinstance(permissions, dict):
+        raise EventError("'permissions' must be a JSON object")
+    return Event(event_id, kind, checked, target, permissions,
+                 str(occurred_at) if occurred_at is not None else None)
+
+
+def _from_native(document: dict[str, Any], body: str) -> Event:
+    if "type" not in document:
+        raise EventError("missing field 'type'")
+    return _build(str(document.get("event_id") or message_id(body)), document["type"],
+                  document.get("path"), document.get("new_path"), document.get("permissions"),
+                  document.get("occurred_at"))
+
+
+def posix_permissions(metadata: dict[str, Any], key: str) -> dict[str, str] | None:
+    """``{"mode","owner","group"}`` from legacy metadata such as ``"rw-r--r--"``."""
+    mode = metadata.get(key)
+    if mode is None:
+        return None
+    if not isinstance(mode, str) or len(mode) != 9 or any(
+            char not in POSIX_MODE_CHARS[i % 3] for i, char in enumerate(mode)):
+        raise EventError(f"invalid POSIX permissions {mode!r}")
+    found = {"mode": mode}
+    for field in ("owner", "group"):
+        if isinstance(metadata.get(field), str):
+            found[field] = metadata[field]
+    return found
+
+
+def _legacy_path(value: Any) -> Any:
+    return value.lstrip("/") if isinstance(value, str) else value
+
+
+def _from_legacy(document: dict[str, Any], body: str) -> Event:
+    metadata = document.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise EventError("'metadata' must be a JSON object")
+    kind = document.get("event_type")
+    permissions = posix_permissions(
+        metadata, "new_permissions" if "new_permissions" in metadata else "permissions")
+    return _build(str(document.get("event_id") or message_id(body)), kind,
+                  _legacy_path(document.get("file_path")),
+                  _legacy_path(document.get("new_path")), permissions,
+                  document.get("timestamp"))
+
+
+def _from_notification(document: dict[str, Any], body: str, *, bucket: str,
+                       prefix: str) -> list[Event]:
+    records = document.get("Records")
+    if not isinstance(records, list):
+        raise EventError("'Records' must be a list")
+    base_id = str(document.get("event_id") or message_id(body))
+    events = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise EventError(f"record {index} is not an object")
+        name = str(record.get("eventName", "")).removeprefix("s3:")
+        s3 = record.get("s3") or {}
+        record_bucket = (s3.get("bucket") or {}).get("name")
+        if bucket and record_bucket and record_bucket != bucket:
+            continue
+        raw_key = (s3.get("object") or {}).get("key")
+        if not isinstance(raw_key, str) or not raw_key:
+            raise EventError(f"record {index} has no object key")
+        key = unquote_plus(raw_key)
+        if prefix and not key.startswith(prefix):
+            continue
+        if name.startswith("ObjectCreated:"):
+            kind = "create"
+        elif name.startswith("ObjectRemoved:"):
+            kind = "delete"
+        else:
+            continue  # other notifications (restore, tagging, ...) change nothing we track
+        sequencer = (s3.get("object") or {}).get("sequencer")
+        event = _build(f"{base_id}:{index}", kind, key[len(prefix):], None, None,
+                       record.get("eventTime"))
+        events.append(replace(event, sequencer=str(sequencer)) if sequencer else event)
+    return events
+
+
+def sequencer_is_newer(candidate: str, applied: str) -> bool:
+    """True when S3 sequencer ``candidate`` is later than ``applied`` for the same key.
+
+    S3 documents the comparison: right-pad the shorter value with zeros, then compare as hex.
+    """
+    width = max(len(candidate), len(applied))
+    return candidate.upper().ljust(width, "0") > applied.upper().ljust(width, "0")

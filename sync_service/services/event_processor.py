@@ -1,0 +1,202 @@
+"""Replaying events into SQLite (SPEC §5).
+
+Messages are read in batches from the configured source. For each batch, the S3 metadata that
+``create`` events need is fetched first (concurrently, outside any transaction); then the
+events apply in arrival order inside one transaction that also stores the source position,
+the applied event ids, and the dead letters. Only after that commit is the batch acknowledged
+to the source. A malformed message is dead-lettered and never stops the others.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sync_service.clients.event_source import EventSource, MessageBatch
+from sync_service.clients.s3_manager import ObjectMeta, S3Manager
+from sync_service.errors import ObjectGone
+from sync_service.models.data_models import canonical_json, iso_utc
+from sync_service.models.events import Event, RawMessage
+from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.event_parser import EventError, parse_message, sequencer_is_newer
+from sync_service.utils.permissions import permissions_from_metadata
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+POSITION_KEY = "event_position"
+HEAD_WORKERS = 16
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did."""
+
+    applied: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    batches: int = 0
+    position: str | None = None
+    rejections: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Parsed:
+    message: RawMessage
+    events: list[Event]
+    error: str | None = None
+
+
+class EventProcessor:
+    """Applies events from a source to the file records."""
+
+    def __init__(self, db: DatabaseManager, s3: S3Manager, source: EventSource, *,
+                 dead_letters_dir: Path, permissions_key: str,
+                 default_permissions: dict[str, object], bucket: str = "", prefix: str = "",
+                 batch_size: int = BATCH_SIZE, position_key: str | None = POSITION_KEY) -> None:
+        self.db = db
+        self.s3 = s3
+        self.source = source
+        self.dead_letters_dir = dead_letters_dir
+        self.permissions_key = permissions_key
+        self.default_permissions = default_permissions
+        self.bucket = bucket
+        self.prefix = prefix
+        self.batch_size = batch_size
+        self.position_key = position_key
+
+    def replay(self, *, acknowledge: bool = True) -> ReplayResult:
+        """Apply every pending message; ``acknowledge=False`` leaves the source untouched."""
+        result = ReplayResult(
+            position=self.db.get_setting(self.position_key) if self.position_key else None)
+        for batch in self.source.batches(result.position, self.batch_size):
+            self._apply_batch(batch, result)
+            result.position = batch.position
+            result.batches += 1
+            if acknowledge:
+                self.source.acknowledge(batch)
+        return result
+
+    # -- one batch ---------------------------------------------------------------------------
+
+    def _apply_batch(self, batch: MessageBatch, result: ReplayResult) -> None:
+        parsed = [self._parse(message) for message in batch.messages]
+        metas = self._fetch_metadata([e for p in parsed for e in p.events])
+        rejected: list[tuple[RawMessage, str]] = []
+        with self.db.transaction() as conn:
+            for item in parsed:
+                if item.error is not None:
+                    rejected.append((item.message, item.error))
+                    continue
+                for event in item.events:
+                    self._apply_event(conn, event, metas, result)
+            for message, reason in rejected:
+                conn.execute("INSERT INTO dead_letters (source, position, reason, raw) "
+                             "VALUES (?, ?, ?, ?)",
+                             (self.source.name, message.position, reason, message.body))
+            if self.position_key:
+                conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                             "DO UPDATE SET value = excluded.value",
+                             (self.position_key, batch.position))
+        for message, reason in rejected:
+            self._write_dead_letter(message, reason)
+            result.rejected += 1
+            result.rejections.append(f"{message.position}: {reason}")
+            logger.warning("rejected event at %s: %s", message.position, reason)
+
+    def _parse(self, message: RawMessage) -> _Parsed:
+        try:
+            return _Parsed(message, parse_message(message.body, bucket=self.bucket,
+                                                  prefix=self.prefix))
+        except EventError as exc:
+            return _Parsed(message, [], str(exc))
+
+    def _fetch_metadata(self, events: list[Event]) -> dict[str, ObjectMeta | None]:
+        """HEAD every path a create (or a rename of an unknown file) may need, concurrently."""
+        paths = sorted({e.path for e in events if e.type == "create"}
+                       | {e.new_path for e in events if e.type in ("rename", "move") and e.new_path})
+        if not paths:
+            return {}
+
+        def head(path: str) -> ObjectMeta | None:
+            try:
+                return self.s3.head(self.s3.key_of(path))
+            except ObjectGone:
+                return None
+
+        with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(paths))) as pool:
+            return dict(zip(paths, pool.map(head, paths), strict=True))
+
+    def _write_dead_letter(self, message: RawMessage, reason: str) -> None:
+        self.dead_letters_dir.mkdir(parents=True, exist_ok=True)
+        safe = message.position.replace("/", "_").replace(":", "-")
+        (self.dead_letters_dir / f"{self.source.name}-{safe}.json").write_text(json.dumps(
+            {"source": self.source.name, "position": message.position, "reason": reason,
+             "raw": message.body}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+    # -- one event ---------------------------------------------------------------------------
+
+    def _apply_event(self, conn: sqlite3.Connection, event: Event,
+                     metas: dict[str, ObjectMeta | None], result: ReplayResult) -> None:
+        if conn.execute("SELECT 1 FROM applied_events WHERE event_id = ?",
+                        (event.event_id,)).fetchone():
+            result.duplicates += 1
+            return
+        if event.sequencer is not None and not self._sequencer_advances(conn, event):
+            result.stale += 1
+            return
+        if event.type == "create":
+            self._create(conn, event.path, metas.get(event.path), event.permissions)
+        elif event.type == "delete":
+            conn.execute("DELETE FROM files WHERE path = ?", (event.path,))
+        elif event.type in ("rename", "move"):
+            assert event.new_path is not None
+            moved = conn.execute("SELECT id FROM files WHERE path = ?", (event.path,)).fetchone()
+            if moved is None:
+                self._create(conn, event.new_path, metas.get(event.new_path), event.permissions)
+            elif event.new_path != event.path:
+                conn.execute("DELETE FROM files WHERE path = ?", (event.new_path,))
+                conn.execute("UPDATE files SET path = ? WHERE id = ?", (event.new_path, moved[0]))
+        elif event.type == "change_permission":
+            changed = conn.execute("UPDATE files SET permissions = ? WHERE path = ?",
+                                   (canonical_json(event.permissions), event.path)).rowcount
+            if not changed:
+                logger.info("permissions for unknown path %r ignored", event.path)
+        conn.execute("INSERT INTO applied_events (event_id, applied_at) VALUES (?, ?)",
+                     (event.event_id, iso_utc(datetime.now(UTC))))
+        result.applied += 1
+
+    def _sequencer_advances(self, conn: sqlite3.Connection, event: Event) -> bool:
+        assert event.sequencer is not None
+        row = conn.execute("SELECT sequencer FROM key_sequencers WHERE path = ?",
+                           (event.path,)).fetchone()
+        if row is not None and not sequencer_is_newer(event.sequencer, row[0]):
+            return False
+        conn.execute("INSERT INTO key_sequencers (path, sequencer) VALUES (?, ?) ON CONFLICT "
+                     "(path) DO UPDATE SET sequencer = excluded.sequencer",
+                     (event.path, event.sequencer))
+        return True
+
+    def _create(self, conn: sqlite3.Connection, path: str, meta: ObjectMeta | None,
+                permissions: dict[str, object] | None) -> None:
+        """A new record, or a new content version when the etag changed; nothing if gone."""
+        if meta is None:
+            logger.info("create of %r: the object is not in the bucket; nothing to do", path)
+            return
+        perms = (canonical_json(permissions) if permissions is not None else
+                 permissions_from_metadata(meta.metadata, key=self.permissions_key,
+                                           default=self.default_permissions, path=path))
+        conn.execute(
+            "INSERT INTO files (path, size, etag, last_modified, permissions, content_version) "
+            "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (path) DO UPDATE SET "
+            "content_version = files.content_version + (files.etag != excluded.etag), "
+            "size = excluded.size, etag = excluded.etag, last_modified = excluded.last_modified, "
+            "permissions = excluded.permissions",
+            (path, meta.size, meta.etag, meta.last_modified, perms))
+
