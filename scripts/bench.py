@@ -8,6 +8,11 @@ BENCH_SMALL / BENCH_LARGE), the objects are written straight into the folder tha
   its peak RSS is sampled;
 * `rclone copy` (16 transfers) copies the same bucket into a local folder.
 
+Then an incremental cycle (`--records`, default 100 000; `--events`, default 1000): the state
+is seeded straight into SQLite and into the mock API's storage folder (not uploaded one by
+one), 1000 mixed events (creates of new objects, permission changes, renames, deletes) go to
+the spool, and `incremental-sync` runs; it prints seconds per phase and peak RSS.
+
 It prints objects/s, MB/s, peak RSS and the ratio of the two times. Run it several times
 and quote medians: the machine's other load moves these figures.
 """
@@ -102,6 +107,68 @@ def bench_set(name: str, count: int, size: int, workers: int, workdir: Path,
     print(f"  initial-sync / rclone copy time: {sync.seconds / copy.seconds:.1f}x")
 
 
+def bench_incremental(records: int, events: int, workers: int, workdir: Path,
+                      rclone: RcloneS3) -> None:
+    """One incremental cycle over ``records`` seeded records with ``events`` mixed events."""
+    import json
+
+    from sync_service.models.data_models import SyncedFile
+    from sync_service.services.database_manager import DatabaseManager
+
+    bucket = "bench-incremental"
+    storage = workdir / "fm-incremental"
+    data_dir = workdir / "data-incremental"
+    db = DatabaseManager(data_dir / "sync.db")
+    batch: list[SyncedFile] = []
+    for n in range(records):
+        path = f"r{n % 100:02d}/rec-{n:07d}.bin"
+        (storage / path).parent.mkdir(parents=True, exist_ok=True)
+        (storage / path).write_bytes(b"x")
+        batch.append(SyncedFile(path, 1, "9dd4e461268c8034f5c8564e155c67a6", "2026-11-24T00:00:00Z",
+                                '{"visibility":"private"}'))
+        if len(batch) == 10_000:
+            db.save_synced(batch)
+            batch = []
+    db.save_synced(batch)
+    db.close()
+    quarter = events // 4
+    lines = []
+    for n in range(quarter):  # creates of objects that exist in the bucket
+        lines.append({"type": "create", "path": f"new/obj-{n:06d}.bin"})
+    for n in range(quarter):
+        lines.append({"type": "change_permission", "path": f"r01/rec-{n * 100 + 1:07d}.bin",
+                      "permissions": {"read": [f"user{n}"]}})
+    for n in range(quarter):
+        lines.append({"type": "rename", "path": f"r02/rec-{n * 100 + 2:07d}.bin",
+                      "new_path": f"r02/renamed-{n:07d}.bin"})
+    for n in range(events - 3 * quarter):
+        lines.append({"type": "delete", "path": f"r03/rec-{n * 100 + 3:07d}.bin"})
+    spool = data_dir / "events"
+    spool.mkdir(parents=True, exist_ok=True)
+    (spool / "bench.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+
+    api = MockApiProcess(storage).start()
+    try:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
+               "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
+               "CUSTOMER_S3_BUCKET": bucket, "MOCK_API_URL": api.url,
+               "SYNC_WORKERS": str(workers), "DATA_DIR": str(data_dir),
+               "LOG_DIR": str(workdir / "logs")}
+        timing = timed([sys.executable, "-m", "sync_service.main", "incremental-sync"],
+                       env=env, cwd=workdir)
+    finally:
+        api.stop()
+    reports = sorted((data_dir / "reports").glob("incremental-sync-*.json"))
+    report = json.loads(reports[-1].read_text()) if reports else {}
+    print(f"\nincremental: {records} records, {events} events, SYNC_WORKERS={workers}")
+    print(f"  total {timing.seconds:.2f} s (process, with start-up), peak RSS {timing.peak_rss_mb:.0f} MB, "
+          f"exit {timing.exit_code}")
+    phases = report.get("phase_seconds", {})
+    print("  " + "  ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()))
+    print(f"  events applied {report.get('events_applied')}, operations {report.get('operations')}, "
+          f"failed {report.get('failed')}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=int(os.environ.get("BENCH_SMALL", 5000)),
@@ -109,17 +176,28 @@ def main() -> int:
     parser.add_argument("--large", type=int, default=int(os.environ.get("BENCH_LARGE", 200)),
                         help="number of 1 MiB objects (0 to skip)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("SYNC_WORKERS", 16)))
+    parser.add_argument("--records", type=int, default=int(os.environ.get("BENCH_RECORDS", 100_000)),
+                        help="records seeded for the incremental cycle (0 to skip it)")
+    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 1000)),
+                        help="events in the incremental cycle")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="s3-sync-bench-"))
     sets = [(name, count, size) for name, count, size in
             (("small", args.small, 1024), ("large", args.large, 1024 * 1024)) if count]
     for name, count, size in sets:  # rclone serve s3 lists its buckets once, at start
         seed(workdir / "s3-root" / f"bench-{name}", count, size)
+    if args.records:
+        for n in range(args.events // 4):
+            path = workdir / "s3-root" / "bench-incremental" / "new" / f"obj-{n:06d}.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(os.urandom(1024))
     rclone = RcloneS3(workdir / "s3-root").start()
     try:
         print(f"rclone serve s3 at {rclone.endpoint}; {os.cpu_count()} CPUs")
         for name, count, size in sets:
             bench_set(name, count, size, args.workers, workdir, rclone)
+        if args.records:
+            bench_incremental(args.records, args.events, args.workers, workdir, rclone)
     finally:
         rclone.stop()
         shutil.rmtree(workdir, ignore_errors=True)

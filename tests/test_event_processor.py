@@ -1,0 +1,102 @@
+"""Replay against a real S3 server and SQLite file: ids, sequencers, positions and crashes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from sync_service.clients.file_spool import FileSpoolSource
+from sync_service.clients.s3_manager import S3Manager
+from sync_service.errors import DatabaseError
+from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.event_processor import EventProcessor
+from tests.conftest import Bucket
+
+
+def processor(tmp_path: Path, bucket: Bucket, db: DatabaseManager) -> tuple[EventProcessor, FileSpoolSource]:
+    source = FileSpoolSource(tmp_path / "events")
+    return EventProcessor(db, S3Manager(bucket.client, bucket.name), source,
+                          dead_letters_dir=tmp_path / "dead", permissions_key="permissions",
+                          default_permissions={"visibility": "private"}, bucket=bucket.name), source
+
+
+def write_spool(folder: Path, name: str, events: list[dict[str, object]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def test_commit_without_acknowledge_does_not_apply_twice(tmp_path: Path, bucket: Bucket) -> None:
+    bucket.put("a.txt", b"1", {"read": ["x"]})
+    db = DatabaseManager(tmp_path / "sync.db")
+    replayer, source = processor(tmp_path, bucket, db)
+    spool = write_spool(source.folder, "001.jsonl", [
+        {"type": "create", "path": "a.txt"},
+        {"type": "rename", "path": "a.txt", "new_path": "b.txt"},
+    ])
+
+    first = replayer.replay(acknowledge=False)  # as if killed after the commit, before the move
+    second = replayer.replay()
+
+    assert (first.applied, second.applied) == (2, 0)
+    assert [r.path for r in db.iter_records()] == ["b.txt"]
+    assert db.get_record("b.txt").permissions == '{"read":["x"]}'  # type: ignore[union-attr]
+    assert not spool.exists() and (source.processed / "001.jsonl").exists()
+    assert db.get_setting("event_position") == "001.jsonl:2"
+
+
+def test_a_crash_before_the_commit_applies_everything_once_later(tmp_path: Path, bucket: Bucket) -> None:
+    bucket.put("c.txt", b"c")
+    db = DatabaseManager(tmp_path / "sync.db")
+    replayer, source = processor(tmp_path, bucket, db)
+    write_spool(source.folder, "001.jsonl", [{"type": "create", "path": "c.txt"},
+                                             {"type": "delete", "path": "never-there.txt"}])
+    original = replayer._apply_event
+    calls = []
+
+    def crash_on_second(*args: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise DatabaseError("disk vanished")  # forced: a crash mid-transaction
+        original(*args)  # type: ignore[arg-type]
+
+    with mock.patch.object(replayer, "_apply_event", side_effect=crash_on_second), \
+            pytest.raises(DatabaseError):
+        replayer.replay()
+    assert db.get_record_count() == 0 and db.get_setting("event_position") is None
+
+    result = replayer.replay()
+    assert result.applied == 2
+    assert db.get_record("c.txt") is not None
+
+
+def test_older_sequencers_and_repeated_ids_are_skipped(tmp_path: Path, bucket: Bucket) -> None:
+    bucket.put("k.txt", b"k")
+    db = DatabaseManager(tmp_path / "sync.db")
+    replayer, source = processor(tmp_path, bucket, db)
+
+    def note(name: str, sequencer: str) -> dict[str, object]:
+        return {"Records": [{"eventName": name, "s3": {"bucket": {"name": bucket.name},
+                                                       "object": {"key": "k.txt", "sequencer": sequencer}}}]}
+
+    write_spool(source.folder, "001.jsonl", [
+        note("ObjectCreated:Put", "0B"),
+        note("ObjectRemoved:Delete", "0A"),  # older than the create: arrived late, skipped
+        {"event_id": "same", "type": "change_permission", "path": "k.txt", "permissions": {"a": 1}},
+        {"event_id": "same", "type": "change_permission", "path": "k.txt", "permissions": {"b": 2}},
+    ])
+    result = replayer.replay()
+    assert (result.applied, result.stale, result.duplicates) == (2, 1, 1)
+    assert db.get_record("k.txt").permissions == '{"a":1}'  # type: ignore[union-attr]
+
+
+def test_create_of_an_object_gone_from_s3_changes_nothing(tmp_path: Path, bucket: Bucket) -> None:
+    db = DatabaseManager(tmp_path / "sync.db")
+    replayer, source = processor(tmp_path, bucket, db)
+    write_spool(source.folder, "001.jsonl", [{"type": "create", "path": "ghost.txt"}])
+    assert replayer.replay().applied == 1
+    assert db.get_record_count() == 0
