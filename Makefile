@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test demo lint mock-api bench initial-sync status clean-venv
+.PHONY: help install test demo lint mock-api bench initial-sync incremental-sync reconcile status clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ bench: $(STAMP) ## initial-sync benchmark against rclone serve s3, next to rclon
 
 initial-sync: $(STAMP) ## run an initial sync with the configuration in the environment / .env
 	$(PY) -m sync_service.main initial-sync
+
+incremental-sync: $(STAMP) ## replay events and apply the difference, with the environment / .env
+	$(PY) -m sync_service.main incremental-sync
+
+reconcile: $(STAMP) ## repair drift between the bucket and the records
+	$(PY) -m sync_service.main reconcile
 
 status: $(STAMP) ## show the status with the configuration in the environment / .env
 	$(PY) -m sync_service.main status

@@ -33,6 +33,7 @@ class _Outcome:
     operation: FileOperation
     status: str  # done | failed | skipped
     error: str = ""
+    bytes_sent: int = 0
 
 
 def _baseline_effect(operation: FileOperation) -> tuple[str, tuple[object, ...]]:
@@ -118,7 +119,7 @@ class PlanExecutor:
                             f"not attempted: {operation.target!r} still holds a file whose "
                             "delete or move failed")
         try:
-            self._call(row_id, operation)
+            sent = self._call(row_id, operation)
         except ObjectGone:
             return _Outcome(row_id, operation, "skipped",
                             "the object is no longer in the bucket; a delete event will follow")
@@ -127,9 +128,10 @@ class PlanExecutor:
         except Exception as exc:  # a bug must cost one operation, not the run
             logger.exception("%s %r failed unexpectedly", operation.op, operation.path)
             return _Outcome(row_id, operation, "failed", f"internal error: {exc!r}")
-        return _Outcome(row_id, operation, "done")
+        return _Outcome(row_id, operation, "done", bytes_sent=sent)
 
-    def _call(self, row_id: int, o: FileOperation) -> None:
+    def _call(self, row_id: int, o: FileOperation) -> int:
+        """Make the API calls of one operation; returns the bytes of content sent."""
         key = f"{self.run_id}:{row_id}"
         if o.op == "delete":
             self.api.delete_file(o.path, key=key)
@@ -139,25 +141,28 @@ class PlanExecutor:
             except PermanentApiError as exc:
                 if exc.status != 404:
                     raise
-                self._redeliver(o, key)
+                return self._redeliver(o, key)
         elif o.op in ("create", "update"):
-            deliver_content(self.s3, self.api, o.path, key=key)
+            _, saved = deliver_content(self.s3, self.api, o.path, key=key)
             if o.op == "create":
                 self.api.update_permissions(o.path, o.permissions, key=f"{key}:permissions")
+            return saved.size
         elif o.op == "update_permissions":
             self.api.update_permissions(o.path, o.permissions, key=key)
+        return 0
 
-    def _redeliver(self, o: FileOperation, key: str) -> None:
+    def _redeliver(self, o: FileOperation, key: str) -> int:
         """The source of a move is not in the file manager (a move already done before a crash,
         or a file lost there): put the record's content at the target from the bucket instead."""
         logger.info("%s %r: source missing in the file manager; delivering %r from the bucket",
                     o.op, o.path, o.new_path)
-        deliver_content(self.s3, self.api, self._final_paths.get(o.record_id, o.new_path),
-                        target=o.new_path, key=f"{key}:redeliver")
+        _, saved = deliver_content(self.s3, self.api, self._final_paths.get(o.record_id, o.new_path),
+                                   target=o.new_path, key=f"{key}:redeliver")
         row = self.db.conn.execute("SELECT permissions FROM baseline WHERE id = ?",
                                    (o.record_id,)).fetchone()
         if row is not None:
             self.api.update_permissions(o.new_path, row[0], key=f"{key}:permissions")
+        return saved.size
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -167,6 +172,7 @@ class PlanExecutor:
             if not operation.temp:
                 report.operations[operation.op] = report.operations.get(operation.op, 0) + 1
                 report.succeeded += 1
+            report.bytes_transferred += outcome.bytes_sent
         elif outcome.status == "skipped":
             report.skip("vanished")
         else:
