@@ -155,17 +155,21 @@ class SyncService:
     def incremental_sync(self) -> RunReport:
         """Export old → replay events → export new → diff → store the plan → apply → report."""
         with self._run(INCREMENTAL_SYNC) as report:
-            timings = report.phase_seconds
-            tick = self.clock.monotonic()
-            old_csv = self.csv.export(self.db.iter_baseline(), name=f"old_{report.run_id}")
-            timings["export_old"], tick = _lap(self.clock, tick)
-            replay = self._event_processor(self.event_source()).replay()
-            report.events_applied, report.events_rejected = replay.applied, replay.rejected
-            timings["replay"], tick = _lap(self.clock, tick)
-            new_csv = self.csv.export(self.db.iter_records(), name=f"new_{report.run_id}")
-            timings["export_new"], tick = _lap(self.clock, tick)
-            self._plan_and_apply(report, old_csv, new_csv, timings)
+            self._cycle(report, self.event_source(), POSITION_KEY)
         return report
+
+    def _cycle(self, report: RunReport, source: EventSource, position_key: str | None) -> None:
+        """Export old → replay ``source`` → export new → diff → store the plan → apply."""
+        timings = report.phase_seconds
+        tick = self.clock.monotonic()
+        old_csv = self.csv.export(self.db.iter_baseline(), name=f"old_{report.run_id}")
+        timings["export_old"], tick = _lap(self.clock, tick)
+        replay = self._event_processor(source, position_key=position_key).replay()
+        report.events_applied, report.events_rejected = replay.applied, replay.rejected
+        timings["replay"], tick = _lap(self.clock, tick)
+        new_csv = self.csv.export(self.db.iter_records(), name=f"new_{report.run_id}")
+        timings["export_new"], tick = _lap(self.clock, tick)
+        self._plan_and_apply(report, old_csv, new_csv, timings)
 
     def incremental_sync_plan(self) -> tuple[list[FileOperation], ReplayResult]:
         """What an incremental sync would do now, computed on a copy of the database.
@@ -215,13 +219,7 @@ class SyncService:
         if dry_run:
             return drift, None
         with self._run(RECONCILE) as report:
-            timings = report.phase_seconds
-            old_csv = self.csv.export(self.db.iter_baseline(), name=f"old_{report.run_id}")
-            replay = self._event_processor(MemorySource(drift.as_events(report.run_id)),
-                                           position_key=None).replay()
-            report.events_applied, report.events_rejected = replay.applied, replay.rejected
-            new_csv = self.csv.export(self.db.iter_records(), name=f"new_{report.run_id}")
-            self._plan_and_apply(report, old_csv, new_csv, timings)
+            self._cycle(report, MemorySource(drift.as_events(report.run_id)), None)
         return drift, report
 
     def _finish(self, report: RunReport, status: str, started: float) -> None:
