@@ -17,6 +17,7 @@ from sync_service.commands import (
     EXIT_INTERRUPTED,
     EXIT_LOCKED,
     EXIT_USAGE,
+    daemon,
     incremental_sync,
     initial_sync,
     publish_event,
@@ -71,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff = commands.add_parser("diff", help="print the ordered plan between two state CSVs")
     diff.add_argument("old", help="the old state CSV")
     diff.add_argument("new", help="the new state CSV")
+    commands.add_parser("daemon", help="initial sync if nothing is recorded, then an incremental "
+                        "sync every SYNC_INTERVAL seconds; /health and /metrics on METRICS_PORT")
     status_parser = commands.add_parser("status", help="records, last runs, failures, and a "
                                         "live check of S3, the API and the database")
     status_parser.add_argument("--json", action="store_true", help="print JSON")
@@ -86,6 +89,7 @@ HANDLERS: dict[str, Handler] = {
     "export-csv": state_files.export_csv,
     "diff": state_files.diff,
     "status": status.run,
+    "daemon": daemon.run,
 }
 
 

@@ -19,10 +19,12 @@ class RecordingClock(Clock):
     """Never sleeps; remembers what it was asked to wait."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.sleeps: list[float] = []
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float) -> bool:
         self.sleeps.append(seconds)
+        return True
 
 
 def client(api: Api, *, retries: int = 3, timeout: float = 10.0,

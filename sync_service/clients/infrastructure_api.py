@@ -153,7 +153,9 @@ class InfrastructureAPI:
                 if retry_after is not None:
                     wait = max(wait, min(retry_after, MAX_RETRY_AFTER_S))
                 logger.debug("retrying %s in %.2fs (attempt %d): %s", what, wait, number + 1, last)
-                self.clock.sleep(wait)
+                if not self.clock.sleep(wait):
+                    raise RetryableApiError(f"{what}: stopping, not retried: {last}",
+                                            status=getattr(last, "status", None)) from last
             try:
                 return attempt()
             except SyncError as exc:

@@ -24,6 +24,7 @@ from sync_service.models.data_models import canonical_json, iso_utc
 from sync_service.models.events import Event, RawMessage
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.event_parser import EventError, parse_message, sequencer_is_newer
+from sync_service.utils.clock import Clock
 from sync_service.utils.permissions import permissions_from_metadata
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ class EventProcessor:
     def __init__(self, db: DatabaseManager, s3: S3Manager, source: EventSource, *,
                  dead_letters_dir: Path, permissions_key: str,
                  default_permissions: dict[str, object], bucket: str = "", prefix: str = "",
-                 batch_size: int = BATCH_SIZE, position_key: str | None = POSITION_KEY) -> None:
+                 batch_size: int = BATCH_SIZE, position_key: str | None = POSITION_KEY,
+                 clock: Clock | None = None) -> None:
         self.db = db
         self.s3 = s3
         self.source = source
@@ -70,12 +72,15 @@ class EventProcessor:
         self.prefix = prefix
         self.batch_size = batch_size
         self.position_key = position_key
+        self.clock = clock or Clock()
 
     def replay(self, *, acknowledge: bool = True) -> ReplayResult:
         """Apply every pending message; ``acknowledge=False`` leaves the source untouched."""
         result = ReplayResult(
             position=self.db.get_setting(self.position_key) if self.position_key else None)
         for batch in self.source.batches(result.position, self.batch_size):
+            if self.clock.stopping:
+                break  # the rest waits in the source for the next run
             self._apply_batch(batch, result)
             result.position = batch.position
             result.batches += 1

@@ -21,6 +21,7 @@ from sync_service.errors import ObjectGone, PermanentApiError, SyncError
 from sync_service.models.data_models import FileOperation, OperationFailure, RunReport
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.delivery import deliver_content
+from sync_service.utils.clock import Clock
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +59,13 @@ class PlanExecutor:
     """Runs one plan."""
 
     def __init__(self, s3: S3Manager, api: InfrastructureAPI, db: DatabaseManager, *,
-                 run_id: str, workers: int) -> None:
+                 run_id: str, workers: int, clock: Clock | None = None) -> None:
         self.s3 = s3
         self.api = api
         self.db = db
         self.run_id = run_id
         self.workers = workers
+        self.clock = clock or Clock()
         self._final_paths: dict[int, str] = {}
         self._blocked: set[str] = set()
         self._unflushed: list[_Outcome] = []
@@ -91,11 +93,15 @@ class PlanExecutor:
         steps = list(zip(row_ids, plan, strict=True))
         for kinds, concurrent in ((("delete",), True), (("rename", "move"), False),
                                   (("create", "update"), True), (("update_permissions",), True)):
+            if self.clock.stopping:
+                break  # what is not done stays pending; the next run plans it again
             phase = [(row_id, o) for row_id, o in steps if o.op in kinds]
             if concurrent:
                 self._run_concurrently(phase, report)
             else:
                 for row_id, operation in phase:
+                    if self.clock.stopping:
+                        break
                     self._record(self._attempt(row_id, operation), report)
                     self._flush()
             self._flush()
@@ -108,6 +114,11 @@ class PlanExecutor:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="apply") as pool:
             futures = [pool.submit(self._attempt, row_id, o) for row_id, o in phase]
             for future in as_completed(futures):
+                if self.clock.stopping:
+                    for waiting in futures:
+                        waiting.cancel()  # those in flight still finish and are recorded
+                if future.cancelled():
+                    continue
                 self._record(future.result(), report)
                 if len(self._unflushed) >= FLUSH_EVERY:
                     self._flush()

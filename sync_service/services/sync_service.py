@@ -8,7 +8,7 @@ import math
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.sync_lock import SyncLock
 from sync_service.services.transfer_pipeline import Progress, TransferPipeline, plan_task
 from sync_service.utils.clock import Clock
+from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import is_folder_marker, path_error
 
 logger = logging.getLogger(__name__)
@@ -45,15 +46,17 @@ class SyncService:
     def __init__(self, config: SyncConfig, s3: S3Manager | None = None,
                  db: DatabaseManager | None = None, api: InfrastructureAPI | None = None,
                  csv: CSVProcessor | None = None, clock: Clock | None = None,
-                 interactive: bool | None = None) -> None:
+                 interactive: bool | None = None,
+                 on_finish: Callable[[RunReport, str], None] | None = None) -> None:
         self.config = config
         self._s3 = s3
+        self.clock = clock or Clock()
         self.db = db or DatabaseManager(config.database_path)
         self.api = api or InfrastructureAPI(
             config.api_base_url, token=config.api_token, timeout=config.api_timeout,
-            max_retries=config.max_retries, pool_size=config.sync_workers + 4)
+            max_retries=config.max_retries, pool_size=config.sync_workers + 4, clock=self.clock)
         self.csv = csv or CSVProcessor(config.export_dir)
-        self.clock = clock or Clock()
+        self.on_finish = on_finish
         self.interactive = interactive
         self.lock = SyncLock(config.database_path)
 
@@ -82,7 +85,7 @@ class SyncService:
             permissions_key=self.config.permissions_metadata_key,
             default_permissions=self.config.default_permissions,
             bucket=self.config.customer_s3_bucket, prefix=self.config.customer_s3_prefix,
-            position_key=position_key)
+            position_key=position_key, clock=self.clock)
 
     @contextmanager
     def _run(self, mode: str) -> Iterator[RunReport]:
@@ -93,10 +96,13 @@ class SyncService:
                                started_at=iso_utc(self.clock.now()))
             started = self.clock.monotonic()
             self.db.start_run(report.run_id, report.mode, report.started_at)
+            set_run_id(report.run_id)
             status = "error"
             try:
                 yield report
                 status = "ok" if report.failed == 0 else "failed"
+                if self.clock.stopping:
+                    status = "interrupted"
             except KeyboardInterrupt:
                 status = "interrupted"
                 raise
@@ -106,6 +112,7 @@ class SyncService:
                 raise
             finally:
                 self._finish(report, status, started)
+                set_run_id(None)
 
     # -- initial sync ------------------------------------------------------------------------
 
@@ -123,7 +130,7 @@ class SyncService:
                 self.s3, self.api, self.db, run_id=report.run_id,
                 workers=self.config.sync_workers,
                 permissions_key=self.config.permissions_metadata_key,
-                default_permissions=self.config.default_permissions)
+                default_permissions=self.config.default_permissions, clock=self.clock)
             progress = Progress(report, interactive=self.interactive)
             try:
                 pipeline.run(progress)
@@ -195,7 +202,7 @@ class SyncService:
         write_operations(plan, self.csv.export_dir / f"diff_{report.run_id}.csv")
         timings["diff"], tick = _lap(self.clock, tick)
         executor = PlanExecutor(self.s3, self.api, self.db, run_id=report.run_id,
-                                workers=self.config.sync_workers)
+                                workers=self.config.sync_workers, clock=self.clock)
         executor.apply(plan, executor.store(plan), report)
         timings["apply"], tick = _lap(self.clock, tick)
         logger.info("%s: %d operations planned, %d succeeded, %d failed", report.run_id,
@@ -230,6 +237,8 @@ class SyncService:
         self._write_report(report)
         if status in ("ok", "failed"):
             self._send_report(report)
+        if self.on_finish is not None:
+            self.on_finish(report, status)
         logger.info(
             "%s %s %s in %.1fs: %d succeeded, %d failed, %d skipped %s, operations %s",
             report.mode, report.run_id, status, report.duration_s, report.succeeded,

@@ -37,6 +37,7 @@ from sync_service.models.data_models import (
 )
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.delivery import deliver_content
+from sync_service.utils.clock import Clock
 from sync_service.utils.paths import is_folder_marker, path_error
 from sync_service.utils.permissions import permissions_from_metadata
 
@@ -146,8 +147,9 @@ class TransferPipeline:
 
     def __init__(self, s3: S3Manager, api: InfrastructureAPI, db: DatabaseManager, *,
                  run_id: str, workers: int, permissions_key: str,
-                 default_permissions: dict[str, object]) -> None:
+                 default_permissions: dict[str, object], clock: Clock | None = None) -> None:
         self.s3 = s3
+        self.clock = clock or Clock()
         self.api = api
         self.db = db
         self.run_id = run_id
@@ -167,10 +169,12 @@ class TransferPipeline:
         interrupted = True
         try:
             for task in self._tasks():
+                if self.clock.stopping:
+                    break
                 self._slots.acquire()
                 future = executor.submit(self._transfer, task)
                 future.add_done_callback(self._finished)
-            interrupted = False
+            interrupted = self.clock.stopping
         finally:
             # On an interruption, queued tasks are dropped; those in flight finish and are saved.
             executor.shutdown(wait=True, cancel_futures=interrupted)

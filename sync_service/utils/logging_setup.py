@@ -11,6 +11,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REDACTED = "****"
+_current_run_id: str | None = None
+
+
+def set_run_id(run_id: str | None) -> None:
+    """Tag every log line from now on (from any thread) with ``run_id``; None stops it.
+
+    One process runs one sync at a time, so a module-level value suits worker threads, which
+    do not inherit context variables.
+    """
+    global _current_run_id
+    _current_run_id = run_id
+
+
+class RunIdFilter(logging.Filter):
+    """Adds the current run id to each record as ``run_id``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.run_id = _current_run_id
+        return True
 LOG_FILE_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 5
 
@@ -75,6 +94,7 @@ def setup_logging(*, level: str = "INFO", fmt: str = "text", log_dir: Path | Non
             problem = f"cannot write logs to {log_dir}: {exc}; logging to the console only"
     for handler in handlers:
         handler.setFormatter(formatter)
+        handler.addFilter(RunIdFilter())
         handler.addFilter(redactor)
         root.addHandler(handler)
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):

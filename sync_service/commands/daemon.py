@@ -1,0 +1,64 @@
+"""``daemon``: sync cycles every SYNC_INTERVAL seconds, with /health and /metrics."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from sync_service.commands import EXIT_OK
+from sync_service.errors import ConfigError
+from sync_service.models.config import SyncConfig
+from sync_service.services.daemon import Daemon
+from sync_service.services.metrics import SyncMetrics
+from sync_service.services.sync_service import SyncService
+from sync_service.utils.clock import Clock
+from sync_service.utils.metrics_server import start_metrics_server
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def run(config: SyncConfig, args: argparse.Namespace) -> int:
+    """Run until SIGTERM or SIGINT; restart in place on a source change with LIVE_RELOAD."""
+    config.require_bucket()
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        logger.info("%s received: finishing the operation in flight", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    metrics = SyncMetrics(config.sync_interval)
+    service = SyncService(config, clock=Clock(stop), interactive=False, on_finish=metrics.observe_run)
+    try:
+        server = start_metrics_server(metrics, config.metrics_port)
+    except OSError as exc:
+        raise ConfigError(f"METRICS_PORT {config.metrics_port} cannot be served: {exc}") from exc
+    logger.info("health and metrics on http://0.0.0.0:%d/health and /metrics", config.metrics_port)
+    watcher = None
+    if config.live_reload:
+        from sync_service.utils.live_reload import ReloadWatcher
+
+        watcher = ReloadWatcher(PACKAGE_DIR, stop)
+        watcher.start()
+        logger.info("live reload: watching %s", PACKAGE_DIR)
+    try:
+        Daemon(service, metrics).run()
+    finally:
+        server.shutdown()
+        server.server_close()
+        if watcher is not None:
+            watcher.close()
+    if watcher is not None and watcher.requested:
+        logger.info("live reload: restarting")
+        logging.shutdown()
+        os.execv(sys.executable, [sys.executable, "-m", "sync_service.main", "daemon"])
+    return EXIT_OK

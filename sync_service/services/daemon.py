@@ -1,0 +1,86 @@
+"""The daemon loop: an initial sync when nothing is recorded yet, then an incremental sync every
+``SYNC_INTERVAL`` seconds, surviving errors (backing off while the same error repeats) and
+stopping cleanly when its clock's stop signal is set (SIGTERM, SIGINT, live reload).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sync_service.errors import LockHeldError, SyncError
+from sync_service.services.metrics import SyncMetrics
+from sync_service.services.sync_service import INCREMENTAL_SYNC, INITIAL_SYNC, SyncService
+from sync_service.utils.backoff import compute_backoff
+
+logger = logging.getLogger(__name__)
+
+MAX_ERROR_BACKOFF_S = 900.0
+
+
+def next_wait(interval: float, repeats: int) -> float:
+    """Seconds until the next cycle: the interval, doubled for each repeat of the same error."""
+    if repeats <= 1:
+        return interval
+    return compute_backoff(repeats, factor=interval, max_backoff=max(interval, MAX_ERROR_BACKOFF_S),
+                           jitter=False)
+
+
+class Daemon:
+    """Runs sync cycles until stopped."""
+
+    def __init__(self, service: SyncService, metrics: SyncMetrics) -> None:
+        self.service = service
+        self.metrics = metrics
+        self.clock = service.clock
+        self.interval = float(service.config.sync_interval)
+        self.cycles = 0
+
+    def mode(self) -> str:
+        """The cycle to run now."""
+        if self.service.db.get_record_count() == 0:
+            last = self.service.db.last_runs().get(INITIAL_SYNC)
+            if last is None or last["status"] != "ok":
+                return INITIAL_SYNC
+        return INCREMENTAL_SYNC
+
+    def run_cycle(self) -> str | None:
+        """One cycle; returns the error that ended it, or None."""
+        mode = self.mode()
+        try:
+            if mode == INITIAL_SYNC:
+                self.service.initial_sync()
+            else:
+                self.service.incremental_sync()
+        except LockHeldError as exc:
+            logger.info("cycle skipped: %s", exc)
+            return None
+        except SyncError as exc:
+            logger.error("%s cycle failed: %s", mode, exc, exc_info=exc.__cause__ is not None)
+            self.metrics.cycle_error(mode, str(exc))
+            return f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # the daemon outlives bugs; the traceback is in the log
+            logger.exception("%s cycle failed unexpectedly", mode)
+            self.metrics.cycle_error(mode, repr(exc))
+            return repr(exc)
+        finally:
+            self.metrics.records.set(self.service.db.get_record_count())
+            self.cycles += 1
+        return None
+
+    def run(self) -> None:
+        """Cycle until the stop signal; the operation in flight always finishes and commits."""
+        logger.info("daemon started: a cycle every %ss", int(self.interval))
+        last_error: str | None = None
+        repeats = 0
+        while not self.clock.stopping:
+            error = self.run_cycle()
+            if error is None:
+                last_error, repeats = None, 0
+            else:
+                repeats = repeats + 1 if error == last_error else 1
+                last_error = error
+            wait = next_wait(self.interval, repeats)
+            if repeats > 1:
+                logger.warning("the same error %d times in a row; next cycle in %.0fs", repeats, wait)
+            self.clock.sleep(wait)
+        logger.info("daemon stopped after %d cycles", self.cycles)

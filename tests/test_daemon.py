@@ -1,0 +1,122 @@
+"""The daemon as a real process: cycles, events, outages, /health, /metrics, SIGTERM, live reload."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from sync_service.utils.local_servers import REPO_ROOT, free_port
+from tests.conftest import Api, Bucket, Cli
+from tests.test_incremental_sync import assert_mirrors, spool
+from tests.test_initial_sync import recorded_paths, wait_until
+
+
+def metric(base: str, name: str, **labels: str) -> float:
+    text = requests.get(f"{base}/metrics", timeout=5).text
+    wanted = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        if series == name + wanted or (not labels and series == name):
+            return float(value)
+        if labels and series.startswith(name + "{"):
+            found = dict(re.findall(r'(\w+)="([^"]*)"', series))
+            if found == labels:
+                return float(value)
+    return 0.0
+
+
+def health(base: str) -> int:
+    try:
+        return requests.get(f"{base}/health", timeout=5).status_code
+    except requests.RequestException:
+        return 0
+
+
+def stop(process: subprocess.Popen[str], timeout: float = 10) -> tuple[int, float]:
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=timeout)
+    return code, time.monotonic() - started
+
+
+def test_daemon_cycles_survive_an_outage_and_stop_on_sigterm(cli: Cli, bucket: Bucket, api: Api) -> None:
+    for n in range(5):
+        bucket.put(f"start/{n}.txt", f"start {n}".encode())
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    daemon = cli.start("daemon", SYNC_INTERVAL="1", METRICS_PORT=str(port), MAX_RETRIES="1")
+    try:
+        wait_until(lambda: len(api.files()) == 5, timeout=60)
+        wait_until(lambda: metric(base, "sync_cycles_total", mode="initial-sync", result="ok") == 1)
+        assert health(base) == 200
+        assert metric(base, "sync_records") == 5
+
+        bucket.put("later.txt", b"later")
+        spool(cli, "001", {"event_id": "l1", "type": "create", "path": "later.txt"})
+        wait_until(lambda: "later.txt" in api.files(), timeout=30)
+
+        api.faults(fail_rate=1.0, status=503)
+        bucket.put("during-outage.txt", b"outage")
+        spool(cli, "002", {"event_id": "o1", "type": "create", "path": "during-outage.txt"})
+        wait_until(lambda: health(base) == 503, timeout=30)
+        assert metric(base, "sync_operations_total", kind="create", result="failed") >= 1
+        api.faults()
+        wait_until(lambda: "during-outage.txt" in api.files(), timeout=30)
+        wait_until(lambda: health(base) == 200, timeout=30)
+
+        assert metric(base, "sync_events_total", result="applied") == 2
+        assert metric(base, "sync_operations_total", kind="create", result="succeeded") >= 7
+        assert metric(base, "sync_cycles_total", mode="incremental-sync", result="failed") >= 1
+        assert metric(base, "sync_last_success_timestamp_seconds") > time.time() - 60
+        assert_mirrors(api, bucket)
+    finally:
+        code, took = stop(daemon)
+    assert code == 0 and took < 10
+
+
+def test_sigterm_mid_cycle_exits_quickly_and_loses_nothing(cli: Cli, bucket: Bucket, api: Api) -> None:
+    for n in range(60):
+        bucket.put(f"slow/{n:02d}.txt", f"slow {n}".encode())
+    api.faults(fail_rate=1.0, latency_ms=150, seed=1)
+    daemon = cli.start("daemon", SYNC_INTERVAL="1", METRICS_PORT=str(free_port()), SYNC_WORKERS="2")
+    wait_until(lambda: len(recorded_paths(cli.workdir)) >= 5, timeout=60)
+
+    code, took = stop(daemon)
+
+    assert code == 0 and took < 10, daemon.stderr.read() if daemon.stderr else ""
+    assert len(recorded_paths(cli.workdir)) < 60
+    status = json.loads(cli.run("status", "--json").stdout)
+    assert status["last_runs"]["initial-sync"]["status"] == "interrupted"
+    api.faults()
+    assert cli.run("initial-sync").returncode == 0
+    assert_mirrors(api, bucket)
+
+
+def test_live_reload_restarts_on_a_changed_source_file(cli: Cli, bucket: Bucket, api: Api, tmp_path: Path) -> None:
+    bucket.put("x.txt", b"x")
+    source_copy = tmp_path / "src"
+    shutil.copytree(REPO_ROOT / "sync_service", source_copy / "sync_service",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    log = cli.workdir / "logs" / "sync.log"
+    daemon = cli.start("daemon", SYNC_INTERVAL="1", METRICS_PORT=str(free_port()), LIVE_RELOAD="true",
+                       PYTHONPATH=str(source_copy))
+    try:
+        wait_until(lambda: log.exists() and "daemon started" in log.read_text(), timeout=30)
+        wait_until(lambda: "x.txt" in api.files(), timeout=30)
+        edited = source_copy / "sync_service" / "utils" / "paths.py"
+        edited.write_text(edited.read_text() + "\n# edited while the daemon runs\n")
+        wait_until(lambda: log.read_text().count("daemon started") == 2, timeout=30)
+        assert "live reload: restarting" in log.read_text()
+        assert daemon.poll() is None
+    finally:
+        code, _ = stop(daemon)
+    assert code == 0
