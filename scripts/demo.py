@@ -19,10 +19,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
 
 import requests  # noqa: E402
-from seed_bucket import seed  # noqa: E402
 
 from sync_service.clients.s3_manager import make_client  # noqa: E402
 from sync_service.utils.local_servers import (  # noqa: E402
@@ -30,6 +28,7 @@ from sync_service.utils.local_servers import (  # noqa: E402
     SECRET_KEY,
     MockApiProcess,
     MotoS3,
+    seed_folder,
 )
 
 BUCKET = "customer-bucket"
@@ -59,7 +58,7 @@ def main() -> int:
         banner(f"uploading test-data/ to s3://{BUCKET}")
         client = make_client(endpoint_url=s3.endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
         permissions = json.loads((REPO / "scripts" / "test-data-permissions.json").read_text())
-        print(f"{seed(client, BUCKET, REPO / 'test-data', permissions)} files uploaded")
+        print(f"{seed_folder(client, BUCKET, REPO / 'test-data', permissions)} files uploaded")
 
         env = {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": s3.endpoint,
                "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,

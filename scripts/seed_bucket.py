@@ -18,26 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sync_service.clients.s3_manager import make_client
+from sync_service.utils.local_servers import seed_folder
 
 HERE = Path(__file__).resolve().parent
-
-
-def seed(client: object, bucket: str, folder: Path, permissions: dict[str, object],
-         prefix: str = "") -> int:
-    """Upload every file below ``folder``; returns how many."""
-    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}  # type: ignore[attr-defined]
-    if bucket not in existing:
-        client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
-    count = 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        key = prefix + path.relative_to(folder).as_posix()
-        extra: dict[str, object] = {}
-        relative = path.relative_to(folder).as_posix()
-        if relative in permissions:
-            extra["ExtraArgs"] = {"Metadata": {"permissions": json.dumps(permissions[relative])}}
-        client.upload_file(str(path), bucket, key, **extra)  # type: ignore[attr-defined]
-        count += 1
-    return count
 
 
 def main() -> int:
@@ -53,7 +36,7 @@ def main() -> int:
                          secret_key=os.environ.get("CUSTOMER_S3_SECRET_KEY", ""),
                          region=os.environ.get("CUSTOMER_S3_REGION", "us-east-1"))
     permissions = json.loads(args.permissions.read_text()) if args.permissions.is_file() else {}
-    count = seed(client, args.bucket, args.folder, permissions, args.prefix)
+    count = seed_folder(client, args.bucket, args.folder, permissions, args.prefix)
     print(f"uploaded {count} files from {args.folder} to s3://{args.bucket}/{args.prefix}")
     return 0
 

@@ -24,6 +24,7 @@ from sync_service.commands import (
     reconcile,
     state_files,
     status,
+    workflow_test,
 )
 from sync_service.errors import ConfigError, LockHeldError, SyncError
 from sync_service.models.config import SyncConfig
@@ -77,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     status_parser = commands.add_parser("status", help="records, last runs, failures, and a "
                                         "live check of S3, the API and the database")
     status_parser.add_argument("--json", action="store_true", help="print JSON")
+    commands.add_parser("test", help="end-to-end check: database, S3, API, an incremental sync, "
+                        "CSV export, file manager vs bucket (embedded servers when unconfigured)")
     commands.add_parser("help", help="show this help")
     return parser
 
@@ -90,6 +93,7 @@ HANDLERS: dict[str, Handler] = {
     "diff": state_files.diff,
     "status": status.run,
     "daemon": daemon.run,
+    "test": workflow_test.run,
 }
 
 

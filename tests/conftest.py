@@ -116,6 +116,9 @@ class Api:
     def operations(self) -> list[dict[str, Any]]:
         return list(requests.get(f"{self.url}/operations", timeout=10).json())
 
+    def delete(self, path: str) -> None:
+        requests.post(f"{self.url}/deleteFile", json={"path": path}, timeout=10).raise_for_status()
+
     def stats(self) -> dict[str, int]:
         return dict(requests.get(f"{self.url}/stats", timeout=10).json())
 

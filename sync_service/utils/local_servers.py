@@ -128,3 +128,23 @@ class MockApiProcess:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+
+
+def seed_folder(client: Any, bucket: str, folder: Path, permissions: dict[str, Any],
+                prefix: str = "") -> int:
+    """Upload every file below ``folder`` into ``bucket`` (created when missing), with
+    permissions metadata for the paths ``permissions`` names; returns how many files."""
+    import json
+
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        client.create_bucket(Bucket=bucket)
+    count = 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        extra: dict[str, Any] = {}
+        if relative in permissions:
+            extra["ExtraArgs"] = {"Metadata": {"permissions": json.dumps(permissions[relative])}}
+        client.upload_file(str(path), bucket, prefix + relative, **extra)
+        count += 1
+    return count
