@@ -204,3 +204,21 @@ def test_powershell_wrapper() -> None:
     assert "-m sync_service.main @Arguments" in script
     assert ".venv/bin/python" in script and r".venv\Scripts\python.exe" in script
     assert script.count("{") == script.count("}") and script.count("(") == script.count(")")
+
+
+def test_native_make_targets_run(tmp_path: Path) -> None:
+    """make demo, make bench (scaled down) and make status run here; make test and make lint
+    are what CI itself runs."""
+    if not (REPO_ROOT / ".venv" / ".installed").exists():
+        unavailable("the .venv is not installed by make install")
+    demo = make("demo")
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    assert "33 files" in demo.stdout and "records       33" in demo.stdout
+    bench = subprocess.run(["make", "--no-print-directory", "bench"], cwd=REPO_ROOT, capture_output=True, text=True,
+                           timeout=300, env={**os.environ, "BENCH_SMALL": "30", "BENCH_LARGE": "2",
+                                             "BENCH_RECORDS": "300", "BENCH_EVENTS": "20"})
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    assert "initial-sync / rclone copy time" in bench.stdout
+    assert "events applied 20" in bench.stdout
+    status = make("status", SYNC_CLI_NATIVE="1", DATA_DIR=str(tmp_path / "data"), LOG_DIR=str(tmp_path / "logs"))
+    assert "records       0" in status.stdout
