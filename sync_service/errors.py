@@ -7,6 +7,7 @@
      ├── LockHeldError        another sync holds the database lock: stop, exit 3
      ├── DatabaseError        SQLite failed: stop
  ├── RefusedError         a safety guard refused the run before it changed anything
+ ├── EventSourceError     the event source (NATS) failed or is unreachable: stop this run
      ├── StorageError         the customer S3 bucket failed
      │    └── ObjectGone      the object vanished between listing and reading: skip it
      └── ApiError             the file-manager API failed
@@ -40,6 +41,10 @@ class DatabaseError(SyncError):
 
 class RefusedError(SyncError):
     """A guard (such as reconcile's --max-delete) refused to go ahead."""
+
+
+class EventSourceError(SyncError):
+    """The event source could not be read, acknowledged or published to."""
 
 
 class StorageError(SyncError):

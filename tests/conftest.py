@@ -22,6 +22,7 @@ from sync_service.utils.local_servers import (
     SECRET_KEY,
     MockApiProcess,
     MotoS3,
+    NatsServer,
     RcloneS3,
 )
 
@@ -51,6 +52,16 @@ def rclone_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneS3]:
         server = RcloneS3(tmp_path_factory.mktemp("rclone-root")).start()
     except Exception as exc:
         unavailable(f"cannot start rclone serve s3: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    try:
+        server = NatsServer(tmp_path_factory.mktemp("nats-store")).start()
+    except Exception as exc:
+        unavailable(f"cannot start nats-server -js: {exc}")
     yield server
     server.stop()
 

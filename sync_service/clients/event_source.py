@@ -27,12 +27,17 @@ class EventSource(Protocol):
         """Yield unapplied messages after ``position`` (the one stored with the records)."""
         ...
 
-    def acknowledge(self, batch: MessageBatch) -> None:
-        """Called once the batch's changes and position are committed to SQLite."""
+    def acknowledge(self, batch: MessageBatch, rejected: frozenset[str] = frozenset()) -> None:
+        """Called once the batch's changes, dead letters (the messages at the ``rejected``
+        positions) and position are committed to SQLite."""
         ...
 
     def publish(self, body: str) -> str:
         """Publish one message; returns where it went."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the source holds, for ``status``."""
         ...
 
 
@@ -51,10 +56,14 @@ class MemorySource:
             yield MessageBatch([RawMessage(b, f"memory:{start + i}") for i, b in enumerate(chunk)],
                                f"memory:{start + len(chunk)}")
 
-    def acknowledge(self, batch: MessageBatch) -> None:
+    def acknowledge(self, batch: MessageBatch, rejected: frozenset[str] = frozenset()) -> None:
         """Nothing to acknowledge."""
 
     def publish(self, body: str) -> str:
         """Keep one more message."""
         self.bodies.append(body)
         return "memory"
+
+    def describe(self) -> dict[str, Any]:
+        """How many messages are held."""
+        return {"source": "memory", "messages": len(self.bodies)}

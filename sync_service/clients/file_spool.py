@@ -63,11 +63,15 @@ class FileSpoolSource:
                         batch = []
             yield MessageBatch(batch, f"{path.name}:{max(line_number, skip)}", token=path)
 
-    def acknowledge(self, batch: MessageBatch) -> None:
+    def acknowledge(self, batch: MessageBatch, rejected: frozenset[str] = frozenset()) -> None:
         """Move a file whose last batch is committed to ``processed/``."""
         if isinstance(batch.token, Path) and batch.token.exists():
             self.processed.mkdir(parents=True, exist_ok=True)
             os.replace(batch.token, self.processed / batch.token.name)
+
+    def describe(self) -> dict[str, object]:
+        """The spool files waiting."""
+        return {"source": "file", "folder": str(self.folder), "pending_files": len(self.pending_files())}
 
     def publish(self, body: str) -> str:
         """Write one event as a new spool file, atomically."""

@@ -8,7 +8,7 @@ from sync_service.commands import EXIT_OK
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
 from sync_service.services.event_parser import EventError, parse_message
-from sync_service.services.sync_service import SyncService
+from sync_service.services.sync_service import SyncService, close_source
 
 
 def run(config: SyncConfig, args: argparse.Namespace) -> int:
@@ -18,6 +18,10 @@ def run(config: SyncConfig, args: argparse.Namespace) -> int:
                                prefix=config.customer_s3_prefix)
     except EventError as exc:
         raise ConfigError(f"not a valid event: {exc}") from exc
-    where = SyncService(config).event_source().publish(args.event)
+    source = SyncService(config).event_source()
+    try:
+        where = source.publish(args.event)
+    finally:
+        close_source(source)
     print(f"published {len(events)} event(s) to {where}")
     return EXIT_OK

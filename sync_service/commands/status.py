@@ -31,6 +31,7 @@ def render(status: dict[str, Any]) -> str:
         f"operations    {status['operations']['pending']} pending, "
         f"{status['operations']['failed']} failed",
         f"event position {status['event_position'] or '(none)'}",
+        f"event source  {_source_line(status.get('event_source') or {})}",
         f"dead letters  {status['dead_letters']}",
         "last runs:",
     ]
@@ -50,3 +51,14 @@ def render(status: dict[str, Any]) -> str:
         result = f"ok ({check['latency_ms']} ms)" if check["ok"] else f"FAILED: {check['error']}"
         lines.append(f"  {name:<9} {result}")
     return "\n".join(lines)
+
+
+def _source_line(source: dict[str, Any]) -> str:
+    if "error" in source:
+        return f"{source.get('source')}: FAILED: {source['error']}"
+    if source.get("source") == "nats":
+        return (f"nats stream {source['stream']} consumer {source['consumer']}: {source['pending']} pending, "
+                f"{source['ack_pending']} awaiting ack, {source['redelivered']} redelivered")
+    if source.get("source") == "file":
+        return f"file spool {source['folder']}: {source['pending_files']} files waiting"
+    return str(source.get("source", "?"))

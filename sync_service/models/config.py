@@ -83,6 +83,16 @@ def _url(env: Mapping[str, str], name: str, default: str = "") -> str:
     return raw.rstrip("/")
 
 
+def _nats_url(env: Mapping[str, str]) -> str:
+    raw = env.get("NATS_URL", "").strip() or "nats://localhost:4222"
+    for url in raw.split(","):
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("nats", "tls", "ws", "wss") or not parts.netloc:
+            raise ConfigError(f"NATS_URL must be nats://host:port (comma-separated for a cluster), "
+                              f"got {mask_url(url.strip())!r}")
+    return raw
+
+
 def mask_url(url: str) -> str:
     """Hide the password of a URL such as ``https://user:pass@host``."""
     parts = urlsplit(url)
@@ -143,6 +153,7 @@ class SyncConfig:
     nats_stream: str = "SYNC_EVENTS"
     nats_subject: str = "sync.events"
     nats_durable: str = "sync-service"
+    nats_ack_wait: float = 120.0
     permissions_metadata_key: str = "permissions"
     default_permissions: dict[str, object] = field(
         default_factory=lambda: {"visibility": "private"}
@@ -214,10 +225,11 @@ class SyncConfig:
             live_reload=_bool(env, "LIVE_RELOAD", False),
             metrics_port=_int(env, "METRICS_PORT", 9090, 0, 65535),
             event_source=_choice(env, "EVENT_SOURCE", "file", ("file", "nats")),
-            nats_url=env.get("NATS_URL", "").strip() or "nats://localhost:4222",
+            nats_url=_nats_url(env),
             nats_stream=env.get("NATS_STREAM", "").strip() or "SYNC_EVENTS",
             nats_subject=env.get("NATS_SUBJECT", "").strip() or "sync.events",
             nats_durable=env.get("NATS_DURABLE", "").strip() or "sync-service",
+            nats_ack_wait=_float(env, "NATS_ACK_WAIT", 120.0, 0.0, 24 * 3600.0),
             permissions_metadata_key=metadata_key.lower(),
             default_permissions=default_permissions,
             report_urls=report_urls,

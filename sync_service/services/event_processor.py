@@ -81,16 +81,17 @@ class EventProcessor:
         for batch in self.source.batches(result.position, self.batch_size):
             if self.clock.stopping:
                 break  # the rest waits in the source for the next run
-            self._apply_batch(batch, result)
+            rejected = self._apply_batch(batch, result)
             result.position = batch.position
             result.batches += 1
             if acknowledge:
-                self.source.acknowledge(batch)
+                self.source.acknowledge(batch, rejected)
         return result
 
     # -- one batch ---------------------------------------------------------------------------
 
-    def _apply_batch(self, batch: MessageBatch, result: ReplayResult) -> None:
+    def _apply_batch(self, batch: MessageBatch, result: ReplayResult) -> frozenset[str]:
+        """Apply one batch in one transaction; returns the positions of rejected messages."""
         parsed = [self._parse(message) for message in batch.messages]
         metas = self._fetch_metadata([e for p in parsed for e in p.events])
         rejected: list[tuple[RawMessage, str]] = []
@@ -114,6 +115,7 @@ class EventProcessor:
             result.rejected += 1
             result.rejections.append(f"{message.position}: {reason}")
             logger.warning("rejected event at %s: %s", message.position, reason)
+        return frozenset(message.position for message, _ in rejected)
 
     def _parse(self, message: RawMessage) -> _Parsed:
         try:

