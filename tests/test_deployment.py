@@ -20,7 +20,14 @@ from jsonschema import Draft201909Validator
 
 from mock_api.__main__ import parse_settings
 from sync_service.models.config import SyncConfig
-from sync_service.utils.local_servers import ACCESS_KEY, REPO_ROOT, SECRET_KEY, MockApiProcess, MotoS3
+from sync_service.utils.local_servers import (
+    ACCESS_KEY,
+    REPO_ROOT,
+    SECRET_KEY,
+    MockApiProcess,
+    MotoS3,
+    NatsServer,
+)
 from tests.conftest import unavailable
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
@@ -71,13 +78,15 @@ def test_compose_file_matches_the_compose_specification() -> None:
 
 
 def test_services_and_their_dependencies() -> None:
-    assert set(SERVICES) == {"minio-customer", "minio-target", "mock-api", "init", "sync-service"}
+    assert set(SERVICES) == {"nats", "minio-customer", "minio-target", "mock-api", "init", "sync-service"}
     sync = SERVICES["sync-service"]
     assert sync["depends_on"]["minio-customer"]["condition"] == "service_healthy"
     assert sync["depends_on"]["mock-api"]["condition"] == "service_healthy"
     assert sync["depends_on"]["init"]["condition"] == "service_completed_successfully"
     assert SERVICES["mock-api"]["depends_on"]["minio-target"]["condition"] == "service_healthy"
-    for name in ("minio-customer", "minio-target", "sync-service"):
+    for name in ("minio-customer", "init", "sync-service"):  # NATS before anything publishes or reads
+        assert SERVICES[name]["depends_on"]["nats"]["condition"] == "service_healthy", name
+    for name in ("nats", "minio-customer", "minio-target", "sync-service"):
         assert "healthcheck" in SERVICES[name], name
     assert "HEALTHCHECK" in (REPO_ROOT / "Dockerfile.mock-api").read_text()  # mock-api's own
     mounts = sync["volumes"]
@@ -114,6 +123,7 @@ def published(service: str) -> list[tuple[int, int]]:
 
 def test_ports_match_the_readme_and_the_configuration() -> None:
     ports = {name: published(name) for name in SERVICES}
+    assert ports["nats"] == [(4222, 4222), (8222, 8222)]
     assert ports["minio-customer"] == [(9001, 9000), (9011, 9001)]
     assert ports["minio-target"] == [(9002, 9000), (9012, 9001)]
     assert ports["mock-api"] == [(8001, 8001)]
@@ -139,18 +149,20 @@ def test_dockerfiles_pass_hadolint_and_copy_what_exists(dockerfile: str) -> None
     assert "pip install --no-cache-dir -r requirements.txt" in text
 
 
-def test_the_commands_the_containers_run_work_natively(tmp_path: Path) -> None:
-    """init's seeding and both health checks; the daemon and the mock have their own tests."""
+def test_the_commands_the_containers_run_work_natively(tmp_path: Path, nats_server: NatsServer) -> None:
+    """init's preparation and both health checks; the daemon and the mock have their own tests."""
     s3 = MotoS3().start()
     api = MockApiProcess(tmp_path / "fm").start()
     try:
         init = SERVICES["init"]["command"]
         env = {**os.environ, **environment("init"), "CUSTOMER_S3_ENDPOINT": s3.endpoint,
-               "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY}
-        seeded = subprocess.run([sys.executable, *init[1:]], cwd=REPO_ROOT, env=env,
+               "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
+               "NATS_URL": nats_server.url, "NATS_STREAM": "INIT_TEST", "NATS_SUBJECT": "init.test"}
+        seeded = subprocess.run([sys.executable, *init[1:], "--notify-arn", ""], cwd=REPO_ROOT, env=env,
                                 capture_output=True, text=True, timeout=120)
         assert seeded.returncode == 0, seeded.stderr
         assert "uploaded 33 files" in seeded.stdout
+        assert "NATS stream INIT_TEST on init.test, consumer sync-service: ready" in seeded.stdout
         probe = [sys.executable, "-m", "sync_service.healthcheck"]
         assert subprocess.run([*probe, f"{api.url}/health"], cwd=REPO_ROOT).returncode == 0
         assert subprocess.run([*probe, "http://127.0.0.1:9/health"], cwd=REPO_ROOT,
