@@ -169,6 +169,73 @@ def bench_incremental(records: int, events: int, workers: int, workdir: Path,
           f"failed {report.get('failed')}")
 
 
+def bench_nats(count: int, workers: int, workdir: Path, rclone: RcloneS3) -> None:
+    """Events/s replayed from NATS: ``count`` creates over existing objects, then ``count``
+    permission changes, each batch in its own incremental-sync run."""
+    import asyncio
+    import hashlib
+    import json
+
+    import nats
+
+    from sync_service.models.data_models import SyncedFile
+    from sync_service.services.database_manager import DatabaseManager
+    from sync_service.utils.local_servers import NatsServer
+
+    bucket = "bench-nats"
+    data_dir = workdir / "data-nats"
+    storage = workdir / "fm-nats"
+    db = DatabaseManager(data_dir / "sync.db")
+    files = []
+    for path in sorted((rclone.root / bucket).rglob("*.bin")):
+        relative = path.relative_to(rclone.root / bucket).as_posix()
+        body = path.read_bytes()
+        (storage / relative).parent.mkdir(parents=True, exist_ok=True)
+        (storage / relative).write_bytes(body)
+        files.append(SyncedFile(relative, len(body), hashlib.md5(body).hexdigest(),
+                                "2026-11-24T00:00:00Z", '{"visibility":"private"}'))
+    db.save_synced(files)
+    db.close()
+    server = NatsServer(workdir / "nats-store").start()
+    api = MockApiProcess(storage).start()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
+           "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
+           "CUSTOMER_S3_BUCKET": bucket, "MOCK_API_URL": api.url, "SYNC_WORKERS": str(workers),
+           "DATA_DIR": str(data_dir), "LOG_DIR": str(workdir / "logs"), "EVENT_SOURCE": "nats",
+           "NATS_URL": server.url}
+
+    async def publish(bodies: list[str]) -> None:
+        connection = await nats.connect(server.url)
+        stream = connection.jetstream()
+        try:
+            await stream.add_stream(name="SYNC_EVENTS", subjects=["sync.events"])
+        except Exception:
+            pass
+        for body in bodies:
+            await stream.publish("sync.events", body.encode())
+        await connection.close()
+
+    try:
+        print(f"\nNATS replay: {count} events a run, SYNC_WORKERS={workers}")
+        rounds = {
+            "create (objects unchanged)": [json.dumps({"type": "create", "path": f.path}) for f in files[:count]],
+            "change_permission": [json.dumps({"type": "change_permission", "path": f.path,
+                                              "permissions": {"read": [f"u{n}"]}})
+                                  for n, f in enumerate(files[:count])],
+        }
+        for label, bodies in rounds.items():
+            asyncio.run(publish(bodies))
+            timing = timed([sys.executable, "-m", "sync_service.main", "incremental-sync"], env=env, cwd=workdir)
+            report = json.loads(sorted((data_dir / "reports").glob("incremental-sync-*.json"))[-1].read_text())
+            replay = report["phase_seconds"]["replay"]
+            print(f"  {label:<28} replay {replay:.2f} s = {report['events_applied'] / replay:.0f} events/s; "
+                  f"apply {report['phase_seconds']['apply']:.2f} s ({report['succeeded']} operations); "
+                  f"whole run {timing.seconds:.2f} s, peak RSS {timing.peak_rss_mb:.0f} MB, exit {timing.exit_code}")
+    finally:
+        api.stop()
+        server.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=int(os.environ.get("BENCH_SMALL", 5000)),
@@ -180,12 +247,16 @@ def main() -> int:
                         help="records seeded for the incremental cycle (0 to skip it)")
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 1000)),
                         help="events in the incremental cycle")
+    parser.add_argument("--nats-events", type=int, default=int(os.environ.get("BENCH_NATS_EVENTS", 10_000)),
+                        help="events per NATS replay run (0 to skip)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="s3-sync-bench-"))
     sets = [(name, count, size) for name, count, size in
             (("small", args.small, 1024), ("large", args.large, 1024 * 1024)) if count]
     for name, count, size in sets:  # rclone serve s3 lists its buckets once, at start
         seed(workdir / "s3-root" / f"bench-{name}", count, size)
+    if args.nats_events:
+        seed(workdir / "s3-root" / "bench-nats", args.nats_events, 1024)
     if args.records:
         for n in range(args.events // 4):
             path = workdir / "s3-root" / "bench-incremental" / "new" / f"obj-{n:06d}.bin"
@@ -198,6 +269,8 @@ def main() -> int:
             bench_set(name, count, size, args.workers, workdir, rclone)
         if args.records:
             bench_incremental(args.records, args.events, args.workers, workdir, rclone)
+        if args.nats_events:
+            bench_nats(args.nats_events, args.workers, workdir, rclone)
     finally:
         rclone.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -228,9 +228,11 @@ def test_native_make_targets_run(tmp_path: Path) -> None:
     assert "33 files" in demo.stdout and "records       33" in demo.stdout
     bench = subprocess.run(["make", "--no-print-directory", "bench"], cwd=REPO_ROOT, capture_output=True, text=True,
                            timeout=300, env={**os.environ, "BENCH_SMALL": "30", "BENCH_LARGE": "2",
-                                             "BENCH_RECORDS": "300", "BENCH_EVENTS": "20"})
+                                             "BENCH_RECORDS": "300", "BENCH_EVENTS": "20",
+                                             "BENCH_NATS_EVENTS": "50"})
     assert bench.returncode == 0, bench.stderr[-2000:]
     assert "initial-sync / rclone copy time" in bench.stdout
     assert "events applied 20" in bench.stdout
+    assert "change_permission" in bench.stdout and "events/s" in bench.stdout
     status = make("status", SYNC_CLI_NATIVE="1", DATA_DIR=str(tmp_path / "data"), LOG_DIR=str(tmp_path / "logs"))
     assert "records       0" in status.stdout
