@@ -253,3 +253,16 @@ def test_unreachable_nats_is_a_clear_error(cli: Cli, bucket: Bucket) -> None:
     assert "NATS" in result.stderr and "127.0.0.1:9" in result.stderr
     status = cli.run("status")
     assert "event source  nats: FAILED" in status.stdout
+
+
+def test_dry_run_gives_messages_back_at_once(cli: Cli, bucket: Bucket, api: Api, nats_server: NatsServer) -> None:
+    env = nats_env(nats_server)
+    env["NATS_ACK_WAIT"] = "600"  # a dry run must not leave them waiting this long
+    cli.env.update(env)
+    synced(cli, bucket, {"d.txt": b"d"})
+    cli.run("publish-event", json.dumps({"type": "change_permission", "path": "d.txt", "permissions": {"z": 1}}))
+    dry = cli.run("incremental-sync", "--dry-run")
+    assert "update_permissions d.txt" in dry.stdout
+    real = cli.run("incremental-sync")
+    assert report_of(real)["events_applied"] == 1
+    assert api.files()["d.txt"]["permissions"] == {"z": 1}

@@ -141,6 +141,16 @@ class NatsSource:
 
         self._run(settle(), "ack")
 
+    def release(self, batch: MessageBatch) -> None:
+        """Give a batch back unapplied (a dry run): redelivered at once, not after the ack wait."""
+
+        async def nak() -> None:
+            for message in batch.token or []:
+                await message.nak()
+            await self._nc.flush(timeout=CONNECT_TIMEOUT_S)
+
+        self._run(nak(), "nak")
+
     def publish(self, body: str) -> str:
         """Publish one event with ``Nats-Msg-Id`` set, so JetStream drops a duplicate."""
 

@@ -78,6 +78,7 @@ class EventProcessor:
         """Apply every pending message; ``acknowledge=False`` leaves the source untouched."""
         result = ReplayResult(
             position=self.db.get_setting(self.position_key) if self.position_key else None)
+        held: list[MessageBatch] = []
         for batch in self.source.batches(result.position, self.batch_size):
             if self.clock.stopping:
                 break  # the rest waits in the source for the next run
@@ -86,6 +87,12 @@ class EventProcessor:
             result.batches += 1
             if acknowledge:
                 self.source.acknowledge(batch, rejected)
+            else:
+                held.append(batch)
+        # Given back only now: released at once, a message would be fetched again in this loop.
+        release = getattr(self.source, "release", None)
+        for batch in held if release is not None else []:
+            release(batch)
         return result
 
     # -- one batch ---------------------------------------------------------------------------
