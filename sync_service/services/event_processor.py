@@ -91,8 +91,9 @@ class EventProcessor:
                 held.append(batch)
         # Given back only now: released at once, a message would be fetched again in this loop.
         release = getattr(self.source, "release", None)
-        for batch in held if release is not None else []:
-            release(batch)
+        if release is not None:
+            for batch in held:
+                release(batch)
         return result
 
     # -- one batch ---------------------------------------------------------------------------
