@@ -7,10 +7,10 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import requests
@@ -36,34 +36,32 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def moto_s3() -> Iterator[MotoS3]:
+Server = TypeVar("Server", MotoS3, RcloneS3, NatsServer, MockApiProcess)
+
+
+def serving(start: Callable[[], Server], what: str) -> Iterator[Server]:
+    """Start a server for a fixture, or skip (fail under REQUIRE_SERVICES=1); stop it after."""
     try:
-        server = MotoS3().start()
+        server = start()
     except Exception as exc:  # any failure to start means the server is unavailable
-        unavailable(f"cannot start moto's S3 server: {exc}")
+        unavailable(f"cannot start {what}: {exc}")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    yield from serving(lambda: MotoS3().start(), "moto's S3 server")
 
 
 @pytest.fixture(scope="session")
 def rclone_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneS3]:
-    try:
-        server = RcloneS3(tmp_path_factory.mktemp("rclone-root")).start()
-    except Exception as exc:
-        unavailable(f"cannot start rclone serve s3: {exc}")
-    yield server
-    server.stop()
+    yield from serving(lambda: RcloneS3(tmp_path_factory.mktemp("rclone-root")).start(), "rclone serve s3")
 
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    try:
-        server = NatsServer(tmp_path_factory.mktemp("nats-store")).start()
-    except Exception as exc:
-        unavailable(f"cannot start nats-server -js: {exc}")
-    yield server
-    server.stop()
+    yield from serving(lambda: NatsServer(tmp_path_factory.mktemp("nats-store")).start(), "nats-server -js")
 
 
 @dataclass
@@ -107,12 +105,7 @@ def rclone_bucket(rclone_s3: RcloneS3) -> Bucket:
 
 @pytest.fixture(scope="session")
 def mock_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockApiProcess]:
-    try:
-        server = MockApiProcess(tmp_path_factory.mktemp("mock-storage")).start()
-    except Exception as exc:
-        unavailable(f"cannot start the mock API: {exc}")
-    yield server
-    server.stop()
+    yield from serving(lambda: MockApiProcess(tmp_path_factory.mktemp("mock-storage")).start(), "the mock API")
 
 
 @dataclass
