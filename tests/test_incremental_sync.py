@@ -331,3 +331,27 @@ def test_fixture_streams_apply(cli: Cli, bucket: Bucket, api: Api, fixture_name:
         assert api.files()["documents/contract-signed.pdf"]["permissions"] == {"mode": "rw-r-----"}
     else:  # created, renamed, moved and deleted within one run: nothing left to do
         assert set(api.files()) == {"seed.txt"}
+
+
+def test_incremental_sync_retries_what_an_initial_sync_failed_to_deliver(cli: Cli, bucket: Bucket, api: Api) -> None:
+    bucket.put("ok.txt", b"ok")
+    bucket.put("refused/r.txt", b"r", {"read": ["rita"]})
+    api.faults(fail_rate=1.0, status=400, match="refused/")
+    assert cli.run("initial-sync").returncode == 1
+    api.faults()
+
+    result = cli.run("incremental-sync")
+
+    assert result.returncode == 0, result.stderr
+    assert report_of(result)["operations"]["create"] == 1
+    assert_mirrors(api, bucket, {"refused/r.txt": {"read": ["rita"]}})
+    assert json.loads(cli.run("status", "--json").stdout)["operations"]["failed"] == 0
+
+
+def test_reconcile_dry_run_lists_the_drift_and_changes_nothing(cli: Cli, bucket: Bucket, api: Api) -> None:
+    synced(cli, bucket, {"a.txt": b"a", "b.txt": b"b"})
+    bucket.put("c.txt", b"c")
+    dry = cli.run("reconcile", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "new      c.txt" in dry.stdout and "nothing was changed" in dry.stdout
+    assert "c.txt" not in api.files()

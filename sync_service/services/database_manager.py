@@ -302,8 +302,15 @@ class DatabaseManager:
             cursor = conn.execute(
                 f"UPDATE operations SET status = 'superseded', error = error || ' (retried by ' "
                 f"|| ? || ')', updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
-                f"WHERE status = 'failed' AND op IN ({marks})", (run_id, *ops))
+                f"WHERE status = 'failed' AND record_id IS NULL AND op IN ({marks})", (run_id, *ops))
             return cursor.rowcount
+
+    def failed_paths(self, ops: tuple[str, ...]) -> list[str]:
+        """Paths of failed operations of ``ops`` that no plan covers (initial-sync failures)."""
+        marks = ",".join("?" * len(ops))
+        return [row[0] for row in self._query(
+            f"SELECT DISTINCT path FROM operations WHERE status = 'failed' AND record_id IS NULL "
+            f"AND op IN ({marks}) ORDER BY path", ops)]
 
     def last_runs(self) -> dict[str, dict[str, Any]]:
         """The newest run of each mode: id, times, status, and its report when finished."""

@@ -191,10 +191,23 @@ class SyncService:
         timings["export_old"], tick = _lap(self.clock, tick)
         replay = self._event_processor(source, position_key=position_key).replay()
         report.events_applied, report.events_rejected = replay.applied, replay.rejected
+        self._retry_initial_failures(report)
         timings["replay"], tick = _lap(self.clock, tick)
         new_csv = self.csv.export(self.db.iter_records(), name=f"new_{report.run_id}")
         timings["export_new"], tick = _lap(self.clock, tick)
         self._plan_and_apply(report, old_csv, new_csv, timings)
+
+    def _retry_initial_failures(self, report: RunReport) -> None:
+        """Objects an initial sync failed to deliver have no record yet, so no diff would ever
+        deliver them: replay them as ``create`` events, and this cycle's plan delivers them."""
+        paths = self.db.failed_paths(INITIAL_SYNC_OPS)
+        if not paths:
+            return
+        events = [json.dumps({"event_id": f"{report.run_id}:retry:{n}", "type": "create", "path": p})
+                  for n, p in enumerate(paths)]
+        self._event_processor(MemorySource(events), position_key=None).replay()
+        self.db.supersede_failures(INITIAL_SYNC_OPS, report.run_id)
+        logger.info("retrying %d files an initial sync failed to deliver", len(paths))
 
     def incremental_sync_plan(self) -> tuple[list[FileOperation], ReplayResult]:
         """What an incremental sync would do now, computed on a copy of the database.
@@ -239,17 +252,24 @@ class SyncService:
         (default: 10% of the records, at least 1) before changing anything.
         """
         self.config.require_bucket()
+        if dry_run:
+            with self.lock:
+                return self._checked_drift(max_delete), None
+        with self._run(RECONCILE) as report:
+            drift = self._checked_drift(max_delete)
+            self._cycle(report, MemorySource(drift.as_events(report.run_id)), None)
+        return drift, report
+
+    def _checked_drift(self, max_delete: int | None) -> Drift:
+        """The drift, or RefusedError when repairing it would delete too much (under the lock,
+        so no other sync changes the records while they are compared)."""
         drift = find_drift(self.s3, self.db)
         limit = max_delete if max_delete is not None else max(1, math.ceil(0.1 * self.db.get_record_count()))
         if len(drift.deleted) > limit:
             raise RefusedError(
                 f"reconcile would delete {len(drift.deleted)} files, more than the limit of "
                 f"{limit}; check the bucket and prefix, or pass --max-delete {len(drift.deleted)}")
-        if dry_run:
-            return drift, None
-        with self._run(RECONCILE) as report:
-            self._cycle(report, MemorySource(drift.as_events(report.run_id)), None)
-        return drift, report
+        return drift
 
     def _finish(self, report: RunReport, status: str, started: float) -> None:
         """Close a run: store, write and send its report."""
