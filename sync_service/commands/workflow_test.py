@@ -21,7 +21,7 @@ from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.errors import ConfigError, SyncError
 from sync_service.models.config import SyncConfig
 from sync_service.services.sync_service import SyncService
-from sync_service.utils.paths import is_folder_marker, path_error
+from sync_service.utils.paths import unsyncable
 
 Step = Callable[[], str]
 
@@ -89,7 +89,7 @@ def validate(service: SyncService) -> str:
     listing.raise_for_status()
     held = {f["path"]: f for f in listing.json()}
     in_bucket = {s.path: s.size for page in service.s3.iter_pages() for s in page
-                 if not is_folder_marker(s.key, s.size) and path_error(s.path) is None}
+                 if unsyncable(s.key, s.path, s.size) is None}
     problems = [f"missing {p!r}" for p in in_bucket if p not in held]
     problems += [f"extra {p!r}" for p in held if p not in in_bucket]
     problems += [f"size of {p!r}" for p, size in in_bucket.items() if p in held and held[p]["size"] != size]

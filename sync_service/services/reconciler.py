@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.services.database_manager import DatabaseManager
-from sync_service.utils.paths import is_folder_marker, path_error
+from sync_service.utils.paths import unsyncable
 
 
 @dataclass
@@ -37,8 +37,7 @@ def find_drift(s3: S3Manager, db: DatabaseManager) -> Drift:
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY)")
     conn.execute("DELETE FROM temp.seen")
     for page in s3.iter_pages():
-        valid = [s for s in page
-                 if not is_folder_marker(s.key, s.size) and path_error(s.path) is None]
+        valid = [s for s in page if unsyncable(s.key, s.path, s.size) is None]
         drift.skipped += len(page) - len(valid)
         records = db.lookup([s.path for s in valid])
         for summary in valid:

@@ -30,7 +30,7 @@ from sync_service.services.sync_lock import SyncLock
 from sync_service.services.transfer_pipeline import Progress, TransferPipeline, plan_task
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
-from sync_service.utils.paths import is_folder_marker, path_error
+from sync_service.utils.paths import unsyncable
 
 logger = logging.getLogger(__name__)
 
@@ -161,10 +161,9 @@ class SyncService:
         for page in self.s3.iter_pages():
             records = self.db.lookup([s.path for s in page])
             for summary in page:
-                if is_folder_marker(summary.key, summary.size):
-                    planned.append(("skip folder marker", summary.key))
-                elif path_error(summary.path) is not None:
-                    planned.append((f"skip invalid key ({path_error(summary.path)})", summary.key))
+                skip = unsyncable(summary.key, summary.path, summary.size)
+                if skip is not None:
+                    planned.append((f"skip {skip[1]}", summary.key))
                 else:
                     task = plan_task(summary, records.get(summary.path))
                     if task is not None:

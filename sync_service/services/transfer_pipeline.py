@@ -38,7 +38,7 @@ from sync_service.models.data_models import (
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.delivery import deliver_content
 from sync_service.utils.clock import Clock
-from sync_service.utils.paths import is_folder_marker, path_error
+from sync_service.utils.paths import unsyncable
 from sync_service.utils.permissions import permissions_from_metadata
 
 logger = logging.getLogger(__name__)
@@ -186,15 +186,13 @@ class TransferPipeline:
         for page in self.s3.iter_pages():
             wanted: list[ObjectSummary] = []
             for summary in page:
-                if is_folder_marker(summary.key, summary.size):
-                    self._results.put(("skip", "folder_marker"))
+                skip = unsyncable(summary.key, summary.path, summary.size)
+                if skip is None:
+                    wanted.append(summary)
                     continue
-                reason = path_error(summary.path)
-                if reason is not None:
-                    logger.warning("skipping key %r: not a valid path (%s)", summary.key, reason)
-                    self._results.put(("skip", "invalid_key"))
-                    continue
-                wanted.append(summary)
+                if skip[0] == "invalid_key":
+                    logger.warning("skipping key %r: not a valid path, %s", summary.key, skip[1])
+                self._results.put(("skip", skip[0]))
             records = self.db.lookup([s.path for s in wanted])
             for summary in wanted:
                 task = plan_task(summary, records.get(summary.path))

@@ -39,6 +39,17 @@ def is_folder_marker(key: str, size: int) -> bool:
     return key.endswith("/") and size == 0
 
 
+def unsyncable(key: str, path: str, size: int) -> tuple[str, str] | None:
+    """Why a listed object is not synced: ``("folder_marker", …)`` or ``("invalid_key", why)``;
+    None when it is synced."""
+    if is_folder_marker(key, size):
+        return "folder_marker", "folder marker"
+    reason = path_error(path)
+    if reason is not None:
+        return "invalid_key", f"invalid key ({reason})"
+    return None
+
+
 def parent_folder(path: str) -> str:
     """The folder part of ``path`` ('' at the top level)."""
     head, _, _ = path.rpartition("/")
