@@ -8,7 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -142,6 +142,7 @@ class Cli:
 
     workdir: Path
     env: dict[str, str]
+    started: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "sync_service.main", *args]
@@ -155,15 +156,27 @@ class Cli:
                               capture_output=True, text=True, timeout=timeout)
 
     def start(self, *args: str, **overrides: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.command(*args), cwd=self.workdir, env=self.full_env(**overrides),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Output to a file, not a pipe: a daemon logging for a minute would fill a pipe and block.
+        log = (self.workdir / f"process-{len(self.started)}.log").open("w")
+        process = subprocess.Popen(self.command(*args), cwd=self.workdir, env=self.full_env(**overrides),
+                                   stdout=log, stderr=subprocess.STDOUT, text=True)
+        log.close()
+        self.started.append(process)
+        return process
+
+    def kill_leftovers(self) -> None:
+        """A test that failed half-way must not leave a sync or daemon running into the next one."""
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 @pytest.fixture
-def cli(tmp_path: Path, bucket: Bucket, api: Api) -> Cli:
+def cli(tmp_path: Path, bucket: Bucket, api: Api) -> Iterator[Cli]:
     workdir = tmp_path / "work"
     workdir.mkdir()
-    return Cli(workdir, {
+    cli = Cli(workdir, {
         "CUSTOMER_S3_ENDPOINT": bucket.endpoint,
         "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY,
         "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
@@ -172,3 +185,5 @@ def cli(tmp_path: Path, bucket: Bucket, api: Api) -> Cli:
         "SYNC_WORKERS": "8",
         "LOG_LEVEL": "INFO",
     })
+    yield cli
+    cli.kill_leftovers()

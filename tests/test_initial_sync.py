@@ -30,8 +30,11 @@ def recorded_paths(workdir: Path) -> set[str]:
     db = workdir / "data" / "sync.db"
     if not db.exists():
         return set()
-    with sqlite3.connect(db, timeout=30) as conn:
-        return {row[0] for row in conn.execute("SELECT path FROM files")}
+    try:
+        with sqlite3.connect(db, timeout=30) as conn:
+            return {row[0] for row in conn.execute("SELECT path FROM files")}
+    except sqlite3.OperationalError:  # created but not migrated yet
+        return set()
 
 
 def wait_until(condition: Any, timeout: float = 60, interval: float = 0.05) -> None:
