@@ -8,11 +8,16 @@
      ├── DatabaseError        SQLite failed: stop
  ├── RefusedError         a safety guard refused the run before it changed anything
  ├── EventSourceError     the event source (NATS) failed or is unreachable: stop this run
-     ├── StorageError         the customer S3 bucket failed
-     │    └── ObjectGone      the object vanished between listing and reading: skip it
+     ├── StorageError         the customer S3 bucket failed (a listing): stop this run
+     │    └── ObjectError     one object's HEAD or GET failed after botocore's retries:
+     │         │              fail that one operation or event, the rest go on
+     │         └── ObjectGone the object vanished between listing and reading: skip it
      └── ApiError             the file-manager API failed
-          ├── RetryableApiError   5xx, 408, 429, timeouts, connection errors, integrity mismatch
+          ├── RetryableApiError   5xx, 408, 429, timeouts, connection errors: retried in place
+          │    └── IntegrityError  saveToDisk stored other bytes than sent: retried with a new key
           └── PermanentApiError   any other 4xx: this operation failed, keep it for the next run
+               ├── NotFoundError   404: the file manager does not hold the path
+               └── ConflictError   409: the target path is taken
 
 Library exceptions (botocore, requests, sqlite3) are translated into these at the client
 boundary; services only ever catch ``SyncError`` subclasses.
@@ -55,7 +60,11 @@ class StorageError(SyncError):
         self.retryable = retryable
 
 
-class ObjectGone(StorageError):
+class ObjectError(StorageError):
+    """One object could not be read (403, 5xx after retries, a body broken mid-stream)."""
+
+
+class ObjectGone(ObjectError):
     """The object no longer exists in the bucket."""
 
 
@@ -79,5 +88,20 @@ class RetryableApiError(ApiError):
         self.retry_after = retry_after
 
 
+class IntegrityError(RetryableApiError):
+    """``saveToDisk`` answered with another size or sha256 than was sent.
+
+    Retried, but never with the same Idempotency-Key: the server would replay the bad answer.
+    """
+
+
 class PermanentApiError(ApiError):
     """A failure that another attempt would only repeat."""
+
+
+class NotFoundError(PermanentApiError):
+    """404: the file manager does not hold the path (``updatePermissions``, ``moveFile``)."""
+
+
+class ConflictError(PermanentApiError):
+    """409: the target of a ``moveFile`` is already taken."""

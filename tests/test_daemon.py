@@ -15,7 +15,7 @@ import requests
 from sync_service.utils.local_servers import REPO_ROOT, free_port
 from tests.conftest import Api, Bucket, Cli
 from tests.test_incremental_sync import assert_mirrors, spool
-from tests.test_initial_sync import recorded_paths, wait_until
+from tests.test_initial_sync import delivered_paths, wait_until
 
 
 def metric(base: str, name: str, **labels: str) -> float:
@@ -88,12 +88,12 @@ def test_sigterm_mid_cycle_exits_quickly_and_loses_nothing(cli: Cli, bucket: Buc
         bucket.put(f"slow/{n:02d}.txt", f"slow {n}".encode())
     api.faults(fail_rate=1.0, latency_ms=150, seed=1)
     daemon = cli.start("daemon", SYNC_INTERVAL="1", METRICS_PORT=str(free_port()), SYNC_WORKERS="2")
-    wait_until(lambda: len(recorded_paths(cli.workdir)) >= 5, timeout=60)
+    wait_until(lambda: len(delivered_paths(cli.workdir)) >= 5, timeout=60)
 
     code, took = stop(daemon)
 
     assert code == 0 and took < 10, (cli.workdir / "process-0.log").read_text()[-3000:]
-    assert len(recorded_paths(cli.workdir)) < 60
+    assert len(delivered_paths(cli.workdir)) < 60
     status = json.loads(cli.run("status", "--json").stdout)
     assert status["last_runs"]["initial-sync"]["status"] == "interrupted"
     api.faults()

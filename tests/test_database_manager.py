@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from sync_service.errors import DatabaseError, LockHeldError
-from sync_service.models.data_models import OperationFailure, RunReport, SyncedFile
+from sync_service.models.data_models import FileOperation, RunReport, SyncedFile
 from sync_service.services.database_manager import MIGRATIONS, DatabaseManager
 from sync_service.services.sync_lock import SyncLock
+from sync_service.store.operations import Delivered, Outcome
 from sync_service.utils.local_servers import REPO_ROOT
 
 
@@ -52,21 +53,39 @@ def test_ids_are_stable_and_content_version_counts_etag_changes(tmp_path: Path) 
     assert record is not None and first is not None
     assert record.id == first.id
     assert record.content_version == 2
-    assert [r.path for r in db.iter_records(batch=1)] == ["a.txt", "b.txt"]
-    assert set(db.lookup(["a.txt", "zzz"])) == {"a.txt"}
+    assert [r.path for r in db.records.iter_all(batch=1)] == ["a.txt", "b.txt"]
+    assert set(db.records.lookup(["a.txt", "zzz"])) == {"a.txt"}
 
 
-def test_runs_and_failures_are_reported(tmp_path: Path) -> None:
+def test_runs_and_failed_operations_are_reported_until_planned_again(tmp_path: Path) -> None:
     db = DatabaseManager(tmp_path / "sync.db")
     report = RunReport(run_id="r1", mode="initial-sync", started_at="2026-11-24T00:00:00Z")
     db.start_run("r1", "initial-sync", report.started_at)
-    db.record_failures("r1", [OperationFailure("create", "bad.txt", "400")])
+    record_id = db.records.upsert("bad.txt", 3, "e1", "2026-11-24T00:00:00Z", "{}")
+    [stored] = db.operations.add("r1", [FileOperation("create", record_id, "bad.txt", content_version=1)])
+    assert stored.key == f"r1:{stored.row_id}"
+    assert db.operation_counts() == {"pending": 1, "failed": 0}
+    db.operations.record([Outcome(stored, "failed", "400 bad path")])
     report.finished_at, report.failed = "2026-11-24T00:01:00Z", 1
     db.finish_run(report, "failed")
     assert db.last_runs()["initial-sync"]["status"] == "failed"
     assert db.operation_counts() == {"pending": 0, "failed": 1}
-    assert db.supersede_failures(("create",), "r2") == 1
-    assert db.operation_counts()["failed"] == 0
+    assert db.records.dirty_ids() == [record_id]  # still to do
+    db.operations.add("r2", [FileOperation("create", record_id, "bad.txt", content_version=1)])
+    assert db.operation_counts() == {"pending": 1, "failed": 0}
+
+
+def test_a_success_advances_the_baseline_and_clears_the_dirty_mark(tmp_path: Path) -> None:
+    db = DatabaseManager(tmp_path / "sync.db")
+    record_id = db.records.upsert("a.txt", 3, "e1", "2026-11-24T00:00:00Z", "")
+    [stored] = db.operations.add("r1", [FileOperation("create", record_id, "a.txt", content_version=1)])
+    delivered = Delivered(4, "e2", "2026-11-24T00:00:05Z", '{"read":["x"]}')
+    db.operations.record([Outcome(stored, "done", delivered=delivered)])
+    assert db.records.dirty_ids() == []
+    [baseline] = list(db.iter_baseline())
+    assert (baseline.path, baseline.etag, baseline.permissions) == ("a.txt", "e2", '{"read":["x"]}')
+    record = db.get_record("a.txt")
+    assert record is not None and record.permissions == '{"read":["x"]}'  # learnt on delivery
 
 
 def test_lock_refuses_a_second_holder_and_frees_on_release(tmp_path: Path) -> None:

@@ -74,8 +74,8 @@ def test_each_event_type_reaches_the_file_manager(cli: Cli, bucket: Bucket, api:
     assert not (cli.workdir / "data" / "events" / "001.jsonl").exists()
     assert (cli.workdir / "data" / "events" / "processed" / "001.jsonl").exists()
     exports = cli.workdir / "data" / "exports"
-    assert (exports / f"diff_{report['run_id']}.csv").exists()
-    assert (exports / f"old_{report['run_id']}.csv").exists()
+    assert (exports / f"{report['run_id']}-plan.csv").exists()
+    assert (exports / f"{report['run_id']}-old.csv").exists()
     again = cli.run("incremental-sync")
     assert report_of(again)["succeeded"] == 0 and report_of(again)["events_applied"] == 0
 

@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import pytest
 
 from sync_service.models.data_models import FileRecord, ObjectSummary, canonical_json, iso_utc
-from sync_service.services.transfer_pipeline import operation_key, plan_task
+from sync_service.services.planners import listing_change
 from sync_service.utils.backoff import compute_backoff, parse_retry_after
 from sync_service.utils.paths import is_folder_marker, parent_folder, path_error
 from sync_service.utils.permissions import permissions_from_metadata
@@ -84,18 +84,11 @@ def test_iso_utc_drops_sub_seconds_and_converts_zones() -> None:
     assert iso_utc(moment) == "2026-11-24T07:30:15Z"
 
 
-def test_plan_task_decides_by_etag_size_and_time() -> None:
+def test_listing_change_decides_by_etag_size_and_time() -> None:
     summary = ObjectSummary("k", "k", 10, "e1", "2026-01-01T00:00:00Z")
     same = FileRecord(1, "k", 10, "e1", "2026-01-01T00:00:00Z", "{}", 1)
-    assert plan_task(summary, None).op == "create"  # type: ignore[union-attr]
-    assert plan_task(summary, same) is None
-    assert plan_task(summary, FileRecord(1, "k", 10, "e0", "2026-01-01T00:00:00Z", "{}", 1)).op == "update"  # type: ignore[union-attr]
-    assert plan_task(summary, FileRecord(1, "k", 10, "e1", "2025-01-01T00:00:00Z", "{}", 1)).op == "refresh"  # type: ignore[union-attr]
-
-
-def test_operation_keys_are_stable_header_safe_and_distinct() -> None:
-    key = operation_key("run-1", "create", "ünïcode/ path.txt")
-    assert key == operation_key("run-1", "create", "ünïcode/ path.txt")
-    assert key.isascii() and " " not in key
-    assert key != operation_key("run-1", "create", "other.txt")
-    assert key != operation_key("run-2", "create", "ünïcode/ path.txt")
+    assert listing_change(summary, None) == "create"
+    assert listing_change(summary, same) is None
+    assert listing_change(summary, FileRecord(1, "k", 10, "e0", "2026-01-01T00:00:00Z", "{}", 1)) == "update"
+    assert listing_change(summary, FileRecord(1, "k", 11, "e1", "2026-01-01T00:00:00Z", "{}", 1)) == "update"
+    assert listing_change(summary, FileRecord(1, "k", 10, "e1", "2025-01-01T00:00:00Z", "{}", 1)) == "refresh"

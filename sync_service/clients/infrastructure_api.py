@@ -4,7 +4,14 @@ and the one retry policy of the service for API calls.
 Every mutating call sends ``Idempotency-Key``; a retried call sends the same key, so an attempt
 that succeeded but whose answer was lost is not applied twice. ``saveToDisk`` streams the body
 from a fresh source on each attempt, hashing it on the way, and checks the size and sha256 the
-API reports against what was sent.
+API reports against what was sent; after such an integrity mismatch the next attempt carries a
+new key (``<key>:i<n>``), since the old one would only replay the bad answer.
+
+Each answer is classified once, here (SPEC §3): ``NotFoundError`` (404), ``ConflictError``
+(409), other 4xx ``PermanentApiError``; 5xx, 408, 429, timeouts and connection errors
+``RetryableApiError``, retried by the one loop of this module. An error of the body's source
+(the S3 object, an ``ObjectError``) ends the call at once: S3 requests have botocore's retries,
+and looping over them here would multiply both.
 """
 
 from __future__ import annotations
@@ -20,13 +27,21 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from sync_service.errors import ApiError, PermanentApiError, RetryableApiError, SyncError
+from sync_service.errors import (
+    ApiError,
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    PermanentApiError,
+    RetryableApiError,
+)
 from sync_service.utils.backoff import BACKOFF_FACTOR_S, MAX_BACKOFF_S, compute_backoff, parse_retry_after
 from sync_service.utils.clock import Clock
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
+_PERMANENT: dict[int, type[PermanentApiError]] = {404: NotFoundError, 409: ConflictError}
 MAX_RETRY_AFTER_S = 60.0
 
 BodySource = Callable[[], Iterable[bytes]]
@@ -92,16 +107,21 @@ class InfrastructureAPI:
     def save_to_disk(self, path: str, open_body: BodySource, *, key: str) -> SaveResult:
         """Stream a file's content to ``saveToDisk``; ``open_body`` is called once per attempt."""
 
+        mismatches = 0
+
         def attempt() -> SaveResult:
+            nonlocal mismatches
             body = _HashingBody(open_body())
             answer = self._send(
-                "POST", "/saveToDisk", key=key, params={"path": path}, data=iter(body),
+                "POST", "/saveToDisk", key=f"{key}:i{mismatches}" if mismatches else key,
+                params={"path": path}, data=iter(body),
                 headers={"Content-Type": "application/octet-stream"},
             )
             sent = SaveResult(path, body.size, body.sha256.hexdigest())
             got = SaveResult(path, int(answer.get("size", -1)), str(answer.get("sha256", "")))
             if (got.size, got.sha256) != (sent.size, sent.sha256):
-                raise RetryableApiError(
+                mismatches += 1
+                raise IntegrityError(
                     f"saveToDisk {path!r}: API stored {got.size} bytes sha256 {got.sha256[:12]}, "
                     f"sent {sent.size} bytes sha256 {sent.sha256[:12]}"
                 )
@@ -145,7 +165,7 @@ class InfrastructureAPI:
 
     def _with_retries(self, what: str, attempt: Callable[[], Any]) -> Any:
         """Run ``attempt`` until it succeeds, fails permanently, or retries run out."""
-        last: SyncError | None = None
+        last: RetryableApiError | None = None
         for number in range(self.max_retries + 1):
             if number:
                 wait = compute_backoff(number, factor=self.backoff_factor, max_backoff=MAX_BACKOFF_S)
@@ -158,9 +178,7 @@ class InfrastructureAPI:
                                             status=getattr(last, "status", None)) from last
             try:
                 return attempt()
-            except SyncError as exc:
-                if not exc.retryable:
-                    raise
+            except RetryableApiError as exc:
                 last = exc
         assert last is not None
         raise RetryableApiError(
@@ -196,7 +214,7 @@ class InfrastructureAPI:
                     message, status=status,
                     retry_after=parse_retry_after(response.headers.get("Retry-After")),
                 )
-            raise PermanentApiError(message, status=status)
+            raise _PERMANENT.get(status, PermanentApiError)(message, status=status)
         if not response.content:
             return {}
         try:

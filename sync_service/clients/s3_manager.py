@@ -1,8 +1,9 @@
 """The customer bucket: streaming listing, HEAD and streaming GET over boto3.
 
 Retries of S3 requests are botocore's own (``standard`` mode, ``MAX_RETRIES`` attempts), so
-nothing here loops; a body that breaks mid-stream is reported as a retryable ``StorageError``
-for the caller's attempt loop, because botocore cannot retry a stream it has handed over.
+nothing here loops. What still fails on one object (a HEAD or GET answered 403 or 5xx after
+those retries, a body that breaks mid-stream) is an ``ObjectError``: the caller fails that one
+operation and goes on; a failed listing is a ``StorageError`` that stops the run.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sync_service.errors import ObjectGone, StorageError
+from sync_service.errors import ObjectError, ObjectGone, StorageError
 from sync_service.models.config import SyncConfig
 from sync_service.models.data_models import ObjectSummary, iso_utc
 
@@ -50,23 +51,25 @@ class S3Object:
         try:
             yield from self._body.iter_chunks(size)
         except (BotoCoreError, OSError) as exc:
-            raise StorageError(f"reading {self.meta.key!r} failed: {exc}", retryable=True) from exc
+            raise ObjectError(f"reading {self.meta.key!r} failed: {exc}") from exc
 
     def close(self) -> None:
         """Release the connection."""
         self._body.close()
 
 
-def _translate(exc: Exception, what: str) -> StorageError:
-    """Turn a botocore exception into the service's own error."""
+def _translate(exc: Exception, what: str, *, one_object: bool = False) -> StorageError:
+    """Turn a botocore exception into the service's own error (``ObjectError`` when the request
+    was about ``one_object``, so that only its operation fails)."""
+    kind = ObjectError if one_object else StorageError
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in _NOT_FOUND:
             return ObjectGone(f"{what}: not found")
         retryable = code in _RETRYABLE_CODES or status >= 500
-        return StorageError(f"{what}: {code or status} {exc}", retryable=retryable)
-    return StorageError(f"{what}: {exc}", retryable=True)
+        return kind(f"{what}: {code or status} {exc}", retryable=retryable)
+    return kind(f"{what}: {exc}", retryable=True)
 
 
 def _meta_from_response(key: str, response: dict[str, Any]) -> ObjectMeta:
@@ -111,12 +114,14 @@ class S3Manager:
         """The object key of a file ``path``."""
         return self.prefix + path
 
-    def iter_pages(self) -> Iterator[list[ObjectSummary]]:
-        """Yield the bucket listing page by page, never holding more than one page."""
+    def iter_pages(self, start_after: str = "") -> Iterator[list[ObjectSummary]]:
+        """Yield the bucket listing page by page, never holding more than one page; with
+        ``start_after``, only the keys after that one (a listing continued)."""
         paginator = self.client.get_paginator("list_objects_v2")
+        extra = {"StartAfter": start_after} if start_after else {}
         pages = paginator.paginate(
             Bucket=self.bucket, Prefix=self.prefix,
-            PaginationConfig={"PageSize": self.page_size},
+            PaginationConfig={"PageSize": self.page_size}, **extra,
         )
         try:
             for page in pages:
@@ -138,7 +143,7 @@ class S3Manager:
         try:
             response = self.client.head_object(Bucket=self.bucket, Key=key)
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, f"HEAD {key!r}") from exc
+            raise _translate(exc, f"HEAD {key!r}", one_object=True) from exc
         return _meta_from_response(key, response)
 
     def open(self, key: str, *, if_match: str | None = None) -> S3Object:
@@ -147,11 +152,11 @@ class S3Manager:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, f"GET {key!r}") from exc
+            raise _translate(exc, f"GET {key!r}", one_object=True) from exc
         meta = _meta_from_response(key, response)
         if if_match and meta.etag != if_match:  # some servers ignore If-Match
             response["Body"].close()
-            raise StorageError(f"GET {key!r}: changed since it was listed (etag {meta.etag})")
+            raise ObjectError(f"GET {key!r}: changed since it was listed (etag {meta.etag})")
         return S3Object(meta, response["Body"])
 
     def check(self) -> float:

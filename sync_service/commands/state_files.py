@@ -8,9 +8,10 @@ from sync_service.commands import EXIT_OK
 from sync_service.commands.plan_output import render_plan
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
-from sync_service.services.csv_processor import CSVProcessor, diff_states
+from sync_service.services.csv_processor import CSVProcessor
 from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.planner import plan_operations
+from sync_service.services.diff import diff_records
+from sync_service.services.plan_order import plan_operations
 
 
 def export_csv(config: SyncConfig, args: argparse.Namespace) -> int:
@@ -24,9 +25,10 @@ def export_csv(config: SyncConfig, args: argparse.Namespace) -> int:
 def diff(config: SyncConfig, args: argparse.Namespace) -> int:
     """Print the ordered plan that turns OLD.csv into NEW.csv."""
     try:
-        old, new = CSVProcessor.read(args.old), CSVProcessor.read(args.new)
+        operations = list(diff_records(CSVProcessor.iter_records(args.old),
+                                       CSVProcessor.iter_records(args.new)))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the state CSV: {exc}") from exc
-    print(render_plan(plan_operations(diff_states(old, new))))
+    print(render_plan(plan_operations(operations)))
     return EXIT_OK
 

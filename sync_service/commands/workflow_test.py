@@ -69,7 +69,7 @@ def run_checks(service: SyncService) -> int:
 
     def export() -> str:
         path = service.csv.export(service.db.iter_records(), name="state_test")
-        rows = len(service.csv.read(path))
+        rows = sum(1 for _ in service.csv.iter_records(path))
         if rows != service.db.get_record_count():
             raise ValueError(f"{path} has {rows} rows, the database {service.db.get_record_count()}")
         return f"{rows} rows in {path}"

@@ -107,6 +107,11 @@ class FileOperation:
     ``path`` is the file acted on (the source, for rename and move); ``new_path`` the target of
     a rename or move. The record fields carry the new state, so that the baseline can take it
     once the operation succeeded. ``temp`` marks an intermediate step through a temporary path.
+
+    ``permissions`` empty means not known yet (a listing does not carry metadata): the executor
+    reads them from the object and sets them when they differ from ``old_permissions``, what
+    the file manager holds. ``object_path`` is where the content is in the bucket (for a move,
+    the record's final path), when it differs from ``path``.
     """
 
     op: str
@@ -119,8 +124,24 @@ class FileOperation:
     last_modified: str = ""
     content_version: int = 0
     temp: bool = False
+    old_permissions: str = ""
+    object_path: str = ""
 
     @property
     def target(self) -> str:
         """The path this operation writes to."""
         return self.new_path or self.path
+
+    @property
+    def source(self) -> str:
+        """The path of the object in the bucket whose content this operation delivers."""
+        return self.object_path or self.new_path or self.path
+
+
+@dataclass(frozen=True)
+class StoredOperation:
+    """A planned operation as the operations table holds it: its row and Idempotency-Key."""
+
+    row_id: int
+    key: str
+    operation: FileOperation

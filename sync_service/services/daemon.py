@@ -1,4 +1,4 @@
-"""The daemon loop: an initial sync when nothing is recorded yet, then an incremental sync every
+"""The daemon loop: an initial sync until one has completed, then an incremental sync every
 ``SYNC_INTERVAL`` seconds, surviving errors (backing off while the same error repeats) and
 stopping cleanly when its clock's stop signal is set (SIGTERM, SIGINT, live reload).
 """
@@ -36,12 +36,9 @@ class Daemon:
         self.cycles = 0
 
     def mode(self) -> str:
-        """The cycle to run now."""
-        if self.service.db.get_record_count() == 0:
-            last = self.service.db.last_runs().get(INITIAL_SYNC)
-            if last is None or last["status"] != "ok":
-                return INITIAL_SYNC
-        return INCREMENTAL_SYNC
+        """The cycle to run now: initial sync until one has planned the whole listing (an
+        interrupted one is continued), incremental after."""
+        return INCREMENTAL_SYNC if self.service.initial_sync_completed() else INITIAL_SYNC
 
     def run_cycle(self) -> str | None:
         """One cycle; returns the error that ended it, or None."""

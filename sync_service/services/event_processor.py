@@ -5,13 +5,17 @@ Messages are read in batches from the configured source. For each batch, the S3 
 events apply in arrival order inside one transaction that also stores the source position,
 the applied event ids, and the dead letters. Only after that commit is the batch acknowledged
 to the source. A malformed message is dead-lettered and never stops the others.
+
+Every record an event changes is marked dirty in the same transaction: the dirty records are
+what the cycle then plans. An object whose HEAD fails (403, or 5xx after retries) fails only its
+own event: its record is kept with its content unknown, so the delivery planned for it fails,
+is kept, and is tried again by later runs until the object can be read.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from sync_service.clients.event_source import EventSource, MessageBatch
 from sync_service.clients.s3_manager import ObjectMeta, S3Manager
-from sync_service.errors import ObjectGone
+from sync_service.errors import ObjectError, ObjectGone
 from sync_service.models.data_models import canonical_json, iso_utc
 from sync_service.models.events import Event, RawMessage
 from sync_service.services.database_manager import DatabaseManager
@@ -32,6 +36,7 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 POSITION_KEY = "event_position"
 HEAD_WORKERS = 16
+UNREADABLE = ObjectMeta(key="", size=0, etag="", last_modified="", metadata={})
 
 
 @dataclass
@@ -45,6 +50,7 @@ class ReplayResult:
     batches: int = 0
     position: str | None = None
     rejections: list[str] = field(default_factory=list)
+    touched: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -77,7 +83,7 @@ class EventProcessor:
     def replay(self, *, acknowledge: bool = True) -> ReplayResult:
         """Apply every pending message; ``acknowledge=False`` leaves the source untouched."""
         result = ReplayResult(
-            position=self.db.get_setting(self.position_key) if self.position_key else None)
+            position=self.db.events.position(self.position_key) if self.position_key else None)
         held: list[MessageBatch] = []
         for batch in self.source.batches(result.position, self.batch_size):
             if self.clock.stopping:
@@ -103,21 +109,18 @@ class EventProcessor:
         parsed = [self._parse(message) for message in batch.messages]
         metas = self._fetch_metadata([e for p in parsed for e in p.events])
         rejected: list[tuple[RawMessage, str]] = []
-        with self.db.transaction() as conn:
+        with self.db.transaction():
             for item in parsed:
                 if item.error is not None:
                     rejected.append((item.message, item.error))
                     continue
                 for event in item.events:
-                    self._apply_event(conn, event, metas, result)
+                    self._apply_event(event, metas, result)
             for message, reason in rejected:
-                conn.execute("INSERT INTO dead_letters (source, position, reason, raw) "
-                             "VALUES (?, ?, ?, ?)",
-                             (self.source.name, message.position, reason, message.body))
+                self.db.events.add_dead_letter(self.source.name, message.position, reason,
+                                               message.body)
             if self.position_key:
-                conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
-                             "DO UPDATE SET value = excluded.value",
-                             (self.position_key, batch.position))
+                self.db.events.set_position(self.position_key, batch.position)
         for message, reason in rejected:
             self._write_dead_letter(message, reason)
             result.rejected += 1
@@ -144,6 +147,9 @@ class EventProcessor:
                 return self.s3.head(self.s3.key_of(path))
             except ObjectGone:
                 return None
+            except ObjectError as exc:
+                logger.warning("create of %r: %s; its delivery will fail and be retried", path, exc)
+                return UNREADABLE
 
         with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(paths))) as pool:
             return dict(zip(paths, pool.map(head, paths), strict=True))
@@ -157,61 +163,52 @@ class EventProcessor:
 
     # -- one event ---------------------------------------------------------------------------
 
-    def _apply_event(self, conn: sqlite3.Connection, event: Event,
-                     metas: dict[str, ObjectMeta | None], result: ReplayResult) -> None:
-        if conn.execute("SELECT 1 FROM applied_events WHERE event_id = ?",
-                        (event.event_id,)).fetchone():
+    def _apply_event(self, event: Event, metas: dict[str, ObjectMeta | None],
+                     result: ReplayResult) -> None:
+        events, records = self.db.events, self.db.records
+        if events.was_applied(event.event_id):
             result.duplicates += 1
             return
-        if event.sequencer is not None and not self._sequencer_advances(conn, event):
-            result.stale += 1
-            return
+        if event.sequencer is not None:
+            last = events.sequencer(event.path)
+            if last is not None and not sequencer_is_newer(event.sequencer, last):
+                result.stale += 1
+                return
+            events.set_sequencer(event.path, event.sequencer)
+        touched: list[int | None] = []
         if event.type == "create":
-            self._create(conn, event.path, metas.get(event.path), event.permissions)
+            touched.append(self._create(event.path, metas.get(event.path), event.permissions))
         elif event.type == "delete":
-            conn.execute("DELETE FROM files WHERE path = ?", (event.path,))
+            touched.append(records.delete(event.path))
         elif event.type in ("rename", "move"):
             assert event.new_path is not None
-            moved = conn.execute("SELECT id FROM files WHERE path = ?", (event.path,)).fetchone()
+            replaced = records.get(event.new_path) if event.new_path != event.path else None
+            moved = records.move(event.path, event.new_path)
             if moved is None:
-                self._create(conn, event.new_path, metas.get(event.new_path), event.permissions)
-            elif event.new_path != event.path:
-                conn.execute("DELETE FROM files WHERE path = ?", (event.new_path,))
-                conn.execute("UPDATE files SET path = ? WHERE id = ?", (event.new_path, moved[0]))
+                touched.append(self._create(event.new_path, metas.get(event.new_path),
+                                            event.permissions))
+            else:
+                touched += [moved, replaced.id if replaced else None]
         elif event.type == "change_permission":
-            changed = conn.execute("UPDATE files SET permissions = ? WHERE path = ?",
-                                   (canonical_json(event.permissions), event.path)).rowcount
-            if not changed:
+            changed = records.set_permissions(event.path, canonical_json(event.permissions))
+            if changed is None:
                 logger.info("permissions for unknown path %r ignored", event.path)
-        conn.execute("INSERT INTO applied_events (event_id, applied_at) VALUES (?, ?)",
-                     (event.event_id, iso_utc(datetime.now(UTC))))
+            touched.append(changed)
+        result.touched.update(i for i in touched if i is not None)
+        events.mark_applied(event.event_id, iso_utc(datetime.now(UTC)))
         result.applied += 1
 
-    def _sequencer_advances(self, conn: sqlite3.Connection, event: Event) -> bool:
-        assert event.sequencer is not None
-        row = conn.execute("SELECT sequencer FROM key_sequencers WHERE path = ?",
-                           (event.path,)).fetchone()
-        if row is not None and not sequencer_is_newer(event.sequencer, row[0]):
-            return False
-        conn.execute("INSERT INTO key_sequencers (path, sequencer) VALUES (?, ?) ON CONFLICT "
-                     "(path) DO UPDATE SET sequencer = excluded.sequencer",
-                     (event.path, event.sequencer))
-        return True
-
-    def _create(self, conn: sqlite3.Connection, path: str, meta: ObjectMeta | None,
-                permissions: dict[str, object] | None) -> None:
+    def _create(self, path: str, meta: ObjectMeta | None,
+                permissions: dict[str, object] | None) -> int | None:
         """A new record, or a new content version when the etag changed; nothing if gone."""
         if meta is None:
             logger.info("create of %r: the object is not in the bucket; nothing to do", path)
-            return
-        perms = (canonical_json(permissions) if permissions is not None else
-                 permissions_from_metadata(meta.metadata, key=self.permissions_key,
-                                           default=self.default_permissions, path=path))
-        conn.execute(
-            "INSERT INTO files (path, size, etag, last_modified, permissions, content_version) "
-            "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (path) DO UPDATE SET "
-            "content_version = files.content_version + (files.etag != excluded.etag), "
-            "size = excluded.size, etag = excluded.etag, last_modified = excluded.last_modified, "
-            "permissions = excluded.permissions",
-            (path, meta.size, meta.etag, meta.last_modified, perms))
-
+            return None
+        if permissions is not None:
+            perms = canonical_json(permissions)
+        elif meta is UNREADABLE:
+            perms = ""  # not known until the object can be read
+        else:
+            perms = permissions_from_metadata(meta.metadata, key=self.permissions_key,
+                                              default=self.default_permissions, path=path)
+        return self.db.records.upsert(path, meta.size, meta.etag, meta.last_modified, perms)

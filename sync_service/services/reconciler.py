@@ -33,13 +33,11 @@ class Drift:
 def find_drift(s3: S3Manager, db: DatabaseManager) -> Drift:
     """Compare the listing with the records."""
     drift = Drift()
-    conn = db.conn
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY)")
-    conn.execute("DELETE FROM temp.seen")
+    db.records.start_scan()
     for page in s3.iter_pages():
         valid = [s for s in page if unsyncable(s.key, s.path, s.size) is None]
         drift.skipped += len(page) - len(valid)
-        records = db.lookup([s.path for s in valid])
+        records = db.records.lookup([s.path for s in valid])
         for summary in valid:
             record = records.get(summary.path)
             if record is None:
@@ -47,9 +45,6 @@ def find_drift(s3: S3Manager, db: DatabaseManager) -> Drift:
             elif (record.etag, record.size, record.last_modified) != (
                     summary.etag, summary.size, summary.last_modified):
                 drift.changed.append(summary.path)
-        conn.executemany("INSERT OR IGNORE INTO temp.seen (path) VALUES (?)",
-                         [(s.path,) for s in valid])
-    drift.deleted = [row[0] for row in conn.execute(
-        "SELECT path FROM files WHERE path NOT IN (SELECT path FROM temp.seen) ORDER BY path")]
-    conn.execute("DELETE FROM temp.seen")
+        db.records.saw(s.path for s in valid)
+    drift.deleted = db.records.unseen()
     return drift

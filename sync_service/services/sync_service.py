@@ -20,14 +20,21 @@ from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import RefusedError, SyncError
 from sync_service.models.config import SyncConfig
 from sync_service.models.data_models import FileOperation, OperationFailure, RunReport, iso_utc
-from sync_service.services.csv_processor import CSVProcessor, diff_states, write_operations
+from sync_service.services.csv_processor import CSVProcessor
 from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.diff import diff_records
 from sync_service.services.event_processor import POSITION_KEY, EventProcessor, ReplayResult
-from sync_service.services.plan_executor import PlanExecutor
-from sync_service.services.planner import plan_operations
+from sync_service.services.executor import Executor
+from sync_service.services.plan_order import plan_operations
+from sync_service.services.planners import (
+    INITIAL_SYNC_COMPLETED,
+    InitialPlanner,
+    listing_change,
+    plan_dirty,
+)
+from sync_service.services.progress import Progress
 from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.sync_lock import SyncLock
-from sync_service.services.transfer_pipeline import Progress, TransferPipeline, plan_task
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import unsyncable
@@ -37,7 +44,6 @@ logger = logging.getLogger(__name__)
 INITIAL_SYNC = "initial-sync"
 INCREMENTAL_SYNC = "incremental-sync"
 RECONCILE = "reconcile"
-INITIAL_SYNC_OPS = ("create", "update", "update_permissions")
 
 
 class SyncService:
@@ -128,52 +134,94 @@ class SyncService:
                 self._finish(report, status, started)
                 set_run_id(None)
 
+    # -- the one way operations reach the file manager -------------------------------------
+
+    def _executor(self, progress: Progress | None = None) -> Executor:
+        return Executor(self.s3, self.api, self.db, workers=self.config.sync_workers,
+                        permissions_key=self.config.permissions_metadata_key,
+                        default_permissions=self.config.default_permissions, clock=self.clock,
+                        on_progress=progress.update if progress is not None else None)
+
+    def _apply_pending(self, executor: Executor, report: RunReport) -> None:
+        """First of every run: what an interrupted run planned and did not apply."""
+        pending = self.db.operations.pending()
+        if pending:
+            logger.info("applying %d operations an earlier run left pending", len(pending))
+            executor.apply(pending, report)
+
+    def _plan_and_apply(self, report: RunReport, executor: Executor, *,
+                        exclude: set[int] | frozenset[int] = frozenset(),
+                        with_csv: bool = True) -> None:
+        """Plan the dirty records (but those already tried in this run) and apply the plan."""
+        timings = report.phase_seconds
+        tick = self.clock.monotonic()
+        stored = plan_dirty(self.db, report.run_id, exclude=exclude,
+                            csv=self.csv if with_csv else None)
+        timings["plan"], tick = _lap(self.clock, tick)
+        executor.apply(stored, report)
+        timings["apply"], tick = _lap(self.clock, tick)
+        if stored:
+            logger.info("%s: %d operations planned, %d succeeded, %d failed", report.run_id,
+                        sum(1 for s in stored if not s.operation.temp), report.succeeded,
+                        report.failed)
+
+    def initial_sync_completed(self) -> bool:
+        """True once an initial sync has planned the whole listing."""
+        return self.db.get_setting(INITIAL_SYNC_COMPLETED) is not None
+
     # -- initial sync ------------------------------------------------------------------------
 
     def initial_sync(self) -> RunReport:
-        """Deliver every object of the bucket to the file manager, then export the state CSV."""
+        """Deliver every object of the bucket to the file manager, then export the state CSV.
+
+        Pending operations and earlier failures go first; an interrupted initial sync is
+        continued after the last listing page it planned.
+        """
         with self._run(INITIAL_SYNC) as report:
-            retried = self.db.supersede_failures(INITIAL_SYNC_OPS, report.run_id)
-            if retried:
-                logger.info("retrying %d operations that failed in earlier runs", retried)
-            logger.info("initial sync %s: bucket %r prefix %r -> %s, %d workers",
-                        report.run_id, self.config.customer_s3_bucket,
-                        self.config.customer_s3_prefix, self.config.api_base_url,
-                        self.config.sync_workers)
-            pipeline = TransferPipeline(
-                self.s3, self.api, self.db, run_id=report.run_id,
-                workers=self.config.sync_workers,
-                permissions_key=self.config.permissions_metadata_key,
-                default_permissions=self.config.default_permissions, clock=self.clock)
             progress = Progress(report, interactive=self.interactive)
+            executor = self._executor(progress)
             try:
-                pipeline.run(progress)
+                self._apply_pending(executor, report)
+                if not self.clock.stopping:
+                    self._plan_and_apply(report, executor, exclude=executor.attempted,
+                                         with_csv=False)
+                planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock)
+                logger.info("initial sync %s: bucket %r prefix %r -> %s, %d workers",
+                            report.run_id, self.config.customer_s3_bucket,
+                            self.config.customer_s3_prefix, self.config.api_base_url,
+                            self.config.sync_workers)
+                if not self.clock.stopping:
+                    executor.apply_stream(planner.batches(), report)
+                if planner.finished and not self.clock.stopping:
+                    planner.complete()
             finally:
                 progress.close()
-            path = self.csv.export(self.db.iter_records(), name=f"state_{report.run_id}")
-            logger.info("state exported to %s", path)
+            if planner.finished:
+                path = self.csv.export(self.db.iter_records(), name=f"{report.run_id}-state")
+                logger.info("state exported to %s", path)
         return report
 
     def initial_sync_plan(self) -> list[tuple[str, str]]:
         """What an initial sync would do now, as (action, path), without doing anything."""
         self.config.require_bucket()
-        planned: list[tuple[str, str]] = []
+        planned: list[tuple[str, str]] = [(o.operation.op, o.operation.target)
+                                          for o in self.db.operations.pending()]
         for page in self.s3.iter_pages():
-            records = self.db.lookup([s.path for s in page])
+            records = self.db.records.lookup([s.path for s in page])
             for summary in page:
                 skip = unsyncable(summary.key, summary.path, summary.size)
                 if skip is not None:
                     planned.append((f"skip {skip[1]}", summary.key))
                 else:
-                    task = plan_task(summary, records.get(summary.path))
-                    if task is not None:
-                        planned.append((task.op, summary.path))
+                    change = listing_change(summary, records.get(summary.path))
+                    if change is not None:
+                        planned.append((change, summary.path))
         return planned
 
     # -- incremental sync --------------------------------------------------------------------
 
     def incremental_sync(self) -> RunReport:
-        """Export old → replay events → export new → diff → store the plan → apply → report."""
+        """Apply what is pending → replay events → plan the dirty records → apply → report."""
         with self._run(INCREMENTAL_SYNC) as report:
             source = self.event_source()
             try:
@@ -183,30 +231,17 @@ class SyncService:
         return report
 
     def _cycle(self, report: RunReport, source: EventSource, position_key: str | None) -> None:
-        """Export old → replay ``source`` → export new → diff → store the plan → apply."""
-        timings = report.phase_seconds
+        executor = self._executor()
         tick = self.clock.monotonic()
-        old_csv = self.csv.export(self.db.iter_baseline(), name=f"old_{report.run_id}")
-        timings["export_old"], tick = _lap(self.clock, tick)
+        self._apply_pending(executor, report)
+        report.phase_seconds["pending"], tick = _lap(self.clock, tick)
+        if self.clock.stopping:
+            return
         replay = self._event_processor(source, position_key=position_key).replay()
         report.events_applied, report.events_rejected = replay.applied, replay.rejected
-        self._retry_initial_failures(report)
-        timings["replay"], tick = _lap(self.clock, tick)
-        new_csv = self.csv.export(self.db.iter_records(), name=f"new_{report.run_id}")
-        timings["export_new"], tick = _lap(self.clock, tick)
-        self._plan_and_apply(report, old_csv, new_csv, timings)
-
-    def _retry_initial_failures(self, report: RunReport) -> None:
-        """Objects an initial sync failed to deliver have no record yet, so no diff would ever
-        deliver them: replay them as ``create`` events, and this cycle's plan delivers them."""
-        paths = self.db.failed_paths(INITIAL_SYNC_OPS)
-        if not paths:
-            return
-        events = [json.dumps({"event_id": f"{report.run_id}:retry:{n}", "type": "create", "path": p})
-                  for n, p in enumerate(paths)]
-        self._event_processor(MemorySource(events), position_key=None).replay()
-        self.db.supersede_failures(INITIAL_SYNC_OPS, report.run_id)
-        logger.info("retrying %d files an initial sync failed to deliver", len(paths))
+        report.phase_seconds["replay"], tick = _lap(self.clock, tick)
+        # Records tried by the pending step wait for the next run, unless an event changed them.
+        self._plan_and_apply(report, executor, exclude=executor.attempted - replay.touched)
 
     def incremental_sync_plan(self) -> tuple[list[FileOperation], ReplayResult]:
         """What an incremental sync would do now, computed on a copy of the database.
@@ -222,25 +257,13 @@ class SyncService:
                 replay = self._event_processor(source, db=copy).replay(acknowledge=False)
             finally:
                 close_source(source)
-            scratch = CSVProcessor(folder)
-            old_csv = scratch.export(copy.iter_baseline(), name="old")
-            new_csv = scratch.export(copy.iter_records(), name="new")
-            plan = plan_operations(diff_states(CSVProcessor.read(old_csv), CSVProcessor.read(new_csv)))
+            pending = [s.operation for s in copy.operations.pending()]
+            waiting = {o.record_id for o in pending}
+            ids = [i for i in copy.records.dirty_ids() if i not in waiting]
+            plan = pending + plan_operations(list(diff_records(
+                copy.records.rows_of(ids, "baseline"), copy.records.rows_of(ids, "files"))))
             copy.close()
         return plan, replay
-
-    def _plan_and_apply(self, report: RunReport, old_csv: Path, new_csv: Path,
-                        timings: dict[str, float]) -> None:
-        tick = self.clock.monotonic()
-        plan = plan_operations(diff_states(CSVProcessor.read(old_csv), CSVProcessor.read(new_csv)))
-        write_operations(plan, self.csv.export_dir / f"diff_{report.run_id}.csv")
-        timings["diff"], tick = _lap(self.clock, tick)
-        executor = PlanExecutor(self.s3, self.api, self.db, run_id=report.run_id,
-                                workers=self.config.sync_workers, clock=self.clock)
-        executor.apply(plan, executor.store(plan), report)
-        timings["apply"], tick = _lap(self.clock, tick)
-        logger.info("%s: %d operations planned, %d succeeded, %d failed", report.run_id,
-                    sum(1 for o in plan if not o.temp), report.succeeded, report.failed)
 
     # -- reconcile ---------------------------------------------------------------------------
 
@@ -257,6 +280,8 @@ class SyncService:
         with self._run(RECONCILE) as report:
             drift = self._checked_drift(max_delete)
             self._cycle(report, MemorySource(drift.as_events(report.run_id)), None)
+            path = self.csv.export(self.db.iter_records(), name=f"{report.run_id}-state")
+            logger.info("state exported to %s", path)
         return drift, report
 
     def _checked_drift(self, max_delete: int | None) -> Drift:

@@ -54,3 +54,8 @@ def parent_folder(path: str) -> str:
     """The folder part of ``path`` ('' at the top level)."""
     head, _, _ = path.rpartition("/")
     return head
+
+
+def move_kind(source: str, target: str) -> str:
+    """``rename`` when ``target`` is in the folder of ``source``, ``move`` otherwise (SPEC §2)."""
+    return "rename" if parent_folder(source) == parent_folder(target) else "move"

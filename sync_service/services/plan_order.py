@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import replace
 
 from sync_service.models.data_models import FileOperation
-from sync_service.utils.paths import MAX_PATH_BYTES, parent_folder
+from sync_service.utils.paths import MAX_PATH_BYTES, move_kind, parent_folder
 
 PHASES = {"delete": 0, "rename": 1, "move": 1, "create": 2, "update": 2, "update_permissions": 3}
 TEMP_MARK = ".sync-tmp-"
@@ -26,10 +26,6 @@ def temp_path(operation: FileOperation) -> str:
     if len(path.encode("utf-8")) > MAX_PATH_BYTES:
         path = f"{folder}/{TEMP_MARK}{operation.record_id}" if folder else f"{TEMP_MARK}{operation.record_id}"
     return path
-
-
-def _kind(source: str, target: str) -> str:
-    return "rename" if parent_folder(source) == parent_folder(target) else "move"
 
 
 def order_moves(moves: list[FileOperation]) -> list[FileOperation]:
@@ -57,7 +53,7 @@ def order_moves(moves: list[FileOperation]) -> list[FileOperation]:
             parked = temp_path(move)
             ordered.append(replace(move, op="rename", new_path=parked, temp=True))
             del pending[source]
-            resumed = replace(move, op=_kind(parked, move.new_path), path=parked)
+            resumed = replace(move, op=move_kind(parked, move.new_path), path=parked)
             pending[parked] = resumed
             waiting_for[move.new_path] = parked
             free(source)

@@ -3,19 +3,16 @@ test that applying plan(diff(old, new)) to old gives new without ever overwritin
 
 from __future__ import annotations
 
-import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync_service.models.data_models import FileOperation, FileRecord
-from sync_service.services.csv_processor import COLUMNS, diff_states
-from sync_service.services.planner import apply_to_paths, order_moves, plan_operations
+from sync_service.services.diff import diff_records
+from sync_service.services.plan_order import apply_to_paths, order_moves, plan_operations
 
 
-def frame(records: list[FileRecord]) -> pd.DataFrame:
-    rows = [[str(r.id), r.path, str(r.size), r.etag, r.last_modified, r.permissions,
-             str(r.content_version)] for r in records]
-    return pd.DataFrame(rows, columns=COLUMNS, dtype=str)
+def diff_states(old: list[FileRecord], new: list[FileRecord]) -> list[FileOperation]:
+    return list(diff_records(sorted(old, key=lambda r: r.id), sorted(new, key=lambda r: r.id)))
 
 
 def rec(record_id: int, path: str, version: int = 1, perms: str = "{}") -> FileRecord:
@@ -26,7 +23,7 @@ def test_diff_gives_each_kind_of_operation() -> None:
     old = [rec(1, "a.txt"), rec(2, "docs/b.txt"), rec(3, "c.txt"), rec(4, "d.txt"), rec(5, "e.txt")]
     new = [rec(1, "a2.txt"), rec(2, "archive/b.txt"), rec(3, "c.txt", version=2),
            rec(5, "e.txt", perms='{"read":["x"]}'), rec(6, "new.txt")]
-    ops = {(o.op, o.record_id, o.path, o.new_path) for o in diff_states(frame(old), frame(new))}
+    ops = {(o.op, o.record_id, o.path, o.new_path) for o in diff_states(old, new)}
     assert ops == {
         ("rename", 1, "a.txt", "a2.txt"), ("move", 2, "docs/b.txt", "archive/b.txt"),
         ("update", 3, "c.txt", ""), ("delete", 4, "d.txt", ""),
@@ -36,7 +33,7 @@ def test_diff_gives_each_kind_of_operation() -> None:
 
 def test_identical_states_give_nothing() -> None:
     state = [rec(1, "NA"), rec(2, "0012"), rec(3, "a,b.txt")]
-    assert diff_states(frame(state), frame(state)) == []
+    assert diff_states(state, state) == []
 
 
 def test_swap_goes_through_a_temporary_path() -> None:
@@ -94,5 +91,5 @@ def simulate(old: list[FileRecord], plan: list[FileOperation]) -> dict[int, tupl
 @given(states())
 def test_applying_the_plan_to_old_gives_new(pair: tuple[list[FileRecord], list[FileRecord]]) -> None:
     old, new = pair
-    plan = plan_operations(diff_states(frame(old), frame(new)))
+    plan = plan_operations(diff_states(old, new))
     assert simulate(old, plan) == {r.id: (r.path, r.content_version, r.permissions) for r in new}

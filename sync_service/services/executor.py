@@ -1,0 +1,294 @@
+"""The executor: the only code that talks to the file manager (SPEC §1, §3).
+
+It applies stored operations, whichever planner stored them, and records each outcome through
+the operation store (one writer: the event loop's thread), in batches. Its core is asyncio: a
+bounded number of operations in flight, each one's calls made by the blocking clients on a
+thread pool for now, so that faster transports can replace them without a planner noticing.
+
+Per operation, one Idempotency-Key (``<run id>:<row id>``); the calls of one operation use it
+with a suffix each; a fresh key only where SPEC §3 asks for one (an integrity retry, the
+fallbacks below). The executor acts on the error classes the clients raise:
+
+* ``NotFoundError`` on ``updatePermissions``: the file manager lost the file; upload it again,
+  then set its permissions;
+* ``NotFoundError`` on ``moveFile``: the source is not there (a move done before a crash, or a
+  lost file); deliver the record's content to the target from the bucket;
+* ``ConflictError`` on ``moveFile``: the target is taken; upload the content there (replacing
+  it), then delete the source; counted as an ``update``;
+* ``ObjectGone``: the object left the bucket; skipped (the record goes, the next plan deletes
+  any copy); any other ``SyncError`` fails that one operation, kept for the next run.
+
+Plans apply in phases (deletes, then renames and moves one by one in the planner's order, then
+creates and updates, then permission changes); an operation whose target is still held by a
+failed delete or move is not attempted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import groupby
+
+from sync_service.clients.infrastructure_api import InfrastructureAPI
+from sync_service.clients.s3_manager import ObjectMeta, S3Manager
+from sync_service.errors import ConflictError, NotFoundError, ObjectGone, SyncError
+from sync_service.models.data_models import (
+    FileOperation,
+    OperationFailure,
+    RunReport,
+    StoredOperation,
+)
+from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.delivery import deliver_content
+from sync_service.store.operations import Delivered, Outcome
+from sync_service.utils.clock import Clock
+from sync_service.utils.permissions import permissions_from_metadata
+
+logger = logging.getLogger(__name__)
+
+FLUSH_EVERY = 256
+FLUSH_INTERVAL_S = 0.5
+IN_FLIGHT_PER_WORKER = 2
+PHASES = {"delete": 0, "rename": 1, "move": 1, "create": 2, "update": 2, "update_permissions": 3}
+SEQUENTIAL_PHASES = frozenset({1})
+
+
+@dataclass
+class PlannedBatch:
+    """Operations a planner stored together (all independent of each other), and what it left
+    alone, by reason."""
+
+    operations: list[StoredOperation]
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+class Executor:
+    """Applies stored operations and records their outcomes."""
+
+    def __init__(self, s3: S3Manager, api: InfrastructureAPI, db: DatabaseManager, *,
+                 workers: int, permissions_key: str, default_permissions: dict[str, object],
+                 clock: Clock | None = None, on_progress: Callable[[], None] | None = None) -> None:
+        self.s3 = s3
+        self.api = api
+        self.db = db
+        self.workers = max(1, workers)
+        self.permissions_key = permissions_key
+        self.default_permissions = default_permissions
+        self.clock = clock or Clock()
+        self.on_progress = on_progress
+        self.attempted: set[int] = set()
+        self._blocked: set[str] = set()
+        self._unflushed: list[Outcome] = []
+        self._last_flush = time.monotonic()
+
+    # -- entry points (blocking) ---------------------------------------------------------------
+
+    def apply(self, stored: list[StoredOperation], report: RunReport) -> None:
+        """Apply a stored plan in its phases, counting outcomes in ``report``."""
+        if stored:
+            asyncio.run(self._apply_plan(stored, report))
+
+    def apply_stream(self, batches: Iterator[PlannedBatch], report: RunReport) -> None:
+        """Apply batches of independent operations as a planner produces them (pulled on a
+        thread of their own), with at most ``2 × workers`` in flight."""
+        asyncio.run(self._apply_stream(batches, report))
+
+    # -- the asyncio core ----------------------------------------------------------------------
+
+    async def _apply_plan(self, stored: list[StoredOperation], report: RunReport) -> None:
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="apply") as pool:
+            slots = asyncio.Semaphore(self.workers * IN_FLIGHT_PER_WORKER)
+            # Plans of several runs (left pending by interrupted ones) apply one after another.
+            for _, of_run in groupby(stored, key=lambda s: s.key.rsplit(":", 1)[0]):
+                by_phase = sorted(of_run, key=lambda s: (PHASES[s.operation.op], s.row_id))
+                for phase, group in groupby(by_phase, key=lambda s: PHASES[s.operation.op]):
+                    if self.clock.stopping:
+                        break  # what is not done stays pending for the next run
+                    if phase in SEQUENTIAL_PHASES:
+                        for item in group:
+                            if self.clock.stopping:
+                                break
+                            await self._one(pool, item, report)
+                    else:
+                        await self._concurrently(pool, slots, group, report)
+                    self._flush()
+        self._flush()
+
+    async def _apply_stream(self, batches: Iterator[PlannedBatch], report: RunReport) -> None:
+        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.workers * IN_FLIGHT_PER_WORKER)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="apply") as pool, \
+                ThreadPoolExecutor(1, thread_name_prefix="plan") as planner:
+            running: set[asyncio.Task[None]] = set()
+            try:
+                while not self.clock.stopping:
+                    batch = await loop.run_in_executor(planner, next, batches, None)
+                    if batch is None:
+                        break
+                    for reason, count in batch.skipped.items():
+                        for _ in range(count):
+                            report.skip(reason)
+                    for item in batch.operations:
+                        if self.clock.stopping:
+                            break
+                        await slots.acquire()
+                        task = asyncio.create_task(self._one(pool, item, report, slots))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+            finally:
+                if running:
+                    await asyncio.gather(*running)
+                self._flush()
+
+    async def _concurrently(self, pool: ThreadPoolExecutor, slots: asyncio.Semaphore,
+                            group: Iterator[StoredOperation], report: RunReport) -> None:
+        tasks = []
+        for item in group:
+            if self.clock.stopping:
+                break
+            await slots.acquire()
+            tasks.append(asyncio.create_task(self._one(pool, item, report, slots)))
+        await asyncio.gather(*tasks)
+
+    async def _one(self, pool: ThreadPoolExecutor, item: StoredOperation, report: RunReport,
+                   slots: asyncio.Semaphore | None = None) -> None:
+        try:
+            outcome = await asyncio.get_running_loop().run_in_executor(pool, self._attempt, item)
+        finally:
+            if slots is not None:
+                slots.release()
+        self._count(outcome, report)
+        self._unflushed.append(outcome)
+        if (len(self._unflushed) >= FLUSH_EVERY
+                or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S):
+            self._flush()
+        if self.on_progress is not None:
+            self.on_progress()
+
+    # -- recording (the event loop's thread) ----------------------------------------------------
+
+    def _count(self, outcome: Outcome, report: RunReport) -> None:
+        operation = outcome.operation
+        self.attempted.add(operation.record_id)
+        if outcome.status == "done":
+            kind = outcome.counted_as or operation.op
+            if kind == "unchanged":
+                report.skip("unchanged")
+            elif not operation.temp:
+                report.operations[kind] = report.operations.get(kind, 0) + 1
+                report.succeeded += 1
+            report.bytes_transferred += outcome.bytes_sent
+        elif outcome.status == "skipped":
+            report.skip("vanished")
+        else:
+            if operation.op in ("delete", "rename", "move"):
+                self._blocked.add(operation.path)
+            report.failed += 1
+            report.failures.append(OperationFailure(operation.op, operation.path, outcome.error))
+            logger.warning("%s %r failed: %s", operation.op, operation.path, outcome.error)
+
+    def _flush(self) -> None:
+        outcomes, self._unflushed = self._unflushed, []
+        self._last_flush = time.monotonic()
+        self.db.operations.record(outcomes)
+
+    # -- one operation (a pool thread) ------------------------------------------------------------
+
+    def _attempt(self, item: StoredOperation) -> Outcome:
+        """Run one operation; never raises."""
+        operation = item.operation
+        if operation.target in self._blocked and operation.op != "delete":
+            return Outcome(item, "failed", f"not attempted: {operation.target!r} still holds a "
+                                           "file whose delete or move failed")
+        try:
+            return self._call(item)
+        except ObjectGone:
+            return Outcome(item, "skipped", "the object is no longer in the bucket")
+        except SyncError as exc:
+            return Outcome(item, "failed", str(exc))
+        except Exception as exc:  # a bug must cost one operation, not the run
+            logger.exception("%s %r failed unexpectedly", operation.op, operation.path)
+            return Outcome(item, "failed", f"internal error: {exc!r}")
+
+    def _call(self, item: StoredOperation) -> Outcome:
+        o, key = item.operation, item.key
+        if o.op == "delete":
+            self.api.delete_file(o.path, key=key)
+            return Outcome(item, "done")
+        if o.op in ("rename", "move"):
+            return self._move(item)
+        if o.op == "create":
+            delivered, sent = self._deliver(o, o.path, key, set_permissions=True)
+            return Outcome(item, "done", delivered=delivered, bytes_sent=sent)
+        if o.op == "update":
+            delivered, sent = self._deliver(o, o.path, key, set_permissions=not o.permissions)
+            return Outcome(item, "done", delivered=delivered, bytes_sent=sent)
+        if not o.permissions:
+            return self._refresh(item)
+        try:
+            self.api.update_permissions(o.path, o.permissions, key=key)
+        except NotFoundError:
+            logger.info("%r is not in the file manager: uploading it again", o.path)
+            delivered, sent = self._deliver(o, o.path, f"{key}:reupload", set_permissions=True)
+            return Outcome(item, "done", delivered=delivered, bytes_sent=sent)
+        return Outcome(item, "done")
+
+    def _move(self, item: StoredOperation) -> Outcome:
+        o, key = item.operation, item.key
+        try:
+            self.api.move_file(o.path, o.new_path, key=key)
+            return Outcome(item, "done")
+        except NotFoundError:
+            logger.info("%s %r: source not in the file manager; delivering %r from the bucket",
+                        o.op, o.path, o.new_path)
+            delivered, sent = self._deliver(o, o.new_path, f"{key}:redeliver", set_permissions=True)
+            return Outcome(item, "done", delivered=delivered, bytes_sent=sent)
+        except ConflictError:
+            logger.info("%s %r: %r is taken; replacing it with the content, then deleting the "
+                        "source", o.op, o.path, o.new_path)
+            delivered, sent = self._deliver(o, o.new_path, f"{key}:replace", set_permissions=True)
+            self.api.delete_file(o.path, key=f"{key}:delete-source")
+            return Outcome(item, "done", delivered=delivered, bytes_sent=sent,
+                           counted_as="update" if not o.temp else "")
+
+    def _refresh(self, item: StoredOperation) -> Outcome:
+        """Permissions not known when planned: read them with a HEAD, set them if they changed
+        (and deliver the content if it changed too)."""
+        o, key = item.operation, item.key
+        meta = self.s3.head(self.s3.key_of(o.source))
+        if meta.etag != o.etag:
+            delivered, sent = self._deliver(o, o.path, key, set_permissions=True)
+            return Outcome(item, "done", delivered=delivered, bytes_sent=sent, counted_as="update")
+        permissions = self._permissions_of(meta, o.path)
+        counted = "unchanged"
+        if permissions != o.old_permissions:
+            self.api.update_permissions(o.path, permissions, key=key)
+            counted = "update_permissions"
+        return Outcome(item, "done", delivered=_delivered(meta, permissions), counted_as=counted)
+
+    def _deliver(self, o: FileOperation, target: str, key: str, *,
+                 set_permissions: bool) -> tuple[Delivered, int]:
+        """Stream the record's object to ``target``; with ``set_permissions``, then set the
+        permissions (the operation's, or the object's own when not known) where they differ
+        from what the file manager holds, or always for a new file."""
+        meta, saved = deliver_content(self.s3, self.api, o.source, target=target, key=key)
+        held = o.old_permissions
+        if set_permissions:
+            permissions = o.permissions or self._permissions_of(meta, target)
+            if o.op != "update" or permissions != o.old_permissions:
+                self.api.update_permissions(target, permissions, key=f"{key}:permissions")
+            held = permissions
+        return _delivered(meta, held), saved.size
+
+    def _permissions_of(self, meta: ObjectMeta, path: str) -> str:
+        return permissions_from_metadata(meta.metadata, key=self.permissions_key,
+                                         default=self.default_permissions, path=path)
+
+
+def _delivered(meta: ObjectMeta, permissions: str) -> Delivered:
+    return Delivered(meta.size, meta.etag, meta.last_modified, permissions)

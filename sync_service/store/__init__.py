@@ -1,0 +1,9 @@
+"""The service's state in SQLite: one ``Database`` (connections, transactions, migrations) and a
+small store per noun over it. Every SQL statement of the service lives in this package.
+
+* ``RecordStore``: the file records (what the bucket holds, as learnt) and the dirty marks;
+* ``OperationStore``: the outbox of planned operations, and the baseline (what the file manager
+  is known to hold), which advances only when an operation succeeded;
+* ``EventStore``: applied event ids, S3 sequencers, dead letters, source positions;
+* ``RunStore``: runs with their reports, and small settings.
+"""

@@ -1,0 +1,172 @@
+"""The outbox of planned operations, and the baseline that advances when they succeed.
+
+A planner stores operations as ``pending`` (with whatever else it learnt, in one transaction);
+the executor records each outcome. A success moves the baseline (what the file manager is known
+to hold) to the operation's new state in the same transaction as its status, and clears the
+record's dirty mark once baseline and record agree; a failure leaves both, so the next run
+plans the record again. An operation's Idempotency-Key is ``<run id>:<row id>``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sync_service.models.data_models import FileOperation, StoredOperation
+from sync_service.store.database import Database
+
+_FIELDS = set(FileOperation.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What the file manager holds for a record after a content operation succeeded."""
+
+    size: int
+    etag: str
+    last_modified: str
+    permissions: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one stored operation ended: done, failed, or skipped (the object vanished)."""
+
+    stored: StoredOperation
+    status: str
+    error: str = ""
+    delivered: Delivered | None = None
+    counted_as: str = ""
+    bytes_sent: int = 0
+
+    @property
+    def operation(self) -> FileOperation:
+        """The operation this is the outcome of."""
+        return self.stored.operation
+
+
+_CLEAN_DIRTY = """
+DELETE FROM dirty WHERE id = ? AND (
+    (NOT EXISTS (SELECT 1 FROM files WHERE id = dirty.id)
+     AND NOT EXISTS (SELECT 1 FROM baseline WHERE id = dirty.id))
+    OR EXISTS (SELECT 1 FROM files f JOIN baseline b ON b.id = f.id
+               WHERE f.id = dirty.id AND f.path = b.path
+                 AND f.content_version = b.content_version AND f.permissions = b.permissions))
+"""
+
+
+class OperationStore:
+    """Reads and changes the ``operations`` and ``baseline`` tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, run_id: str, operations: Iterable[FileOperation]) -> list[StoredOperation]:
+        """Store ``operations`` as pending, in order; earlier failures of the same records are
+        superseded (this plan retries them). Joins the caller's transaction."""
+        stored: list[StoredOperation] = []
+        with self.db.transaction():
+            for seq, operation in enumerate(operations):
+                self.db.execute("UPDATE operations SET status = 'superseded', "
+                                "updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
+                                "WHERE record_id = ? AND status = 'failed'", (operation.record_id,))
+                row_id = int(self.db.execute(
+                    "INSERT INTO operations (run_id, op, path, new_path, status, seq, record_id, "
+                    "payload) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    (run_id, operation.op, operation.path, operation.new_path or None, seq,
+                     operation.record_id, json.dumps(asdict(operation), ensure_ascii=False)),
+                ).lastrowid or 0)
+                stored.append(StoredOperation(row_id, f"{run_id}:{row_id}", operation))
+        return stored
+
+    def pending(self) -> list[StoredOperation]:
+        """Every pending operation, in the order it was planned."""
+        return [
+            StoredOperation(row_id, f"{run_id}:{row_id}", _operation(payload))
+            for row_id, run_id, payload in self.db.query(
+                "SELECT id, run_id, payload FROM operations WHERE status = 'pending' ORDER BY id")
+        ]
+
+    def record(self, outcomes: list[Outcome]) -> None:
+        """Store outcomes in one transaction: status, baseline, record write-back, dirty marks."""
+        if not outcomes:
+            return
+        with self.db.transaction():
+            for outcome in outcomes:
+                self.db.execute(
+                    "UPDATE operations SET status = ?, error = ?, attempts = attempts + 1, "
+                    "updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?",
+                    (outcome.status, outcome.error or None, outcome.stored.row_id))
+                if outcome.status == "done":
+                    self._advance(outcome.operation, outcome.delivered)
+                elif outcome.status == "skipped":
+                    # The object is gone from the bucket: so is its record, unless it changed
+                    # since; the dirty mark stays, and the next plan deletes any copy.
+                    self.db.execute("DELETE FROM files WHERE id = ? AND content_version = ?",
+                                    (outcome.operation.record_id, outcome.operation.content_version))
+            self.db.executemany(_CLEAN_DIRTY, {(o.operation.record_id,) for o in outcomes})
+
+    def _advance(self, o: FileOperation, delivered: Delivered | None) -> None:
+        """Make the baseline (and, for what was learnt on delivery, the record) reflect ``o``."""
+        if o.op == "delete":
+            self.db.execute("DELETE FROM baseline WHERE id = ?", (o.record_id,))
+        elif o.op in ("rename", "move"):
+            self.db.execute("UPDATE baseline SET path = ? WHERE id = ?", (o.new_path, o.record_id))
+        if delivered is None:
+            if o.op == "update_permissions":
+                self.db.execute("UPDATE baseline SET permissions = ? WHERE id = ?",
+                                (o.permissions, o.record_id))
+            return
+        values = (delivered.size, delivered.etag, delivered.last_modified, delivered.permissions)
+        if o.op == "create":
+            self.db.execute(
+                "INSERT OR REPLACE INTO baseline (id, path, size, etag, last_modified, "
+                "permissions, content_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (o.record_id, o.target, *values, o.content_version))
+        else:  # the path is the business of renames and moves, whatever happened to them
+            self.db.execute(
+                "UPDATE baseline SET size = ?, etag = ?, last_modified = ?, permissions = ?, "
+                "content_version = max(content_version, ?) WHERE id = ?",
+                (*values, o.content_version, o.record_id))
+        # The record takes what delivery learnt: the object's etag, and permissions not known
+        # when it was planned (only if the record has not changed since).
+        self.db.execute(
+            "UPDATE files SET size = ?, etag = ?, last_modified = ?, permissions = "
+            "CASE WHEN permissions = '' THEN ? ELSE permissions END "
+            "WHERE id = ? AND content_version = ?",
+            (*values, o.record_id, o.content_version))
+
+    def mark_delivered(self, ids: Iterable[int]) -> None:
+        """The file manager holds these records exactly: the baseline takes them (seeding)."""
+        with self.db.transaction():
+            rows = [(i,) for i in ids]
+            self.db.executemany(
+                "INSERT OR REPLACE INTO baseline (id, path, size, etag, last_modified, permissions, "
+                "content_version) SELECT id, path, size, etag, last_modified, permissions, "
+                "content_version FROM files WHERE id = ?", rows)
+            self.db.executemany(_CLEAN_DIRTY, rows)
+
+    # -- for status ----------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """How many operations are pending and failed."""
+        counts = {"pending": 0, "failed": 0}
+        for status, count in self.db.query(
+                "SELECT status, count(*) FROM operations WHERE status IN ('pending', 'failed') "
+                "GROUP BY status"):
+            counts[status] = count
+        return counts
+
+    def failed(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest failed operations."""
+        rows = self.db.query(
+            "SELECT run_id, op, path, error, updated_at FROM operations WHERE status = 'failed' "
+            "ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(zip(("run_id", "op", "path", "error", "at"), row, strict=True)) for row in rows]
+
+
+def _operation(payload: str) -> FileOperation:
+    values = json.loads(payload)
+    return FileOperation(**{k: v for k, v in values.items() if k in _FIELDS})

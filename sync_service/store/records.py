@@ -1,0 +1,163 @@
+"""File records (what the bucket holds, as the service learnt it) and their dirty marks.
+
+A record is **dirty** while the file manager may hold something else for it: every change to a
+record marks it, and the mark goes once the baseline equals the record again. The dirty ids are
+what an incremental cycle plans, so its cost follows its events, not the bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from sync_service.models.data_models import FileRecord
+from sync_service.store.database import Database
+
+LOOKUP_CHUNK = 500
+COLUMNS_SQL = "id, path, size, etag, last_modified, permissions, content_version"
+
+# The one upsert of a record: a new path gets a new id; another etag is a new content version.
+_UPSERT = """
+INSERT INTO files (path, size, etag, last_modified, permissions, content_version)
+VALUES (?, ?, ?, ?, ?, 1)
+ON CONFLICT (path) DO UPDATE SET
+    content_version = files.content_version + (files.etag != excluded.etag),
+    size = excluded.size,
+    etag = excluded.etag,
+    last_modified = excluded.last_modified,
+    permissions = excluded.permissions,
+    synced_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+RETURNING id
+"""
+
+
+class RecordStore:
+    """Reads and changes the ``files`` table and the ``dirty`` marks."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def count(self) -> int:
+        """How many files are recorded."""
+        return int(self.db.query("SELECT count(*) FROM files")[0][0])
+
+    def get(self, path: str) -> FileRecord | None:
+        """The record at ``path``, if any."""
+        rows = self.db.query(f"SELECT {COLUMNS_SQL} FROM files WHERE path = ?", (path,))
+        return FileRecord(*rows[0]) if rows else None
+
+    def lookup(self, paths: list[str]) -> dict[str, FileRecord]:
+        """The records of those ``paths`` that exist, by path."""
+        found: dict[str, FileRecord] = {}
+        for start in range(0, len(paths), LOOKUP_CHUNK):
+            chunk = paths[start:start + LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(f"SELECT {COLUMNS_SQL} FROM files WHERE path IN ({marks})", chunk):
+                found[row[1]] = FileRecord(*row)
+        return found
+
+    def iter_all(self, table: str = "files", batch: int = 10_000) -> Iterator[FileRecord]:
+        """Every row of ``files`` (or ``baseline``) ordered by id, read in batches."""
+        last_id = 0
+        while True:
+            rows = self.db.query(f"SELECT {COLUMNS_SQL} FROM {table} WHERE id > ? ORDER BY id LIMIT ?",
+                                 (last_id, batch))
+            if not rows:
+                return
+            for row in rows:
+                yield FileRecord(*row)
+            last_id = rows[-1][0]
+
+    def iter_by_path(self, batch: int = 10_000) -> Iterator[FileRecord]:
+        """Every record ordered by path (the order of an S3 listing), read in batches."""
+        last, first = "", True
+        while True:
+            rows = self.db.query(
+                f"SELECT {COLUMNS_SQL} FROM files WHERE path > ? OR ? ORDER BY path LIMIT ?",
+                (last, first, batch))
+            if not rows:
+                return
+            for row in rows:
+                yield FileRecord(*row)
+            last, first = rows[-1][1], False
+
+    def rows_of(self, ids: Iterable[int], table: str = "files") -> Iterator[FileRecord]:
+        """The rows of ``files`` (or ``baseline``) with those ids that exist, ordered by id."""
+        ordered = sorted(set(ids))
+        for start in range(0, len(ordered), LOOKUP_CHUNK):
+            chunk = ordered[start:start + LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(
+                    f"SELECT {COLUMNS_SQL} FROM {table} WHERE id IN ({marks}) ORDER BY id", chunk):
+                yield FileRecord(*row)
+
+    def dirty_ids(self) -> list[int]:
+        """Ids of records whose file-manager copy may differ from the record, but for those
+        with an operation still pending (applying it comes first)."""
+        return [int(row[0]) for row in self.db.query(
+            "SELECT id FROM dirty WHERE id NOT IN (SELECT record_id FROM operations "
+            "WHERE status = 'pending' AND record_id IS NOT NULL) ORDER BY id")]
+
+    # -- changing (inside the caller's transaction, or one of their own) ----------------------
+
+    def upsert(self, path: str, size: int, etag: str, last_modified: str, permissions: str) -> int:
+        """Record what is known of the object at ``path``; marks it dirty; returns its id."""
+        with self.db.transaction():
+            record_id = int(self.db.execute(_UPSERT, (path, size, etag, last_modified,
+                                                      permissions)).fetchone()[0])
+            self.mark_dirty((record_id,))
+        return record_id
+
+    def delete(self, path: str) -> int | None:
+        """Remove the record at ``path``; returns its id (None: there was none)."""
+        with self.db.transaction():
+            row = self.db.execute("DELETE FROM files WHERE path = ? RETURNING id", (path,)).fetchone()
+            if row is None:
+                return None
+            self.mark_dirty((int(row[0]),))
+            return int(row[0])
+
+    def move(self, path: str, new_path: str) -> int | None:
+        """Give the record at ``path`` the path ``new_path`` (a record there is replaced)."""
+        with self.db.transaction():
+            row = self.db.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+            if row is None:
+                return None
+            if new_path != path:
+                self.delete(new_path)
+                self.db.execute("UPDATE files SET path = ? WHERE id = ?", (new_path, row[0]))
+                self.mark_dirty((int(row[0]),))
+            return int(row[0])
+
+    def set_permissions(self, path: str, permissions: str) -> int | None:
+        """Replace the permissions of the record at ``path``; returns its id, if there is one."""
+        with self.db.transaction():
+            row = self.db.execute("UPDATE files SET permissions = ? WHERE path = ? RETURNING id",
+                                  (permissions, path)).fetchone()
+            if row is None:
+                return None
+            self.mark_dirty((int(row[0]),))
+            return int(row[0])
+
+    def mark_dirty(self, ids: Iterable[int]) -> None:
+        """Mark records as possibly different in the file manager."""
+        self.db.executemany("INSERT OR IGNORE INTO dirty (id) VALUES (?)", ((i,) for i in ids))
+
+    # -- drift scans: which records a listing did not show -----------------------------------
+
+    def start_scan(self) -> None:
+        """Begin remembering the paths a listing shows (a temporary table of this connection)."""
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY)")
+        self.db.execute("DELETE FROM temp.seen")
+
+    def saw(self, paths: Iterable[str]) -> None:
+        """Remember paths the listing showed."""
+        self.db.executemany("INSERT OR IGNORE INTO temp.seen (path) VALUES (?)", ((p,) for p in paths))
+
+    def unseen(self) -> list[str]:
+        """Paths of records the listing did not show, in order; ends the scan."""
+        paths = [row[0] for row in self.db.query(
+            "SELECT path FROM files WHERE path NOT IN (SELECT path FROM temp.seen) ORDER BY path")]
+        self.db.execute("DELETE FROM temp.seen")
+        return paths
