@@ -28,6 +28,7 @@ def render(status: dict[str, Any]) -> str:
         f"file manager  {status['api']}",
         f"records       {status['records']}",
         f"sync running  {'yes' if status['sync_running'] else 'no'}",
+        f"initial sync  {_initial_line(status['initial_sync'])}",
         f"operations    {status['operations']['pending']} pending, "
         f"{status['operations']['failed']} failed",
         f"event position {status['event_position'] or '(none)'}",
@@ -51,6 +52,14 @@ def render(status: dict[str, Any]) -> str:
         result = f"ok ({check['latency_ms']} ms)" if check["ok"] else f"FAILED: {check['error']}"
         lines.append(f"  {name:<9} {result}")
     return "\n".join(lines)
+
+
+def _initial_line(state: dict[str, Any]) -> str:
+    if state["completed"]:
+        return "completed"
+    if state["listing_after"]:
+        return f"interrupted; continues after {state['listing_after']!r}"
+    return "not done yet"
 
 
 def _source_line(source: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ from sync_service.services.executor import Executor
 from sync_service.services.plan_order import plan_operations
 from sync_service.services.planners import (
     INITIAL_SYNC_COMPLETED,
+    LISTING_POSITION,
     InitialPlanner,
     listing_change,
     plan_dirty,
@@ -150,13 +151,11 @@ class SyncService:
             executor.apply(pending, report)
 
     def _plan_and_apply(self, report: RunReport, executor: Executor, *,
-                        exclude: set[int] | frozenset[int] = frozenset(),
-                        with_csv: bool = True) -> None:
+                        exclude: set[int] | frozenset[int] = frozenset()) -> None:
         """Plan the dirty records (but those already tried in this run) and apply the plan."""
         timings = report.phase_seconds
         tick = self.clock.monotonic()
-        stored = plan_dirty(self.db, report.run_id, exclude=exclude,
-                            csv=self.csv if with_csv else None)
+        stored = plan_dirty(self.db, report.run_id, exclude=exclude, csv=self.csv)
         timings["plan"], tick = _lap(self.clock, tick)
         executor.apply(stored, report)
         timings["apply"], tick = _lap(self.clock, tick)
@@ -180,11 +179,14 @@ class SyncService:
         with self._run(INITIAL_SYNC) as report:
             progress = Progress(report, interactive=self.interactive)
             executor = self._executor(progress)
+            timings, tick = report.phase_seconds, self.clock.monotonic()
             try:
                 self._apply_pending(executor, report)
+                timings["pending"], tick = _lap(self.clock, tick)
                 if not self.clock.stopping:
-                    self._plan_and_apply(report, executor, exclude=executor.attempted,
-                                         with_csv=False)
+                    stored = plan_dirty(self.db, report.run_id, exclude=executor.attempted)
+                    executor.apply(stored, report)
+                timings["retry"], tick = _lap(self.clock, tick)
                 planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock)
                 logger.info("initial sync %s: bucket %r prefix %r -> %s, %d workers",
                             report.run_id, self.config.customer_s3_bucket,
@@ -194,6 +196,7 @@ class SyncService:
                     executor.apply_stream(planner.batches(), report)
                 if planner.finished and not self.clock.stopping:
                     planner.complete()
+                timings["listing"], tick = _lap(self.clock, tick)
             finally:
                 progress.close()
             if planner.finished:
@@ -341,6 +344,7 @@ class SyncService:
             "last_runs": last_runs,
             "operations": self.db.operation_counts(),
             "recent_failures": self.db.failed_operations(limit=10),
+            "initial_sync": self._initial_sync_state(),
             "event_position": self.db.get_setting("event_position"),
             "event_source": self.describe_source() if live else {"source": self.config.event_source},
             "dead_letters": self.db.dead_letter_count(),
@@ -357,6 +361,12 @@ class SyncService:
                 "database": _timed_check(self.db.check),
             }
         return status
+
+
+    def _initial_sync_state(self) -> dict[str, Any]:
+        position = self.db.get_setting(LISTING_POSITION)
+        return {"completed": self.initial_sync_completed(),
+                "listing_after": json.loads(position).get("after") if position else None}
 
 
 def _timed_check(check: Any) -> dict[str, Any]:
