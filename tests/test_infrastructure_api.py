@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from sync_service.clients.infrastructure_api import InfrastructureAPI
-from sync_service.errors import PermanentApiError, RetryableApiError
+from sync_service.errors import (
+    ConflictError,
+    NotFoundError,
+    ObjectError,
+    PermanentApiError,
+    RetryableApiError,
+)
 from sync_service.utils.clock import Clock
 from sync_service.utils.local_servers import MockApiProcess
 from tests.conftest import Api
@@ -125,3 +131,29 @@ def test_unreachable_api_is_retryable() -> None:
     fm = InfrastructureAPI("http://127.0.0.1:9", max_retries=0)
     with pytest.raises(RetryableApiError):
         fm.health()
+
+
+def test_a_body_that_breaks_mid_stream_fails_the_call_without_a_second_retry_loop(api: Api) -> None:
+    fm, clock = client(api, retries=3)
+    opened: list[int] = []
+
+    def open_body() -> Iterator[bytes]:
+        opened.append(1)
+        yield b"first chunk"
+        raise ObjectError("reading 'a.bin' failed: connection reset")
+
+    with pytest.raises(ObjectError, match="connection reset"):
+        fm.save_to_disk("a.bin", open_body, key="broken")
+    assert opened == [1] and clock.sleeps == []  # S3 has botocore's retries; none stacked here
+    assert "a.bin" not in api.files()
+
+
+def test_404_and_409_are_classified_once_where_they_arrive(api: Api) -> None:
+    fm, clock = client(api, retries=3)
+    with pytest.raises(NotFoundError):
+        fm.update_permissions("nowhere.txt", {"read": ["x"]}, key="p1")
+    fm.save_to_disk("a.txt", lambda: iter([b"a"]), key="s1")
+    fm.save_to_disk("b.txt", lambda: iter([b"b"]), key="s2")
+    with pytest.raises(ConflictError):
+        fm.move_file("a.txt", "b.txt", key="m1")
+    assert clock.sleeps == []
