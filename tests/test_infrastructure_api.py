@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
-from sync_service.clients.infrastructure_api import InfrastructureAPI
+from sync_service.clients.infrastructure_api import BodySource, FileManagerSession, InfrastructureAPI
 from sync_service.errors import (
     ConflictError,
     NotFoundError,
@@ -39,6 +41,27 @@ def client(api: Api, *, retries: int = 3, timeout: float = 10.0,
     return InfrastructureAPI(api.url, token=token, timeout=timeout, max_retries=retries, clock=clock), clock
 
 
+T = TypeVar("T")
+
+
+def on(fm: InfrastructureAPI, call: Callable[[FileManagerSession], Awaitable[T]]) -> T:
+    """Make one call in a session of its own event loop."""
+    async def main() -> T:
+        async with fm.connect() as session:
+            return await call(session)
+    return asyncio.run(main())
+
+
+def body_of(*chunks: bytes, opened: list[int] | None = None) -> BodySource:
+    """A body source giving ``chunks``; counts the times it is opened in ``opened``."""
+    async def chunks_() -> AsyncIterator[bytes]:
+        if opened is not None:
+            opened.append(1)
+        for chunk in chunks:
+            yield chunk
+    return chunks_
+
+
 def chunks_of(body: bytes, size: int = 1000) -> Iterator[bytes]:
     for start in range(0, len(body), size):
         yield body[start:start + size]
@@ -47,13 +70,10 @@ def chunks_of(body: bytes, size: int = 1000) -> Iterator[bytes]:
 def test_save_streams_chunks_and_checks_the_answer(api: Api) -> None:
     body = bytes(range(256)) * 4000
     fm, _ = client(api)
-    opened = []
+    opened: list[int] = []
 
-    def open_body() -> Iterator[bytes]:
-        opened.append(1)
-        return chunks_of(body)
-
-    saved = fm.save_to_disk("dir/ü file.bin", open_body, key="k1")
+    saved = on(fm, lambda s: s.save_to_disk("dir/ü file.bin", body_of(*chunks_of(body), opened=opened),
+                                            key="k1"))
     assert (saved.size, saved.sha256) == (len(body), hashlib.sha256(body).hexdigest())
     assert api.files()["dir/ü file.bin"]["sha256"] == saved.sha256
     assert opened == [1]
@@ -64,12 +84,8 @@ def test_503_is_retried_with_backoff_then_given_up(api: Api) -> None:
     fm, clock = client(api, retries=3)
     opened: list[int] = []
 
-    def open_body() -> Iterator[bytes]:
-        opened.append(1)
-        return iter([b"abc"])
-
     with pytest.raises(RetryableApiError, match="gave up after 4 attempts"):
-        fm.save_to_disk("a.txt", open_body, key="k")
+        on(fm, lambda s: s.save_to_disk("a.txt", body_of(b"abc", opened=opened), key="k"))
     assert len(clock.sleeps) == 3
     assert len(opened) == 4  # a fresh body for every attempt
     assert api.stats()["faulted"] == 4
@@ -78,10 +94,10 @@ def test_503_is_retried_with_backoff_then_given_up(api: Api) -> None:
 def test_permanent_4xx_is_not_retried(api: Api) -> None:
     fm, clock = client(api)
     with pytest.raises(PermanentApiError) as refused:
-        fm.update_permissions("never-saved.txt", {"read": ["a"]}, key="p")
+        on(fm, lambda s: s.update_permissions("never-saved.txt", {"read": ["a"]}, key="p"))
     assert refused.value.status == 404
     with pytest.raises(PermanentApiError) as invalid:
-        fm.save_to_disk("../escape.txt", lambda: iter([b"x"]), key="s")
+        on(fm, lambda s: s.save_to_disk("../escape.txt", body_of(b"x"), key="s"))
     assert invalid.value.status == 400
     assert clock.sleeps == []
 
@@ -90,7 +106,7 @@ def test_integrity_mismatch_is_a_failed_attempt(api: Api) -> None:
     api.faults(fail_rate=1.0, corrupt=True)
     fm, clock = client(api, retries=2)
     with pytest.raises(RetryableApiError, match="sha256"):
-        fm.save_to_disk("c.txt", lambda: iter([b"content"]), key="c")
+        on(fm, lambda s: s.save_to_disk("c.txt", body_of(b"content"), key="c"))
     assert len(clock.sleeps) == 2
 
 
@@ -98,19 +114,23 @@ def test_a_hanging_api_times_out_and_is_retried(api: Api) -> None:
     api.faults(fail_rate=1.0, latency_ms=2000)
     fm, clock = client(api, retries=1, timeout=0.3)
     with pytest.raises(RetryableApiError, match="Timeout"):
-        fm.delete_file("x.txt", key="d")
+        on(fm, lambda s: s.delete_file("x.txt", key="d"))
     assert len(clock.sleeps) == 1
 
 
 def test_the_same_idempotency_key_applies_once(api: Api) -> None:
     fm, _ = client(api)
-    fm.save_to_disk("once.txt", lambda: iter([b"1"]), key="same-key")
-    fm.save_to_disk("once.txt", lambda: iter([b"1"]), key="same-key")
-    fm.move_file("once.txt", "moved.txt", key="move-key")
-    fm.move_file("once.txt", "moved.txt", key="move-key")  # a replay, not a 404
-    assert [op["op"] for op in api.operations()] == ["saveToDisk", "moveFile"]
+
+    async def calls(s: FileManagerSession) -> dict[str, Any]:
+        await s.save_to_disk("once.txt", body_of(b"1"), key="same-key")
+        await s.save_to_disk("once.txt", body_of(b"1"), key="same-key")
+        await s.move_file("once.txt", "moved.txt", key="move-key")
+        await s.move_file("once.txt", "moved.txt", key="move-key")  # a replay, not a 404
+        return await s.delete_file("unknown.txt", key="del")
+
+    assert on(fm, calls)  # unknown is already gone
+    assert [op["op"] for op in api.operations()] == ["saveToDisk", "moveFile", "deleteFile"]
     assert set(api.files()) == {"moved.txt"}
-    assert fm.delete_file("unknown.txt", key="del")  # unknown is already gone
 
 
 def test_bearer_token_is_sent_and_enforced(tmp_path: Path) -> None:
@@ -118,11 +138,11 @@ def test_bearer_token_is_sent_and_enforced(tmp_path: Path) -> None:
     try:
         anonymous = InfrastructureAPI(server.url, max_retries=0)
         with pytest.raises(PermanentApiError) as denied:
-            anonymous.delete_file("a.txt", key="k")
+            on(anonymous, lambda s: s.delete_file("a.txt", key="k"))
         assert denied.value.status == 401
         assert anonymous.health() >= 0  # health needs no token
         authorised = InfrastructureAPI(server.url, token="sekret-token", max_retries=0)
-        assert authorised.delete_file("a.txt", key="k") == {"path": "a.txt", "deleted": False}
+        assert on(authorised, lambda s: s.delete_file("a.txt", key="k")) == {"path": "a.txt", "deleted": False}
     finally:
         server.stop()
 
@@ -137,23 +157,27 @@ def test_a_body_that_breaks_mid_stream_fails_the_call_without_a_second_retry_loo
     fm, clock = client(api, retries=3)
     opened: list[int] = []
 
-    def open_body() -> Iterator[bytes]:
+    async def open_body() -> AsyncIterator[bytes]:
         opened.append(1)
         yield b"first chunk"
         raise ObjectError("reading 'a.bin' failed: connection reset")
 
     with pytest.raises(ObjectError, match="connection reset"):
-        fm.save_to_disk("a.bin", open_body, key="broken")
-    assert opened == [1] and clock.sleeps == []  # S3 has botocore's retries; none stacked here
+        on(fm, lambda s: s.save_to_disk("a.bin", open_body, key="broken"))
+    assert opened == [1] and clock.sleeps == []  # S3 requests have their own retries; none stacked
     assert "a.bin" not in api.files()
 
 
 def test_404_and_409_are_classified_once_where_they_arrive(api: Api) -> None:
     fm, clock = client(api, retries=3)
     with pytest.raises(NotFoundError):
-        fm.update_permissions("nowhere.txt", {"read": ["x"]}, key="p1")
-    fm.save_to_disk("a.txt", lambda: iter([b"a"]), key="s1")
-    fm.save_to_disk("b.txt", lambda: iter([b"b"]), key="s2")
+        on(fm, lambda s: s.update_permissions("nowhere.txt", {"read": ["x"]}, key="p1"))
+
+    async def taken(s: FileManagerSession) -> None:
+        await s.save_to_disk("a.txt", body_of(b"a"), key="s1")
+        await s.save_to_disk("b.txt", body_of(b"b"), key="s2")
+        await s.move_file("a.txt", "b.txt", key="m1")
+
     with pytest.raises(ConflictError):
-        fm.move_file("a.txt", "b.txt", key="m1")
+        on(fm, taken)
     assert clock.sleeps == []

@@ -1,5 +1,9 @@
-"""The file-manager API client (SPEC §3): one pooled session, bearer token, idempotency keys,
-and the one retry policy of the service for API calls.
+"""The file-manager API client (SPEC §3): bearer token, idempotency keys, and the one retry
+policy of the service for API calls, over one aiohttp connection pool.
+
+``InfrastructureAPI`` holds the settings and makes the control-plane calls (``health``,
+``post_report``) for code that is not async; ``connect()`` opens a ``FileManagerSession`` for
+the executor's event loop, which makes the data-plane calls.
 
 Every mutating call sends ``Idempotency-Key``; a retried call sends the same key, so an attempt
 that succeeded but whose answer was lost is not applied twice. ``saveToDisk`` streams the body
@@ -10,22 +14,23 @@ new key (``<key>:i<n>``), since the old one would only replay the bad answer.
 Each answer is classified once, here (SPEC §3): ``NotFoundError`` (404), ``ConflictError``
 (409), other 4xx ``PermanentApiError``; 5xx, 408, 429, timeouts and connection errors
 ``RetryableApiError``, retried by the one loop of this module. An error of the body's source
-(the S3 object, an ``ObjectError``) ends the call at once: S3 requests have botocore's retries,
+(the S3 object, an ``ObjectError``) ends the call at once: S3 requests have their own retries,
 and looping over them here would multiply both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
-import requests
-from requests.adapters import HTTPAdapter
+import aiohttp
 
 from sync_service.errors import (
     ApiError,
@@ -34,6 +39,7 @@ from sync_service.errors import (
     NotFoundError,
     PermanentApiError,
     RetryableApiError,
+    SyncError,
 )
 from sync_service.utils.backoff import BACKOFF_FACTOR_S, MAX_BACKOFF_S, compute_backoff, parse_retry_after
 from sync_service.utils.clock import Clock
@@ -44,7 +50,8 @@ RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 _PERMANENT: dict[int, type[PermanentApiError]] = {404: NotFoundError, 409: ConflictError}
 MAX_RETRY_AFTER_S = 60.0
 
-BodySource = Callable[[], Iterable[bytes]]
+BodySource = Callable[[], AsyncIterator[bytes]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,182 +63,203 @@ class SaveResult:
     sha256: str
 
 
-class _HashingBody:
-    """Wraps a chunk iterable, counting and hashing what passes through."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = chunks
-        self.size = 0
-        self.sha256 = hashlib.sha256()
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            if chunk:
-                self.size += len(chunk)
-                self.sha256.update(chunk)
-                yield chunk
-
-
 class InfrastructureAPI:
-    """Calls the file manager over one pooled HTTP session."""
+    """The file manager's address, token, timeouts and retry policy."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str = "",
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        pool_size: int = 16,
-        session: requests.Session | None = None,
-        clock: Clock | None = None,
-        backoff_factor: float = BACKOFF_FACTOR_S,
-    ) -> None:
+    def __init__(self, base_url: str, *, token: str = "", timeout: float = 30.0,
+                 max_retries: int = 5, pool_size: int = 16, clock: Clock | None = None,
+                 backoff_factor: float = BACKOFF_FACTOR_S) -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout = (min(10.0, timeout), timeout)
+        self.timeout = aiohttp.ClientTimeout(sock_connect=min(10.0, timeout), sock_read=timeout)
         self.max_retries = max_retries
         self.backoff_factor = backoff_factor
+        self.pool_size = pool_size
         self.clock = clock or Clock()
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-        self.session = session
-        self.session.headers["User-Agent"] = "s3-sync-service"
+        self.headers = {"User-Agent": "s3-sync-service"}
         if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+            self.headers["Authorization"] = f"Bearer {token}"
+
+    def connect(self) -> FileManagerSession:
+        """A session (one connection pool) for the current event loop; use with ``async with``."""
+        return FileManagerSession(self)
+
+    # -- control plane, for code that is not async ----------------------------------------------
+
+    def health(self) -> float:
+        """Seconds ``GET /health`` takes; raises ApiError when it is not healthy."""
+        async def check(fm: FileManagerSession) -> float:
+            started = time.monotonic()
+            await fm.send("GET", "/health", key=None, timeout=aiohttp.ClientTimeout(total=5.0))
+            return time.monotonic() - started
+        return self._run(check)
+
+    def post_report(self, url: str, report: dict[str, Any]) -> None:
+        """Send a run report to ``url`` (absolute, or relative to the API base)."""
+        async def post(fm: FileManagerSession) -> None:
+            await fm.call("POST", url, key=f"report-{report.get('run_id', '')}", payload=report)
+        self._run(post)
+
+    def _run(self, work: Callable[[FileManagerSession], Coroutine[Any, Any, T]]) -> T:
+        async def main() -> T:
+            async with self.connect() as fm:
+                return await work(fm)
+        return asyncio.run(main())
+
+
+class FileManagerSession:
+    """The file-manager calls, over one aiohttp connection pool in one event loop."""
+
+    def __init__(self, api: InfrastructureAPI) -> None:
+        self.api = api
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> FileManagerSession:
+        connector = aiohttp.TCPConnector(limit=self.api.pool_size, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self.api.timeout,
+                                              headers=self.api.headers)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._session is not None:
+            await self._session.close()
 
     # -- the calls -------------------------------------------------------------------------
 
-    def save_to_disk(self, path: str, open_body: BodySource, *, key: str) -> SaveResult:
+    async def save_to_disk(self, path: str, open_body: BodySource, *, key: str) -> SaveResult:
         """Stream a file's content to ``saveToDisk``; ``open_body`` is called once per attempt."""
-
         mismatches = 0
 
-        def attempt() -> SaveResult:
+        async def attempt() -> SaveResult:
             nonlocal mismatches
-            body = _HashingBody(open_body())
-            answer = self._send(
+            digest, size = hashlib.sha256(), 0
+
+            async def hashed() -> AsyncIterator[bytes]:
+                nonlocal size
+                async for chunk in open_body():
+                    if chunk:
+                        size += len(chunk)
+                        digest.update(chunk)
+                        yield chunk
+
+            answer = await self.send(
                 "POST", "/saveToDisk", key=f"{key}:i{mismatches}" if mismatches else key,
-                params={"path": path}, data=iter(body),
-                headers={"Content-Type": "application/octet-stream"},
-            )
-            sent = SaveResult(path, body.size, body.sha256.hexdigest())
+                params={"path": path}, data=hashed(),
+                headers={"Content-Type": "application/octet-stream"})
+            sent = SaveResult(path, size, digest.hexdigest())
             got = SaveResult(path, int(answer.get("size", -1)), str(answer.get("sha256", "")))
             if (got.size, got.sha256) != (sent.size, sent.sha256):
                 mismatches += 1
                 raise IntegrityError(
                     f"saveToDisk {path!r}: API stored {got.size} bytes sha256 {got.sha256[:12]}, "
-                    f"sent {sent.size} bytes sha256 {sent.sha256[:12]}"
-                )
+                    f"sent {sent.size} bytes sha256 {sent.sha256[:12]}")
             return sent
 
-        return self._with_retries(f"saveToDisk {path!r}", attempt)
+        return await self._with_retries(f"saveToDisk {path!r}", attempt)
 
-    def update_permissions(self, path: str, permissions: str | dict[str, Any], *,
-                           key: str) -> dict[str, Any]:
+    async def update_permissions(self, path: str, permissions: str | dict[str, Any], *,
+                                 key: str) -> dict[str, Any]:
         """Set a file's permissions (``permissions`` as a dict or JSON text)."""
         value = json.loads(permissions) if isinstance(permissions, str) else permissions
-        return self._call("POST", "/updatePermissions", key=key,
-                          payload={"path": path, "permissions": value})
+        return await self.call("POST", "/updatePermissions", key=key,
+                               payload={"path": path, "permissions": value})
 
-    def delete_file(self, path: str, *, key: str) -> dict[str, Any]:
+    async def delete_file(self, path: str, *, key: str) -> dict[str, Any]:
         """Delete a file; an unknown path is already gone, which is a success."""
-        return self._call("POST", "/deleteFile", key=key, payload={"path": path})
+        return await self.call("POST", "/deleteFile", key=key, payload={"path": path})
 
-    def move_file(self, source: str, target: str, *, key: str) -> dict[str, Any]:
+    async def move_file(self, source: str, target: str, *, key: str) -> dict[str, Any]:
         """Rename or move a file."""
-        return self._call("POST", "/moveFile", key=key, payload={"from": source, "to": target})
-
-    def post_report(self, url: str, report: dict[str, Any]) -> None:
-        """Send a run report to ``url`` (absolute, or relative to the API base)."""
-        self._call("POST", url, key=f"report-{report.get('run_id', '')}", payload=report)
-
-    def health(self) -> float:
-        """Seconds ``GET /health`` takes; raises ApiError when it is not healthy."""
-        started = time.monotonic()
-        self._send("GET", "/health", key=None, timeout=(3.0, 5.0))
-        return time.monotonic() - started
+        return await self.call("POST", "/moveFile", key=key, payload={"from": source, "to": target})
 
     # -- transport -------------------------------------------------------------------------
 
-    def _call(self, method: str, route: str, *, key: str,
-              payload: dict[str, Any]) -> dict[str, Any]:
-        return self._with_retries(
+    async def call(self, method: str, route: str, *, key: str,
+                   payload: dict[str, Any]) -> dict[str, Any]:
+        """A JSON call with retries."""
+        return await self._with_retries(
             f"{route.rsplit('/', 1)[-1]} {payload.get('path', payload.get('from', ''))!r}",
-            lambda: self._send(method, route, key=key, json_body=payload),
-        )
+            lambda: self.send(method, route, key=key, json_body=payload))
 
-    def _with_retries(self, what: str, attempt: Callable[[], Any]) -> Any:
+    async def _with_retries(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run ``attempt`` until it succeeds, fails permanently, or retries run out."""
+        api = self.api
         last: RetryableApiError | None = None
-        for number in range(self.max_retries + 1):
+        for number in range(api.max_retries + 1):
             if number:
-                wait = compute_backoff(number, factor=self.backoff_factor, max_backoff=MAX_BACKOFF_S)
-                retry_after = getattr(last, "retry_after", None)
-                if retry_after is not None:
-                    wait = max(wait, min(retry_after, MAX_RETRY_AFTER_S))
+                assert last is not None
+                wait = compute_backoff(number, factor=api.backoff_factor, max_backoff=MAX_BACKOFF_S)
+                if last.retry_after is not None:
+                    wait = max(wait, min(last.retry_after, MAX_RETRY_AFTER_S))
                 logger.debug("retrying %s in %.2fs (attempt %d): %s", what, wait, number + 1, last)
-                if not self.clock.sleep(wait):
+                if not await asyncio.to_thread(api.clock.sleep, wait):
                     raise RetryableApiError(f"{what}: stopping, not retried: {last}",
-                                            status=getattr(last, "status", None)) from last
+                                            status=last.status) from last
             try:
-                return attempt()
+                return await attempt()
             except RetryableApiError as exc:
                 last = exc
         assert last is not None
-        raise RetryableApiError(
-            f"{what}: gave up after {self.max_retries + 1} attempts: {last}",
-            status=getattr(last, "status", None),
-        ) from last
+        raise RetryableApiError(f"{what}: gave up after {api.max_retries + 1} attempts: {last}",
+                                status=last.status) from last
 
-    def _send(self, method: str, route: str, *, key: str | None,
-              params: dict[str, str] | None = None, json_body: dict[str, Any] | None = None,
-              data: Iterable[bytes] | None = None, headers: dict[str, str] | None = None,
-              timeout: tuple[float, float] | None = None) -> dict[str, Any]:
+    async def send(self, method: str, route: str, *, key: str | None,
+                   params: dict[str, str] | None = None, json_body: dict[str, Any] | None = None,
+                   data: AsyncIterator[bytes] | None = None, headers: dict[str, str] | None = None,
+                   timeout: aiohttp.ClientTimeout | None = None) -> dict[str, Any]:
         """One HTTP exchange, with library errors translated to the service's own."""
-        url = route if route.startswith(("http://", "https://")) else self.base_url + route
+        assert self._session is not None, "use the session with 'async with'"
+        url = route if route.startswith(("http://", "https://")) else self.api.base_url + route
         all_headers = dict(headers or {})
         if key is not None:
             all_headers["Idempotency-Key"] = key
         try:
-            response = self.session.request(
-                method, url, params=params, json=json_body, data=data, headers=all_headers,
-                timeout=timeout or self.timeout,
-            )
-        except (requests.ConnectionError, requests.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:
+            async with self._session.request(method, url, params=params, json=json_body, data=data,
+                                             headers=all_headers, timeout=timeout or self.api.timeout
+                                             ) as response:
+                status = response.status
+                content = await response.read()
+                retry_after = response.headers.get("Retry-After")
+        except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            source = _body_error(exc)
+            if source is not None:  # the body's own source failed (the S3 object): not ours to retry
+                raise source from exc
             raise RetryableApiError(f"{method} {route}: {type(exc).__name__}: {exc}") from exc
-        except requests.RequestException as exc:
-            raise PermanentApiError(f"{method} {route}: {exc}") from exc
-        status = response.status_code
+        except aiohttp.ClientError as exc:
+            raise PermanentApiError(f"{method} {route}: {type(exc).__name__}: {exc}") from exc
         if status >= 400:
-            detail = _detail(response)
-            message = f"{method} {route} answered {status}: {detail}"
+            message = f"{method} {route} answered {status}: {_detail(content)}"
             if status in RETRYABLE_STATUSES:
-                raise RetryableApiError(
-                    message, status=status,
-                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                )
+                raise RetryableApiError(message, status=status,
+                                        retry_after=parse_retry_after(retry_after))
             raise _PERMANENT.get(status, PermanentApiError)(message, status=status)
-        if not response.content:
+        if not content:
             return {}
         try:
-            answer = response.json()
+            answer = json.loads(content)
         except ValueError as exc:
             raise RetryableApiError(f"{method} {route}: answer is not JSON", status=status) from exc
         return answer if isinstance(answer, dict) else {"answer": answer}
 
 
-def _detail(response: requests.Response) -> str:
+def _body_error(exc: BaseException) -> SyncError | None:
+    """The service's own error that broke a request body, if that is what aiohttp reports."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, SyncError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _detail(content: bytes) -> str:
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
-        return response.text[:200]
+        return content[:200].decode("utf-8", "replace")
     if isinstance(body, dict) and "detail" in body:
         return str(body["detail"])[:200]
     return str(body)[:200]
 
 
-__all__ = ["ApiError", "InfrastructureAPI", "SaveResult"]
+__all__ = ["ApiError", "FileManagerSession", "InfrastructureAPI", "SaveResult"]

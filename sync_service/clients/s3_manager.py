@@ -1,4 +1,5 @@
-"""The customer bucket: streaming listing, HEAD and streaming GET over boto3.
+"""The customer bucket: listing and HEAD over boto3 (the control plane), and the way to the
+objects' data (``S3DataPath``: HEAD and streamed GET over aiohttp, for the executor).
 
 Retries of S3 requests are botocore's own (``standard`` mode, ``MAX_RETRIES`` attempts), so
 nothing here loops. What still fails on one object (a HEAD or GET answered 403 or 5xx after
@@ -10,52 +11,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sync_service.clients.s3_data import ObjectMeta, S3DataPath
 from sync_service.errors import ObjectError, ObjectGone, StorageError
 from sync_service.models.config import SyncConfig
 from sync_service.models.data_models import ObjectSummary, iso_utc
 
-CHUNK_SIZE = 1024 * 1024
 LIST_PAGE_SIZE = 1000
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _RETRYABLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
                     "InternalError", "ServiceUnavailable", "503", "500"}
-
-
-@dataclass(frozen=True)
-class ObjectMeta:
-    """What a HEAD or GET tells about one object."""
-
-    key: str
-    size: int
-    etag: str
-    last_modified: str
-    metadata: dict[str, str]
-
-
-class S3Object:
-    """An open GET: metadata plus a body that is read once, in chunks."""
-
-    def __init__(self, meta: ObjectMeta, body: Any) -> None:
-        self.meta = meta
-        self._body = body
-
-    def chunks(self, size: int = CHUNK_SIZE) -> Iterator[bytes]:
-        """Yield the body in chunks of at most ``size`` bytes."""
-        try:
-            yield from self._body.iter_chunks(size)
-        except (BotoCoreError, OSError) as exc:
-            raise ObjectError(f"reading {self.meta.key!r} failed: {exc}") from exc
-
-    def close(self) -> None:
-        """Release the connection."""
-        self._body.close()
 
 
 def _translate(exc: Exception, what: str, *, one_object: bool = False) -> StorageError:
@@ -86,11 +56,13 @@ class S3Manager:
     """Reads the customer bucket below an optional prefix."""
 
     def __init__(self, client: Any, bucket: str, prefix: str = "", *,
-                 page_size: int = LIST_PAGE_SIZE) -> None:
+                 page_size: int = LIST_PAGE_SIZE, data: S3DataPath | None = None,
+                 pool_size: int = 32) -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix
         self.page_size = page_size
+        self.data = data or _data_path_of(client, bucket, pool_size)
 
     @classmethod
     def from_config(cls, config: SyncConfig, *, pool_size: int | None = None) -> S3Manager:
@@ -104,7 +76,8 @@ class S3Manager:
             pool_size=pool_size or config.sync_workers + 4,
             max_attempts=config.max_retries + 1,
         )
-        return cls(client, config.customer_s3_bucket, config.customer_s3_prefix)
+        return cls(client, config.customer_s3_bucket, config.customer_s3_prefix,
+                   pool_size=max(32, 2 * config.sync_workers))
 
     def path_of(self, key: str) -> str:
         """The file path of ``key``: the key relative to the prefix."""
@@ -146,19 +119,6 @@ class S3Manager:
             raise _translate(exc, f"HEAD {key!r}", one_object=True) from exc
         return _meta_from_response(key, response)
 
-    def open(self, key: str, *, if_match: str | None = None) -> S3Object:
-        """Start a streaming GET of one object (only of version ``if_match`` when given)."""
-        extra = {"IfMatch": f'"{if_match}"'} if if_match else {}
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
-        except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, f"GET {key!r}", one_object=True) from exc
-        meta = _meta_from_response(key, response)
-        if if_match and meta.etag != if_match:  # some servers ignore If-Match
-            response["Body"].close()
-            raise ObjectError(f"GET {key!r}: changed since it was listed (etag {meta.etag})")
-        return S3Object(meta, response["Body"])
-
     def check(self) -> float:
         """Seconds a HEAD of the bucket takes; raises StorageError when it fails."""
         started = time.monotonic()
@@ -167,6 +127,19 @@ class S3Manager:
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, f"bucket {self.bucket!r}") from exc
         return time.monotonic() - started
+
+
+def _data_path_of(client: Any, bucket: str, pool_size: int) -> S3DataPath:
+    """The data path to the client's endpoint, with the client's credentials and attempts."""
+    config = client.meta.config
+    path_style = (config.s3 or {}).get("addressing_style") == "path"
+    return S3DataPath(
+        bucket=bucket, endpoint_url=client.meta.endpoint_url if path_style else None,
+        region=client.meta.region_name,
+        # botocore keeps a client's credentials on its request signer, with no public accessor.
+        credentials=client._request_signer._credentials, pool_size=pool_size,
+        max_attempts=(config.retries or {}).get("max_attempts", 5),
+        connect_timeout=config.connect_timeout, read_timeout=config.read_timeout)
 
 
 def make_client(*, endpoint_url: str = "", access_key: str = "", secret_key: str = "",

@@ -83,7 +83,7 @@ def run_checks(service: SyncService) -> int:
 def validate(service: SyncService) -> str:
     """Compare the bucket, the records and the file manager's listing (``GET /files``)."""
     listing = requests.get(f"{service.config.api_base_url}/files", timeout=30,
-                           headers=dict(service.api.session.headers))
+                           headers=service.api.headers)
     if listing.status_code == 404:
         return "skipped: this file manager has no GET /files listing to compare with"
     listing.raise_for_status()
@@ -94,6 +94,8 @@ def validate(service: SyncService) -> str:
     problems += [f"extra {p!r}" for p in held if p not in in_bucket]
     problems += [f"size of {p!r}" for p, size in in_bucket.items() if p in held and held[p]["size"] != size]
     for record in service.db.iter_records():
+        if not record.permissions:
+            continue  # not known yet: its delivery failed, and status says so
         wanted = json.loads(record.permissions)
         if record.path in held and held[record.path]["permissions"] != wanted:
             problems.append(f"permissions of {record.path!r}")

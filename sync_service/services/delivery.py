@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
-from sync_service.clients.infrastructure_api import InfrastructureAPI, SaveResult
-from sync_service.clients.s3_manager import ObjectMeta, S3Manager, S3Object
+from sync_service.clients.infrastructure_api import FileManagerSession, SaveResult
+from sync_service.clients.s3_data import ObjectMeta, S3DataSession, S3Object
 
 
-def deliver_content(s3: S3Manager, api: InfrastructureAPI, path: str, *, target: str | None = None,
-                    key: str) -> tuple[ObjectMeta, SaveResult]:
-    """Stream the object at ``path`` into ``saveToDisk`` at ``target`` (default: ``path``).
+async def deliver_content(s3: S3DataSession, fm: FileManagerSession, key: str, target: str, *,
+                          idempotency_key: str) -> tuple[ObjectMeta, SaveResult]:
+    """Stream the object ``key`` into ``saveToDisk`` at ``target``.
 
     The first attempt reads the GET already open; a retry reads the object again, and only if
     it is still the version whose metadata the caller will record.
     """
-    object_key = s3.key_of(path)
-    first: list[S3Object] = [s3.open(object_key)]
+    first: list[S3Object] = [await s3.open(key)]
     meta = first[0].meta
 
-    def open_body() -> Iterator[bytes]:
-        obj = first.pop() if first else s3.open(object_key, if_match=meta.etag)
+    async def open_body() -> AsyncIterator[bytes]:
+        obj = first.pop() if first else await s3.open(key, if_match=meta.etag)
         try:
-            yield from obj.chunks()
+            async for chunk in obj.chunks():
+                yield chunk
         finally:
             obj.close()
 
     try:
-        saved = api.save_to_disk(target or path, open_body, key=key)
+        saved = await fm.save_to_disk(target, open_body, key=idempotency_key)
     finally:
         for unread in first:
             unread.close()

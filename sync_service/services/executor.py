@@ -1,9 +1,11 @@
 """The executor: the only code that talks to the file manager (SPEC §1, §3).
 
 It applies stored operations, whichever planner stored them, and records each outcome through
-the operation store (one writer: the event loop's thread), in batches. Its core is asyncio: a
-bounded number of operations in flight, each one's calls made by the blocking clients on a
-thread pool for now, so that faster transports can replace them without a planner noticing.
+the operation store (one writer: the event loop's thread), in batches. It is asyncio end to
+end: at most 2 × ``workers`` operations in flight, each a coroutine making its S3 GET (aiohttp,
+``S3DataSession``) and its file-manager calls (aiohttp, ``FileManagerSession``) over one
+connection pool each, the body streamed from one to the other. uvloop runs the loop where it
+is installed.
 
 Per operation, one Idempotency-Key (``<run id>:<row id>``); the calls of one operation use it
 with a suffix each; a fresh key only where SPEC §3 asks for one (an integrity retry, the
@@ -29,13 +31,15 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import Any
 
-from sync_service.clients.infrastructure_api import InfrastructureAPI
-from sync_service.clients.s3_manager import ObjectMeta, S3Manager
+from sync_service.clients.infrastructure_api import FileManagerSession, InfrastructureAPI
+from sync_service.clients.s3_data import ObjectMeta, S3DataSession
+from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import ConflictError, NotFoundError, ObjectGone, SyncError
 from sync_service.models.data_models import (
     FileOperation,
@@ -85,46 +89,53 @@ class Executor:
         self._blocked: set[str] = set()
         self._unflushed: list[Outcome] = []
         self._last_flush = time.monotonic()
+        self._s3: S3DataSession
+        self._fm: FileManagerSession
 
     # -- entry points (blocking) ---------------------------------------------------------------
 
     def apply(self, stored: list[StoredOperation], report: RunReport) -> None:
         """Apply a stored plan in its phases, counting outcomes in ``report``."""
         if stored:
-            asyncio.run(self._apply_plan(stored, report))
+            _run(self._connected(self._apply_plan(stored, report)))
 
     def apply_stream(self, batches: Iterator[PlannedBatch], report: RunReport) -> None:
         """Apply batches of independent operations as a planner produces them (pulled on a
         thread of their own), with at most ``2 × workers`` in flight."""
-        asyncio.run(self._apply_stream(batches, report))
+        _run(self._connected(self._apply_stream(batches, report)))
 
     # -- the asyncio core ----------------------------------------------------------------------
 
+    async def _connected(self, work: Coroutine[Any, Any, None]) -> None:
+        async with self.s3.data.connect() as s3, self.api.connect() as fm:
+            self._s3, self._fm = s3, fm
+            try:
+                await work
+            finally:
+                self._flush()
+
     async def _apply_plan(self, stored: list[StoredOperation], report: RunReport) -> None:
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="apply") as pool:
-            slots = asyncio.Semaphore(self.workers * IN_FLIGHT_PER_WORKER)
-            # Plans of several runs (left pending by interrupted ones) apply one after another.
-            for _, of_run in groupby(stored, key=lambda s: s.key.rsplit(":", 1)[0]):
-                by_phase = sorted(of_run, key=lambda s: (PHASES[s.operation.op], s.row_id))
-                for phase, group in groupby(by_phase, key=lambda s: PHASES[s.operation.op]):
-                    if self.clock.stopping:
-                        break  # what is not done stays pending for the next run
-                    if phase in SEQUENTIAL_PHASES:
-                        for item in group:
-                            if self.clock.stopping:
-                                break
-                            await self._one(pool, item, report)
-                    else:
-                        await self._concurrently(pool, slots, group, report)
-                    self._flush()
-        self._flush()
+        slots = asyncio.Semaphore(self.workers * IN_FLIGHT_PER_WORKER)
+        # Plans of several runs (left pending by interrupted ones) apply one after another.
+        for _, of_run in groupby(stored, key=lambda s: s.key.rsplit(":", 1)[0]):
+            by_phase = sorted(of_run, key=lambda s: (PHASES[s.operation.op], s.row_id))
+            for phase, group in groupby(by_phase, key=lambda s: PHASES[s.operation.op]):
+                if self.clock.stopping:
+                    break  # what is not done stays pending for the next run
+                if phase in SEQUENTIAL_PHASES:
+                    for item in group:
+                        if self.clock.stopping:
+                            break
+                        await self._one(item, report)
+                else:
+                    await self._concurrently(slots, group, report)
+                self._flush()
 
     async def _apply_stream(self, batches: Iterator[PlannedBatch], report: RunReport) -> None:
         loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(self.workers * IN_FLIGHT_PER_WORKER)
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="apply") as pool, \
-                ThreadPoolExecutor(1, thread_name_prefix="plan") as planner:
-            running: set[asyncio.Task[None]] = set()
+        running: set[asyncio.Task[None]] = set()
+        with ThreadPoolExecutor(1, thread_name_prefix="plan") as planner:
             try:
                 while not self.clock.stopping:
                     batch = await loop.run_in_executor(planner, next, batches, None)
@@ -137,28 +148,27 @@ class Executor:
                         if self.clock.stopping:
                             break
                         await slots.acquire()
-                        task = asyncio.create_task(self._one(pool, item, report, slots))
+                        task = asyncio.create_task(self._one(item, report, slots))
                         running.add(task)
                         task.add_done_callback(running.discard)
             finally:
                 if running:
                     await asyncio.gather(*running)
-                self._flush()
 
-    async def _concurrently(self, pool: ThreadPoolExecutor, slots: asyncio.Semaphore,
-                            group: Iterator[StoredOperation], report: RunReport) -> None:
+    async def _concurrently(self, slots: asyncio.Semaphore, group: Iterator[StoredOperation],
+                            report: RunReport) -> None:
         tasks = []
         for item in group:
             if self.clock.stopping:
                 break
             await slots.acquire()
-            tasks.append(asyncio.create_task(self._one(pool, item, report, slots)))
+            tasks.append(asyncio.create_task(self._one(item, report, slots)))
         await asyncio.gather(*tasks)
 
-    async def _one(self, pool: ThreadPoolExecutor, item: StoredOperation, report: RunReport,
+    async def _one(self, item: StoredOperation, report: RunReport,
                    slots: asyncio.Semaphore | None = None) -> None:
         try:
-            outcome = await asyncio.get_running_loop().run_in_executor(pool, self._attempt, item)
+            outcome = await self._attempt(item)
         finally:
             if slots is not None:
                 slots.release()
@@ -197,16 +207,16 @@ class Executor:
         self._last_flush = time.monotonic()
         self.db.operations.record(outcomes)
 
-    # -- one operation (a pool thread) ------------------------------------------------------------
+    # -- one operation (a coroutine) ---------------------------------------------------------------
 
-    def _attempt(self, item: StoredOperation) -> Outcome:
+    async def _attempt(self, item: StoredOperation) -> Outcome:
         """Run one operation; never raises."""
         operation = item.operation
         if operation.target in self._blocked and operation.op != "delete":
             return Outcome(item, "failed", f"not attempted: {operation.target!r} still holds a "
                                            "file whose delete or move failed")
         try:
-            return self._call(item)
+            return await self._call(item)
         except ObjectGone:
             return Outcome(item, "skipped", "the object is no longer in the bucket")
         except SyncError as exc:
@@ -215,79 +225,90 @@ class Executor:
             logger.exception("%s %r failed unexpectedly", operation.op, operation.path)
             return Outcome(item, "failed", f"internal error: {exc!r}")
 
-    def _call(self, item: StoredOperation) -> Outcome:
+    async def _call(self, item: StoredOperation) -> Outcome:
         o, key = item.operation, item.key
         if o.op == "delete":
-            self.api.delete_file(o.path, key=key)
+            await self._fm.delete_file(o.path, key=key)
             return Outcome(item, "done")
         if o.op in ("rename", "move"):
-            return self._move(item)
+            return await self._move(item)
         if o.op == "create":
-            delivered, sent = self._deliver(o, o.path, key, set_permissions=True)
+            delivered, sent = await self._deliver(o, o.path, key, set_permissions=True)
             return Outcome(item, "done", delivered=delivered, bytes_sent=sent)
         if o.op == "update":
-            delivered, sent = self._deliver(o, o.path, key, set_permissions=not o.permissions)
+            delivered, sent = await self._deliver(o, o.path, key, set_permissions=not o.permissions)
             return Outcome(item, "done", delivered=delivered, bytes_sent=sent)
         if not o.permissions:
-            return self._refresh(item)
+            return await self._refresh(item)
         try:
-            self.api.update_permissions(o.path, o.permissions, key=key)
+            await self._fm.update_permissions(o.path, o.permissions, key=key)
         except NotFoundError:
             logger.info("%r is not in the file manager: uploading it again", o.path)
-            delivered, sent = self._deliver(o, o.path, f"{key}:reupload", set_permissions=True)
+            delivered, sent = await self._deliver(o, o.path, f"{key}:reupload", set_permissions=True)
             return Outcome(item, "done", delivered=delivered, bytes_sent=sent)
         return Outcome(item, "done")
 
-    def _move(self, item: StoredOperation) -> Outcome:
+    async def _move(self, item: StoredOperation) -> Outcome:
         o, key = item.operation, item.key
         try:
-            self.api.move_file(o.path, o.new_path, key=key)
+            await self._fm.move_file(o.path, o.new_path, key=key)
             return Outcome(item, "done")
         except NotFoundError:
             logger.info("%s %r: source not in the file manager; delivering %r from the bucket",
                         o.op, o.path, o.new_path)
-            delivered, sent = self._deliver(o, o.new_path, f"{key}:redeliver", set_permissions=True)
+            delivered, sent = await self._deliver(o, o.new_path, f"{key}:redeliver", set_permissions=True)
             return Outcome(item, "done", delivered=delivered, bytes_sent=sent)
         except ConflictError:
             logger.info("%s %r: %r is taken; replacing it with the content, then deleting the "
                         "source", o.op, o.path, o.new_path)
-            delivered, sent = self._deliver(o, o.new_path, f"{key}:replace", set_permissions=True)
-            self.api.delete_file(o.path, key=f"{key}:delete-source")
+            delivered, sent = await self._deliver(o, o.new_path, f"{key}:replace", set_permissions=True)
+            await self._fm.delete_file(o.path, key=f"{key}:delete-source")
             return Outcome(item, "done", delivered=delivered, bytes_sent=sent,
                            counted_as="update" if not o.temp else "")
 
-    def _refresh(self, item: StoredOperation) -> Outcome:
+    async def _refresh(self, item: StoredOperation) -> Outcome:
         """Permissions not known when planned: read them with a HEAD, set them if they changed
         (and deliver the content if it changed too)."""
         o, key = item.operation, item.key
-        meta = self.s3.head(self.s3.key_of(o.source))
+        meta = await self._s3.head(self.s3.key_of(o.source))
         if meta.etag != o.etag:
-            delivered, sent = self._deliver(o, o.path, key, set_permissions=True)
+            delivered, sent = await self._deliver(o, o.path, key, set_permissions=True)
             return Outcome(item, "done", delivered=delivered, bytes_sent=sent, counted_as="update")
         permissions = self._permissions_of(meta, o.path)
         counted = "unchanged"
         if permissions != o.old_permissions:
-            self.api.update_permissions(o.path, permissions, key=key)
+            await self._fm.update_permissions(o.path, permissions, key=key)
             counted = "update_permissions"
         return Outcome(item, "done", delivered=_delivered(meta, permissions), counted_as=counted)
 
-    def _deliver(self, o: FileOperation, target: str, key: str, *,
+    async def _deliver(self, o: FileOperation, target: str, key: str, *,
                  set_permissions: bool) -> tuple[Delivered, int]:
         """Stream the record's object to ``target``; with ``set_permissions``, then set the
         permissions (the operation's, or the object's own when not known) where they differ
         from what the file manager holds, or always for a new file."""
-        meta, saved = deliver_content(self.s3, self.api, o.source, target=target, key=key)
+        meta, saved = await deliver_content(self._s3, self._fm, self.s3.key_of(o.source), target,
+                                            idempotency_key=key)
         held = o.old_permissions
         if set_permissions:
             permissions = o.permissions or self._permissions_of(meta, target)
             if o.op != "update" or permissions != o.old_permissions:
-                self.api.update_permissions(target, permissions, key=f"{key}:permissions")
+                await self._fm.update_permissions(target, permissions, key=f"{key}:permissions")
             held = permissions
         return _delivered(meta, held), saved.size
 
     def _permissions_of(self, meta: ObjectMeta, path: str) -> str:
         return permissions_from_metadata(meta.metadata, key=self.permissions_key,
                                          default=self.default_permissions, path=path)
+
+
+def _run(work: Coroutine[Any, Any, None]) -> None:
+    """Run the executor's loop: uvloop's when it is installed (it measures faster)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(work)
+        return
+    uvloop.run(work)
 
 
 def _delivered(meta: ObjectMeta, permissions: str) -> Delivered:
