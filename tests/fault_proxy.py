@@ -22,6 +22,7 @@ class DenyingProxy:
         self.upstream = upstream.rstrip("/")
         self.denied = denied
         self.denials = 0
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,6 +33,7 @@ class DenyingProxy:
 
             def _handle(self) -> None:
                 path = unquote(urlsplit(self.path).path)
+                proxy.seen.append((self.command, path))
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 if any(path.endswith("/" + key) for key in proxy.denied):

@@ -19,6 +19,11 @@ class Event:
     permissions: dict[str, Any] | None = None
     occurred_at: str | None = None
     sequencer: str | None = None
+    # What an S3 notification already says of a created object (AWS and MinIO give size and
+    # eTag; MinIO also the user metadata): enough to record it without a HEAD.
+    size: int | None = None
+    etag: str | None = None
+    metadata: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ class EventError(SyncError):
     """A message that cannot be applied; it goes to the dead letters with this reason."""
 
 
+META_PREFIX = "x-amz-meta-"
+
+
 def message_id(body: str) -> str:
     """The id of a message without one: a hash of its text, so a redelivery is recognised."""
     return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()[:40]
@@ -138,11 +141,27 @@ def _from_notification(document: dict[str, Any], body: str, *, bucket: str,
             kind = "delete"
         else:
             continue  # other notifications (restore, tagging, ...) change nothing we track
-        sequencer = (s3.get("object") or {}).get("sequencer")
+        described = s3.get("object") or {}
+        sequencer = described.get("sequencer")
         event = _build(f"{base_id}:{index}", kind, key[len(prefix):], None, None,
                        record.get("eventTime"))
-        events.append(replace(event, sequencer=str(sequencer)) if sequencer else event)
+        events.append(replace(event, sequencer=str(sequencer) if sequencer else None,
+                              **(_content_of(described) if kind == "create" else {})))
     return events
+
+
+def _content_of(described: dict[str, Any]) -> dict[str, Any]:
+    """Size, eTag and user metadata of a created object as its notification gives them, when
+    it gives both size and eTag."""
+    size, etag = described.get("size"), described.get("eTag")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        return {}
+    if not isinstance(etag, str) or not etag.strip('"'):
+        return {}
+    raw = described.get("userMetadata")
+    metadata = {str(k)[len(META_PREFIX):] if str(k).lower().startswith(META_PREFIX) else str(k): str(v)
+                for k, v in raw.items()} if isinstance(raw, dict) else None
+    return {"size": size, "etag": etag.strip('"'), "metadata": metadata}
 
 
 def sequencer_is_newer(candidate: str, applied: str) -> bool:

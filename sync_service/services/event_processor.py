@@ -24,7 +24,7 @@ from pathlib import Path
 from sync_service.clients.event_source import EventSource, MessageBatch
 from sync_service.clients.s3_manager import ObjectMeta, S3Manager
 from sync_service.errors import ObjectError, ObjectGone
-from sync_service.models.data_models import canonical_json, iso_utc
+from sync_service.models.data_models import FileRecord, canonical_json, iso_utc
 from sync_service.models.events import Event, RawMessage
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.event_parser import EventError, parse_message, sequencer_is_newer
@@ -51,6 +51,8 @@ class ReplayResult:
     position: str | None = None
     rejections: list[str] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
+    created: list[int] = field(default_factory=list)
+    deleted: list[FileRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -137,7 +139,7 @@ class EventProcessor:
 
     def _fetch_metadata(self, events: list[Event]) -> dict[str, ObjectMeta | None]:
         """HEAD every path a create (or a rename of an unknown file) may need, concurrently."""
-        paths = sorted({e.path for e in events if e.type == "create"}
+        paths = sorted({e.path for e in events if e.type == "create" and e.etag is None}
                        | {e.new_path for e in events if e.type in ("rename", "move") and e.new_path})
         if not paths:
             return {}
@@ -177,9 +179,17 @@ class EventProcessor:
             events.set_sequencer(event.path, event.sequencer)
         touched: list[int | None] = []
         if event.type == "create":
-            touched.append(self._create(event.path, metas.get(event.path), event.permissions))
+            existed = records.get(event.path) is not None
+            created = (self._create_notified(event) if event.etag is not None else
+                       self._create(event.path, metas.get(event.path), event.permissions))
+            touched.append(created)
+            if created is not None and not existed:
+                result.created.append(created)
         elif event.type == "delete":
+            gone = records.get(event.path)
             touched.append(records.delete(event.path))
+            if gone is not None:
+                result.deleted.append(gone)
         elif event.type in ("rename", "move"):
             assert event.new_path is not None
             replaced = records.get(event.new_path) if event.new_path != event.path else None
@@ -198,6 +208,25 @@ class EventProcessor:
         events.mark_applied(event.event_id, iso_utc(datetime.now(UTC)))
         result.applied += 1
 
+    def _create_notified(self, event: Event) -> int | None:
+        """A create whose notification says the object's size and eTag: no HEAD. Nothing
+        changes when the record has that content already; otherwise the record takes it, with
+        permissions from the event, the notification's metadata, or (not known) the GET that
+        delivers it."""
+        assert event.size is not None and event.etag is not None
+        record = self.db.records.get(event.path)
+        if record is not None and (record.etag, record.size) == (event.etag, event.size):
+            return None
+        if event.permissions is not None:
+            perms = canonical_json(event.permissions)
+        elif event.metadata is not None:
+            perms = permissions_from_metadata(event.metadata, key=self.permissions_key,
+                                              default=self.default_permissions, path=event.path)
+        else:
+            perms = ""
+        return self.db.records.upsert(event.path, event.size, event.etag,
+                                      _iso_or_empty(event.occurred_at), perms)
+
     def _create(self, path: str, meta: ObjectMeta | None,
                 permissions: dict[str, object] | None) -> int | None:
         """A new record, or a new content version when the etag changed; nothing if gone."""
@@ -212,3 +241,13 @@ class EventProcessor:
             perms = permissions_from_metadata(meta.metadata, key=self.permissions_key,
                                               default=self.default_permissions, path=path)
         return self.db.records.upsert(path, meta.size, meta.etag, meta.last_modified, perms)
+
+
+def _iso_or_empty(moment: str | None) -> str:
+    """An event time as the records spell times (ISO-8601 UTC to the second), or ''."""
+    if not moment:
+        return ""
+    try:
+        return iso_utc(datetime.fromisoformat(moment.replace("Z", "+00:00")))
+    except ValueError:
+        return ""

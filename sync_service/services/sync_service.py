@@ -35,6 +35,7 @@ from sync_service.services.planners import (
 )
 from sync_service.services.progress import Progress
 from sync_service.services.reconciler import Drift, find_drift
+from sync_service.services.renames import adopt_renames
 from sync_service.services.sync_lock import SyncLock
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
@@ -241,6 +242,7 @@ class SyncService:
         if self.clock.stopping:
             return
         replay = self._event_processor(source, position_key=position_key).replay()
+        replay.touched |= adopt_renames(self.db, replay.created, replay.deleted)
         report.events_applied, report.events_rejected = replay.applied, replay.rejected
         report.phase_seconds["replay"], tick = _lap(self.clock, tick)
         # Records tried by the pending step wait for the next run, unless an event changed them.
@@ -260,6 +262,7 @@ class SyncService:
                 replay = self._event_processor(source, db=copy).replay(acknowledge=False)
             finally:
                 close_source(source)
+            adopt_renames(copy, replay.created, replay.deleted)
             pending = [s.operation for s in copy.operations.pending()]
             waiting = {o.record_id for o in pending}
             ids = [i for i in copy.records.dirty_ids() if i not in waiting]

@@ -140,6 +140,19 @@ class RecordStore:
             self.mark_dirty((int(row[0]),))
             return int(row[0])
 
+    def adopt(self, created: FileRecord, original: FileRecord) -> None:
+        """The record ``created`` (new in this replay) is ``original`` (deleted in it) moved:
+        it takes the original's id, content version and, when its own are not known, its
+        permissions; the id it had never reached the file manager."""
+        with self.db.transaction():
+            self.db.execute("DELETE FROM files WHERE id = ?", (created.id,))
+            self.db.execute("DELETE FROM dirty WHERE id = ?", (created.id,))
+            self.db.execute(
+                f"INSERT INTO files ({COLUMNS_SQL}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (original.id, created.path, created.size, created.etag, created.last_modified,
+                 created.permissions or original.permissions, original.content_version))
+            self.mark_dirty((original.id,))
+
     def mark_dirty(self, ids: Iterable[int]) -> None:
         """Mark records as possibly different in the file manager."""
         self.db.executemany("INSERT OR IGNORE INTO dirty (id) VALUES (?)", ((i,) for i in ids))
