@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,6 +120,12 @@ class Database:
                 for statement in filter(str.strip, script.split(";")):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={number}")
+
+    def check(self) -> float:
+        """Seconds a trivial query takes; raises DatabaseError when the database is unusable."""
+        started = time.monotonic()
+        self.query("SELECT count(*) FROM sqlite_master")
+        return time.monotonic() - started
 
     @property
     def schema_version(self) -> int:
