@@ -8,18 +8,25 @@ BENCH_SMALL / BENCH_LARGE), the objects are written straight into the folder tha
   its peak RSS is sampled;
 * `rclone copy` (16 transfers) copies the same bucket into a local folder.
 
-Then an incremental cycle (`--records`, default 100 000; `--events`, default 1000): the state
-is seeded straight into SQLite and into the mock API's storage folder (not uploaded one by
-one), 1000 mixed events (creates of new objects, permission changes, renames, deletes) go to
-the spool, and `incremental-sync` runs; it prints seconds per phase and peak RSS.
+Then the incremental cycle (SPEC §2, "What a cycle costs") over each count of `--records`
+(default 100 000 and 1 000 000; BENCH_RECORDS, comma-separated) with `--events` (default 1000)
+mixed events: creates of new objects that are in the bucket, permission changes, renames and
+deletes. The records are seeded straight into SQLite (`files` and `baseline`, in step, nothing
+dirty, the initial sync marked completed); only the files the events touch are written into
+the mock API's storage folder, which the mock indexes at start. The events go to the spool and
+`incremental-sync` runs once per count; for each it prints the seconds of each phase (pending,
+replay, plan, apply), their sum (the cycle), the whole process time with start-up, peak RSS,
+exit code and failed operations, then the ratio of each cycle to the first one's. Targets:
+cycle ≤ 1 s and peak RSS ≤ 150 MB each, cycles within 30 % of each other.
 
-It prints objects/s, MB/s, peak RSS and the ratio of the two times. Run it several times
-and quote medians: the machine's other load moves these figures.
+For the initial syncs it prints objects/s, MB/s, peak RSS and the ratio of the two times.
+Run it several times and quote medians: the machine's other load moves these figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -40,6 +48,13 @@ from sync_service.utils.local_servers import (  # noqa: E402
     MockApiProcess,
     RcloneS3,
 )
+
+INCREMENTAL_PHASES = ("pending", "replay", "plan", "apply")
+CYCLE_TARGET_S = 1.0  # the issue's targets for one cycle
+RSS_TARGET_MB = 150.0
+RATIO_TARGET = 1.3  # cycles over 10^5 and 10^6 records within 30 % of each other
+SEEDED_ETAG = "9dd4e461268c8034f5c8564e155c67a6"  # md5 of b"x", the content of a seeded file
+SEEDED_PERMISSIONS = '{"visibility":"private"}'
 
 
 @dataclass
@@ -107,51 +122,94 @@ def bench_set(name: str, count: int, size: int, workers: int, workdir: Path,
     print(f"  initial-sync / rclone copy time: {sync.seconds / copy.seconds:.1f}x")
 
 
-def bench_incremental(records: int, events: int, workers: int, workdir: Path,
-                      rclone: RcloneS3) -> None:
-    """One incremental cycle over ``records`` seeded records with ``events`` mixed events."""
-    import json
+@dataclass
+class Cycle:
+    """One incremental-sync run over ``records`` seeded records, with its report."""
 
-    from sync_service.models.data_models import SyncedFile
+    records: int
+    seed_seconds: float
+    timing: Timing
+    report: dict[str, Any]
+
+    @property
+    def phases(self) -> dict[str, float]:
+        """Seconds of each phase of the cycle, from the run's report (nan when missing)."""
+        return {name: float(self.report.get("phase_seconds", {}).get(name, float("nan")))
+                for name in INCREMENTAL_PHASES}
+
+    @property
+    def seconds(self) -> float:
+        """The cycle: the sum of its phases (without process start-up)."""
+        return sum(self.phases.values())
+
+
+def record_path(n: int) -> str:
+    """The path of the ``n``-th seeded record (id ``n + 1``)."""
+    return f"r{n % 100:02d}/rec-{n:07d}.bin"
+
+
+def seed_records(db_path: Path, count: int) -> None:
+    """``count`` records in step with the file manager: the same rows in ``files`` and
+    ``baseline``, none dirty, the initial sync completed: one transaction (``executemany`` into
+    ``files``, then ``baseline`` copied from it, which keeps ids and rows identical)."""
     from sync_service.services.database_manager import DatabaseManager
 
-    bucket = "bench-incremental"
-    storage = workdir / "fm-incremental"
-    data_dir = workdir / "data-incremental"
-    db = DatabaseManager(data_dir / "sync.db")
-    batch: list[SyncedFile] = []
-    for n in range(records):
-        path = f"r{n % 100:02d}/rec-{n:07d}.bin"
+    db = DatabaseManager(db_path)  # the schema, migrated
+    rows = ((n + 1, record_path(n), 1, SEEDED_ETAG, "2026-11-24T00:00:00Z", SEEDED_PERMISSIONS, 1)
+            for n in range(count))
+    columns = "id, path, size, etag, last_modified, permissions, content_version"
+    with db.transaction() as conn:
+        conn.executemany(f"INSERT INTO files ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute(f"INSERT INTO baseline ({columns}) SELECT {columns} FROM files")
+        conn.execute("INSERT INTO settings (key, value) VALUES ('initial_sync_completed', 'bench')")
+    db.close()
+
+
+def incremental_events(events: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """The cycle's events (a quarter each: creates of the bucket's ``new/`` objects, permission
+    changes, renames, deletes) and the seeded paths they touch."""
+    quarter = events // 4
+    lines: list[dict[str, Any]] = [{"type": "create", "path": f"new/obj-{n:06d}.bin"}
+                                   for n in range(quarter)]
+    touched: list[str] = []
+    for n in range(quarter):
+        path = record_path(n * 100 + 1)
+        touched.append(path)
+        lines.append({"type": "change_permission", "path": path, "permissions": {"read": [f"user{n}"]}})
+    for n in range(quarter):
+        path = record_path(n * 100 + 2)
+        touched.append(path)
+        lines.append({"type": "rename", "path": path, "new_path": f"r02/renamed-{n:07d}.bin"})
+    for n in range(events - 3 * quarter):
+        path = record_path(n * 100 + 3)
+        touched.append(path)
+        lines.append({"type": "delete", "path": path})
+    return lines, touched
+
+
+def bench_incremental(records: int, events: int, workers: int, workdir: Path,
+                      rclone: RcloneS3) -> Cycle:
+    """One incremental cycle over ``records`` seeded records with ``events`` mixed events."""
+    storage = workdir / f"fm-incremental-{records}"
+    data_dir = workdir / f"data-incremental-{records}"
+    if records < 100 * (events - 3 * (events // 4)):
+        print(f"note: {records} records are fewer than the events name; some events touch unknown paths")
+    started = time.perf_counter()
+    seed_records(data_dir / "sync.db", records)
+    lines, touched = incremental_events(events)
+    for path in touched:  # the file manager holds what the events touch; the mock indexes it at start
         (storage / path).parent.mkdir(parents=True, exist_ok=True)
         (storage / path).write_bytes(b"x")
-        batch.append(SyncedFile(path, 1, "9dd4e461268c8034f5c8564e155c67a6", "2026-11-24T00:00:00Z",
-                                '{"visibility":"private"}'))
-        if len(batch) == 10_000:
-            db.save_synced(batch)
-            batch = []
-    db.save_synced(batch)
-    db.close()
-    quarter = events // 4
-    lines = []
-    for n in range(quarter):  # creates of objects that exist in the bucket
-        lines.append({"type": "create", "path": f"new/obj-{n:06d}.bin"})
-    for n in range(quarter):
-        lines.append({"type": "change_permission", "path": f"r01/rec-{n * 100 + 1:07d}.bin",
-                      "permissions": {"read": [f"user{n}"]}})
-    for n in range(quarter):
-        lines.append({"type": "rename", "path": f"r02/rec-{n * 100 + 2:07d}.bin",
-                      "new_path": f"r02/renamed-{n:07d}.bin"})
-    for n in range(events - 3 * quarter):
-        lines.append({"type": "delete", "path": f"r03/rec-{n * 100 + 3:07d}.bin"})
     spool = data_dir / "events"
     spool.mkdir(parents=True, exist_ok=True)
     (spool / "bench.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
+    seed_seconds = time.perf_counter() - started
 
     api = MockApiProcess(storage).start()
     try:
         env = {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
                "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
-               "CUSTOMER_S3_BUCKET": bucket, "MOCK_API_URL": api.url,
+               "CUSTOMER_S3_BUCKET": "bench-incremental", "MOCK_API_URL": api.url,
                "SYNC_WORKERS": str(workers), "DATA_DIR": str(data_dir),
                "LOG_DIR": str(workdir / "logs")}
         timing = timed([sys.executable, "-m", "sync_service.main", "incremental-sync"],
@@ -160,13 +218,45 @@ def bench_incremental(records: int, events: int, workers: int, workdir: Path,
         api.stop()
     reports = sorted((data_dir / "reports").glob("incremental-sync-*.json"))
     report = json.loads(reports[-1].read_text()) if reports else {}
-    print(f"\nincremental: {records} records, {events} events, SYNC_WORKERS={workers}")
-    print(f"  total {timing.seconds:.2f} s (process, with start-up), peak RSS {timing.peak_rss_mb:.0f} MB, "
-          f"exit {timing.exit_code}")
-    phases = report.get("phase_seconds", {})
-    print("  " + "  ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()))
-    print(f"  events applied {report.get('events_applied')}, operations {report.get('operations')}, "
-          f"failed {report.get('failed')}")
+    return Cycle(records, seed_seconds, timing, report)
+
+
+def print_incremental(cycles: list[Cycle], events: int, workers: int) -> None:
+    """One row per cycle, then the ratio of each cycle to the first one's, against the targets."""
+    print(f"\nincremental: {events} events (creates, permission changes, renames, deletes), "
+          f"SYNC_WORKERS={workers}")
+    print(f"  {'records':>9}{'seed s':>8}" + "".join(f"{name:>9}" for name in INCREMENTAL_PHASES)
+          + f"{'cycle s':>9}{'process s':>11}{'peak RSS MB':>13}{'exit':>6}{'events':>8}{'ops':>6}"
+          f"{'failed':>8}")
+    for c in cycles:
+        print(f"  {c.records:>9}{c.seed_seconds:>8.1f}"
+              + "".join(f"{seconds:>9.3f}" for seconds in c.phases.values())
+              + f"{c.seconds:>9.3f}{c.timing.seconds:>11.2f}{c.timing.peak_rss_mb:>13.0f}"
+              f"{c.timing.exit_code:>6}{c.report.get('events_applied', '-')!s:>8}"
+              f"{c.report.get('succeeded', '-')!s:>6}{c.report.get('failed', '-')!s:>8}")
+    for c in cycles:
+        over = [f"{name} {what}" for name, what, bad in (
+            ("cycle", f"{c.seconds:.2f} s > {CYCLE_TARGET_S:g} s", not c.seconds <= CYCLE_TARGET_S),
+            ("peak RSS", f"{c.timing.peak_rss_mb:.0f} MB > {RSS_TARGET_MB:g} MB",
+             not c.timing.peak_rss_mb <= RSS_TARGET_MB),
+            ("exit", str(c.timing.exit_code), c.timing.exit_code != 0),
+            ("failed", str(c.report.get("failed")), c.report.get("failed") != 0)) if bad]
+        print(f"  {c.records} records: " + ("within target" if not over else "OVER: " + "; ".join(over))
+              + f"; operations {c.report.get('operations')}")
+    first = cycles[0]
+    for c in cycles[1:]:
+        ratio = c.seconds / first.seconds if first.seconds and c.seconds else float("nan")
+        verdict = "within" if max(ratio, 1 / ratio) <= RATIO_TARGET else "OVER"
+        print(f"  cycle {c.records} / cycle {first.records}: {ratio:.2f}x "
+              f"({verdict} the {RATIO_TARGET - 1:.0%} target)")
+
+
+def parse_counts(text: str) -> list[int]:
+    """``"100000,1000000"`` → ``[100000, 1000000]``; zeros are dropped (``0`` skips)."""
+    try:
+        return [n for n in (int(part.replace("_", "")) for part in text.split(",") if part.strip()) if n > 0]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of counts: {text!r}") from None
 
 
 def bench_nats(count: int, workers: int, workdir: Path, rclone: RcloneS3) -> None:
@@ -243,8 +333,10 @@ def main() -> int:
     parser.add_argument("--large", type=int, default=int(os.environ.get("BENCH_LARGE", 200)),
                         help="number of 1 MiB objects (0 to skip)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("SYNC_WORKERS", 16)))
-    parser.add_argument("--records", type=int, default=int(os.environ.get("BENCH_RECORDS", 100_000)),
-                        help="records seeded for the incremental cycle (0 to skip it)")
+    parser.add_argument("--records", type=parse_counts,
+                        default=parse_counts(os.environ.get("BENCH_RECORDS", "100000,1000000")),
+                        help="comma-separated counts of records seeded for the incremental cycle, "
+                             "one cycle each (0 to skip it)")
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 1000)),
                         help="events in the incremental cycle")
     parser.add_argument("--nats-events", type=int, default=int(os.environ.get("BENCH_NATS_EVENTS", 10_000)),
@@ -268,7 +360,9 @@ def main() -> int:
         for name, count, size in sets:
             bench_set(name, count, size, args.workers, workdir, rclone)
         if args.records:
-            bench_incremental(args.records, args.events, args.workers, workdir, rclone)
+            cycles = [bench_incremental(count, args.events, args.workers, workdir, rclone)
+                      for count in args.records]
+            print_incremental(cycles, args.events, args.workers)
         if args.nats_events:
             bench_nats(args.nats_events, args.workers, workdir, rclone)
     finally:

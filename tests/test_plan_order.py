@@ -93,3 +93,19 @@ def test_applying_the_plan_to_old_gives_new(pair: tuple[list[FileRecord], list[F
     old, new = pair
     plan = plan_operations(diff_states(old, new))
     assert simulate(old, plan) == {r.id: (r.path, r.content_version, r.permissions) for r in new}
+
+
+def test_waves_keep_dependent_moves_apart_and_independent_ones_together() -> None:
+    from sync_service.models.data_models import StoredOperation
+    from sync_service.services.executor import waves
+
+    plan = order_moves([FileOperation("rename", 1, "a", "b"), FileOperation("rename", 2, "b", "a"),
+                        FileOperation("move", 3, "x/c", "y/c"), FileOperation("move", 4, "x/d", "y/d"),
+                        FileOperation("move", 5, "y/e", "x/c")])
+    stored = [StoredOperation(n, f"r:{n}", o) for n, o in enumerate(plan)]
+    cut = list(waves(stored))
+    assert [s.operation for wave in cut for s in wave] == plan  # the order is kept
+    for wave in cut:
+        paths = [p for s in wave for p in (s.operation.path, s.operation.new_path)]
+        assert len(paths) == len(set(paths))  # no two members of a wave share a path
+    assert len(cut) < len(plan)  # independent moves do run together

@@ -14,9 +14,9 @@ is kept, and is tried again by later runs until the object can be read.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from sync_service.models.data_models import FileRecord, canonical_json, iso_utc
 from sync_service.models.events import Event, RawMessage
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.event_parser import EventError, parse_message, sequencer_is_newer
+from sync_service.utils.aio import run_async
 from sync_service.utils.clock import Clock
 from sync_service.utils.permissions import permissions_from_metadata
 
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 POSITION_KEY = "event_position"
-HEAD_WORKERS = 16
+HEAD_CONCURRENCY = 32
 UNREADABLE = ObjectMeta(key="", size=0, etag="", last_modified="", metadata={})
 
 
@@ -138,23 +139,28 @@ class EventProcessor:
             return _Parsed(message, [], str(exc))
 
     def _fetch_metadata(self, events: list[Event]) -> dict[str, ObjectMeta | None]:
-        """HEAD every path a create (or a rename of an unknown file) may need, concurrently."""
+        """HEAD, concurrently, every path a create without a notification's content needs, and
+        the target of a rename whose source has no record (it becomes a create)."""
+        renames = [e for e in events if e.type in ("rename", "move") and e.new_path]
+        known = self.db.records.lookup(sorted({e.path for e in renames}))
         paths = sorted({e.path for e in events if e.type == "create" and e.etag is None}
-                       | {e.new_path for e in events if e.type in ("rename", "move") and e.new_path})
-        if not paths:
-            return {}
+                       | {e.new_path for e in renames if e.path not in known and e.new_path})
+        return run_async(self._heads(paths)) if paths else {}
 
-        def head(path: str) -> ObjectMeta | None:
-            try:
-                return self.s3.head(self.s3.key_of(path))
-            except ObjectGone:
-                return None
-            except ObjectError as exc:
-                logger.warning("create of %r: %s; its delivery will fail and be retried", path, exc)
-                return UNREADABLE
-
-        with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(paths))) as pool:
-            return dict(zip(paths, pool.map(head, paths), strict=True))
+    async def _heads(self, paths: list[str]) -> dict[str, ObjectMeta | None]:
+        slots = asyncio.Semaphore(HEAD_CONCURRENCY)
+        async with self.s3.data.connect() as s3:
+            async def head(path: str) -> ObjectMeta | None:
+                async with slots:
+                    try:
+                        return await s3.head(self.s3.key_of(path))
+                    except ObjectGone:
+                        return None
+                    except ObjectError as exc:
+                        logger.warning("create of %r: %s; its delivery will fail and be retried",
+                                       path, exc)
+                        return UNREADABLE
+            return dict(zip(paths, await asyncio.gather(*(head(p) for p in paths)), strict=True))
 
     def _write_dead_letter(self, message: RawMessage, reason: str) -> None:
         self.dead_letters_dir.mkdir(parents=True, exist_ok=True)
@@ -195,6 +201,8 @@ class EventProcessor:
             replaced = records.get(event.new_path) if event.new_path != event.path else None
             moved = records.move(event.path, event.new_path)
             if moved is None:
+                if event.new_path not in metas:  # its source went earlier in this batch
+                    metas.update(run_async(self._heads([event.new_path])))
                 touched.append(self._create(event.new_path, metas.get(event.new_path),
                                             event.permissions))
             else:

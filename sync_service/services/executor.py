@@ -20,9 +20,9 @@ fallbacks below). The executor acts on the error classes the clients raise:
 * ``ObjectGone``: the object left the bucket; skipped (the record goes, the next plan deletes
   any copy); any other ``SyncError`` fails that one operation, kept for the next run.
 
-Plans apply in phases (deletes, then renames and moves one by one in the planner's order, then
-creates and updates, then permission changes); an operation whose target is still held by a
-failed delete or move is not attempted.
+Plans apply in phases (deletes, then renames and moves in the planner's order, in waves of
+moves that touch no common path, then creates and updates, then permission changes); an
+operation whose target is still held by a failed delete or move is not attempted.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -50,6 +50,7 @@ from sync_service.models.data_models import (
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.delivery import deliver_content
 from sync_service.store.operations import Delivered, Outcome
+from sync_service.utils.aio import run_async
 from sync_service.utils.clock import Clock
 from sync_service.utils.permissions import permissions_from_metadata
 
@@ -59,7 +60,7 @@ FLUSH_EVERY = 256
 FLUSH_INTERVAL_S = 0.5
 IN_FLIGHT_PER_WORKER = 2
 PHASES = {"delete": 0, "rename": 1, "move": 1, "create": 2, "update": 2, "update_permissions": 3}
-SEQUENTIAL_PHASES = frozenset({1})
+ORDERED_PHASES = frozenset({1})  # renames and moves: in the planner's order, wave by wave
 
 
 @dataclass
@@ -97,12 +98,12 @@ class Executor:
     def apply(self, stored: list[StoredOperation], report: RunReport) -> None:
         """Apply a stored plan in its phases, counting outcomes in ``report``."""
         if stored:
-            _run(self._connected(self._apply_plan(stored, report)))
+            run_async(self._connected(self._apply_plan(stored, report)))
 
     def apply_stream(self, batches: Iterator[PlannedBatch], report: RunReport) -> None:
         """Apply batches of independent operations as a planner produces them (pulled on a
         thread of their own), with at most ``2 × workers`` in flight."""
-        _run(self._connected(self._apply_stream(batches, report)))
+        run_async(self._connected(self._apply_stream(batches, report)))
 
     # -- the asyncio core ----------------------------------------------------------------------
 
@@ -122,11 +123,11 @@ class Executor:
             for phase, group in groupby(by_phase, key=lambda s: PHASES[s.operation.op]):
                 if self.clock.stopping:
                     break  # what is not done stays pending for the next run
-                if phase in SEQUENTIAL_PHASES:
-                    for item in group:
+                if phase in ORDERED_PHASES:
+                    for wave in waves(group):
                         if self.clock.stopping:
                             break
-                        await self._one(item, report)
+                        await self._concurrently(slots, iter(wave), report)
                 else:
                     await self._concurrently(slots, group, report)
                 self._flush()
@@ -301,14 +302,21 @@ class Executor:
                                          default=self.default_permissions, path=path)
 
 
-def _run(work: Coroutine[Any, Any, None]) -> None:
-    """Run the executor's loop: uvloop's when it is installed (it measures faster)."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(work)
-        return
-    uvloop.run(work)
+def waves(moves: Iterable[StoredOperation]) -> Iterator[list[StoredOperation]]:
+    """Renames and moves, in the planner's order, cut into waves whose members touch no path
+    another member touches: a wave runs concurrently, the waves one after another, so a move
+    into a path another move frees still waits for it."""
+    wave: list[StoredOperation] = []
+    paths: set[str] = set()
+    for item in moves:
+        o = item.operation
+        if o.path in paths or o.new_path in paths:
+            yield wave
+            wave, paths = [], set()
+        wave.append(item)
+        paths |= {o.path, o.new_path}
+    if wave:
+        yield wave
 
 
 def _delivered(meta: ObjectMeta, permissions: str) -> Delivered:
