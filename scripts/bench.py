@@ -338,6 +338,14 @@ def parse_counts(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of counts: {text!r}") from None
 
 
+def s3_notification(bucket: str, file: Any) -> dict[str, Any]:
+    """An ObjectCreated:Put record as S3 and MinIO publish it, for an object already synced."""
+    return {"Records": [{"eventName": "s3:ObjectCreated:Put", "eventTime": "2026-11-24T00:00:00.000Z",
+                         "s3": {"bucket": {"name": bucket},
+                                "object": {"key": file.path, "size": file.size, "eTag": file.etag,
+                                           "sequencer": "0A"}}}]}
+
+
 def bench_nats(count: int, workers: int, workdir: Path, rclone: RcloneS3) -> None:
     """Events/s replayed from NATS: ``count`` creates over existing objects, then ``count``
     permission changes, each batch in its own incremental-sync run."""
@@ -388,6 +396,7 @@ def bench_nats(count: int, workers: int, workdir: Path, rclone: RcloneS3) -> Non
         print(f"\nNATS replay: {count} events a run, SYNC_WORKERS={workers}")
         rounds = {
             "create (objects unchanged)": [json.dumps({"type": "create", "path": f.path}) for f in files[:count]],
+            "S3 notification (unchanged)": [json.dumps(s3_notification(bucket, f)) for f in files[:count]],
             "change_permission": [json.dumps({"type": "change_permission", "path": f.path,
                                               "permissions": {"read": [f"u{n}"]}})
                                   for n, f in enumerate(files[:count])],
