@@ -126,9 +126,15 @@ class FileManagerSession:
 
     # -- the calls -------------------------------------------------------------------------
 
-    async def save_to_disk(self, path: str, open_body: BodySource, *, key: str) -> SaveResult:
-        """Stream a file's content to ``saveToDisk``; ``open_body`` is called once per attempt."""
+    async def save_to_disk(self, path: str, open_body: BodySource, *, key: str,
+                           size: int | None = None) -> SaveResult:
+        """Stream a file's content to ``saveToDisk``; ``open_body`` is called once per attempt.
+
+        With ``size`` known, the body goes with a Content-Length rather than chunked, which is
+        cheaper for both ends; a body that then gives another size fails that attempt.
+        """
         mismatches = 0
+        length = {"Content-Length": str(size)} if size is not None else {}
 
         async def attempt() -> SaveResult:
             nonlocal mismatches
@@ -145,7 +151,7 @@ class FileManagerSession:
             answer = await self.send(
                 "POST", "/saveToDisk", key=f"{key}:i{mismatches}" if mismatches else key,
                 params={"path": path}, data=hashed(),
-                headers={"Content-Type": "application/octet-stream"})
+                headers={"Content-Type": "application/octet-stream", **length})
             sent = SaveResult(path, size, digest.hexdigest())
             got = SaveResult(path, int(answer.get("size", -1)), str(answer.get("sha256", "")))
             if (got.size, got.sha256) != (sent.size, sent.sha256):

@@ -27,7 +27,7 @@ async def deliver_content(s3: S3DataSession, fm: FileManagerSession, key: str, t
             obj.close()
 
     try:
-        saved = await fm.save_to_disk(target, open_body, key=idempotency_key)
+        saved = await fm.save_to_disk(target, open_body, key=idempotency_key, size=meta.size)
     finally:
         for unread in first:
             unread.close()
