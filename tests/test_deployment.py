@@ -193,13 +193,13 @@ def test_docker_targets_without_an_engine_name_the_native_way() -> None:
         assert len(result.stdout.strip().splitlines()) == 1
 
 
-def test_shell_wrapper_runs_natively() -> None:
+def test_shell_wrapper_runs_natively(tmp_path: Path) -> None:
     result = subprocess.run(["./sync_cli.sh", "help"], cwd=REPO_ROOT, capture_output=True, text=True,
                             env={**os.environ, "SYNC_CLI_NATIVE": "1"})
     assert result.returncode == 0 and "initial-sync" in result.stdout
     status = subprocess.run(["./sync_cli.sh", "status", "--json"], cwd=REPO_ROOT, capture_output=True,
-                            text=True, env={**os.environ, "SYNC_CLI_NATIVE": "1", "DATA_DIR": "/tmp/sync-cli-test",
-                                            "LOG_DIR": "/tmp/sync-cli-test/logs"})
+                            text=True, env={**os.environ, "SYNC_CLI_NATIVE": "1", "DATA_DIR": str(tmp_path / "data"),
+                                            "LOG_DIR": str(tmp_path / "logs")})
     assert "records" in json.loads(status.stdout)
 
 
