@@ -236,3 +236,43 @@ def test_native_make_targets_run(tmp_path: Path) -> None:
     assert "change_permission" in bench.stdout and "events/s" in bench.stdout
     status = make("status", SYNC_CLI_NATIVE="1", DATA_DIR=str(tmp_path / "data"), LOG_DIR=str(tmp_path / "logs"))
     assert "records       0" in status.stdout
+
+
+# -- issue 12: the Compose stack and the wrappers, point by point ---------------------------------------
+BASE_PASSWD = Path("/usr/share/base-passwd")
+# Debian bookworm's base-passwd (passwd.master and group.master), for machines without the package.
+DEBIAN_SYSTEM_USERS = {"root": 0, "daemon": 1, "bin": 2, "sys": 3, "sync": 4, "games": 5, "man": 6, "lp": 7,
+                       "mail": 8, "news": 9, "uucp": 10, "proxy": 13, "www-data": 33, "backup": 34, "list": 38,
+                       "irc": 39, "gnats": 41, "_apt": 42, "nobody": 65534}
+DEBIAN_SYSTEM_GROUPS = {"root": 0, "daemon": 1, "bin": 2, "sys": 3, "adm": 4, "tty": 5, "disk": 6, "lp": 7,
+                        "mail": 8, "news": 9, "uucp": 10, "man": 12, "proxy": 13, "kmem": 15, "dialout": 20,
+                        "fax": 21, "voice": 22, "cdrom": 24, "floppy": 25, "tape": 26, "sudo": 27, "audio": 29,
+                        "dip": 30, "www-data": 33, "backup": 34, "operator": 37, "list": 38, "irc": 39,
+                        "src": 40, "shadow": 42, "utmp": 43, "video": 44, "sasl": 45, "plugdev": 46,
+                        "staff": 50, "games": 60, "users": 100, "nogroup": 65534}
+
+
+def base_passwd(name: str, fallback: dict[str, int]) -> dict[str, int]:
+    """Names and ids of a base-passwd master file: the machine's when it has one, plus Debian's."""
+    found = dict(fallback)
+    path = BASE_PASSWD / name
+    if path.exists():
+        for line in path.read_text().splitlines():
+            fields = line.split(":")
+            found[fields[0]] = int(fields[2])
+    return found
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.mock-api"])
+def test_the_images_user_is_not_a_debian_system_user(dockerfile: str) -> None:
+    """Given Debian's base-passwd, when the image adds its user, then useradd cannot find it taken."""
+    text = (REPO_ROOT / dockerfile).read_text()
+    added = re.search(r"useradd (?:--?[a-z-]+ (?:\d+ )?)*--uid (\d+) ([a-z_][a-z0-9_-]*)", text)
+    assert added, "the Dockerfile adds its user with useradd --uid"
+    uid, name = int(added[1]), added[2]
+    users, groups = base_passwd("passwd.master", DEBIAN_SYSTEM_USERS), base_passwd("group.master", DEBIAN_SYSTEM_GROUPS)
+    assert name not in users and name not in groups, f"{name} is a Debian system user or group"
+    assert uid not in users.values() and uid not in groups.values()
+    assert re.search(rf"^USER {uid}$", text, flags=re.M)
+    assert all(owner == f"{name}:{name}" for owner in re.findall(r"--chown=(\S+)", text))
+    assert all(owner == f"{name}:{name}" for owner in re.findall(r"chown (?:-R )?(\S+)", text))
