@@ -276,3 +276,53 @@ def test_the_images_user_is_not_a_debian_system_user(dockerfile: str) -> None:
     assert re.search(rf"^USER {uid}$", text, flags=re.M)
     assert all(owner == f"{name}:{name}" for owner in re.findall(r"--chown=(\S+)", text))
     assert all(owner == f"{name}:{name}" for owner in re.findall(r"chown (?:-R )?(\S+)", text))
+
+
+def test_minio_images_come_from_minios_own_registry() -> None:
+    images = {name: service["image"] for name, service in SERVICES.items() if "minio" in service.get("image", "")}
+    assert set(images) == {"minio-customer", "minio-target"}
+    for name, image in images.items():
+        assert re.fullmatch(r"quay\.io/minio/minio:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", image), name
+
+
+def test_minio_consoles_redirect_to_the_ports_the_host_publishes() -> None:
+    """A browser on the S3 API port is redirected to the console as the host sees it."""
+    for name in ("minio-customer", "minio-target"):
+        service = SERVICES[name]
+        console = service["command"][service["command"].index("--console-address") + 1]
+        host_port = next(host for host, inside in published(name) if inside == int(console.lstrip(":")))
+        assert environment(name)["MINIO_BROWSER_REDIRECT_URL"] == f"http://localhost:{host_port}", name
+        assert environment(name)["MINIO_ROOT_USER"], name
+
+
+def test_minio_keeps_undelivered_notifications_on_a_volume_of_their_own() -> None:
+    queue_dir = environment("minio-customer")["MINIO_NOTIFY_NATS_QUEUE_DIR_PRIMARY"]
+    assert queue_dir.startswith("/")
+    mounts = dict(reversed(m.split(":")[:2]) for m in SERVICES["minio-customer"]["volumes"])  # path: volume
+    holding = [path for path in mounts if queue_dir == path or queue_dir.startswith(path.rstrip("/") + "/")]
+    assert holding, f"{queue_dir} is on no volume"
+    volume = mounts[max(holding, key=len)]
+    assert volume in COMPOSE["volumes"] and volume != mounts["/data"]
+
+
+def seconds(duration: str) -> float:
+    """A Compose duration such as 45s, 1m30s or 2m."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_the_daemon_may_finish_its_operation_in_flight_when_stopped() -> None:
+    """docker compose down waits longer than one API call may take before it kills the daemon."""
+    api_timeout = float(environment("sync-service")["API_TIMEOUT"])
+    assert seconds(SERVICES["sync-service"]["stop_grace_period"]) >= api_timeout + 10
+
+
+def test_long_running_services_restart_and_the_one_shot_init_does_not() -> None:
+    for name, service in SERVICES.items():
+        if name == "init":
+            assert service.get("restart", "no") == "no"
+            assert service["healthcheck"] == {"disable": True}  # not the daemon's HEALTHCHECK of the image
+        else:
+            assert service.get("restart") in ("unless-stopped", "always", "on-failure"), name
