@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import shutil
 import subprocess
@@ -326,3 +327,73 @@ def test_long_running_services_restart_and_the_one_shot_init_does_not() -> None:
             assert service["healthcheck"] == {"disable": True}  # not the daemon's HEALTHCHECK of the image
         else:
             assert service.get("restart") in ("unless-stopped", "always", "on-failure"), name
+
+
+@pytest.fixture
+def fake_docker(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A docker on PATH with an engine, Compose v2 and a running sync-service (unless told
+    otherwise by FAKE_COMPOSE_VERSION_EXIT), recording each call."""
+    calls = tmp_path / "docker-calls"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(f"""#!/bin/sh
+printf '%s\\n' "$*" >> '{calls}'
+case "$*" in
+  "compose version") exit "${{FAKE_COMPOSE_VERSION_EXIT:-0}}" ;;
+  "compose ps --status running --quiet sync-service") echo 0123abcd ;;
+esac
+exit 0
+""")
+    docker.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("SYNC_CLI_NATIVE", None)
+    return env, calls
+
+
+def wrapper_call(env: dict[str, str], calls: Path, *args: str, stdin_tty: bool, stdout_tty: bool) -> str:
+    """Run sync_cli.sh with a terminal or a pipe at each end; the docker call it made last."""
+    primary, secondary = pty.openpty()
+    try:
+        result = subprocess.run(["./sync_cli.sh", *args], cwd=REPO_ROOT, env=env, timeout=30,
+                                stdin=secondary if stdin_tty else subprocess.DEVNULL,
+                                stdout=secondary if stdout_tty else subprocess.PIPE, stderr=subprocess.PIPE)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert result.returncode == 0, result.stderr
+    return calls.read_text().splitlines()[-1]
+
+
+def test_shell_wrapper_asks_docker_for_a_tty_only_between_two_terminals(
+        fake_docker: tuple[dict[str, str], Path]) -> None:
+    env, calls = fake_docker
+    exec_ = "compose exec {}sync-service python -m sync_service.main status"
+    assert wrapper_call(env, calls, "status", stdin_tty=True, stdout_tty=True) == exec_.format("")
+    assert wrapper_call(env, calls, "status", stdin_tty=False, stdout_tty=True) == exec_.format("-T ")  # cron
+    assert wrapper_call(env, calls, "status", stdin_tty=True, stdout_tty=False) == exec_.format("-T ")  # | less
+    assert wrapper_call(env, calls, "status", stdin_tty=False, stdout_tty=False) == exec_.format("-T ")
+
+
+def test_make_daemon_follows_the_stacks_daemon_instead_of_starting_a_second(
+        fake_docker: tuple[dict[str, str], Path]) -> None:
+    env, calls = fake_docker
+    result = subprocess.run(["make", "--no-print-directory", "daemon"], cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert calls.read_text().splitlines()[-1] == "compose logs -f sync-service"
+    assert "already runs the daemon" in result.stderr
+    assert not any(" exec " in f" {call} " for call in calls.read_text().splitlines())
+
+
+def test_docker_targets_need_the_compose_v2_plugin(fake_docker: tuple[dict[str, str], Path]) -> None:
+    """An engine without Compose v2 passes docker info: say so instead of failing later."""
+    env, calls = fake_docker
+    for target in DOCKER_TARGETS:
+        result = subprocess.run(["make", "--no-print-directory", target], cwd=REPO_ROOT, capture_output=True,
+                                text=True, timeout=60, env={**env, "FAKE_COMPOSE_VERSION_EXIT": "1"})
+        assert result.returncode != 0, target
+        assert result.stdout.strip().startswith("'docker compose version' fails: install Docker Compose v2"), target
+        assert len(result.stdout.strip().splitlines()) == 1
+    assert not any(call.startswith(("compose up", "compose down", "compose logs", "compose exec"))
+                   for call in calls.read_text().splitlines())
