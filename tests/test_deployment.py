@@ -11,7 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +213,7 @@ def test_powershell_wrapper() -> None:
         assert result.returncode == 0 and "initial-sync" in result.stdout
         return
     # No PowerShell here: check it makes the same two calls as the shell wrapper.
-    assert "docker compose exec sync-service python -m sync_service.main @Arguments" in script
+    assert "docker compose exec @Tty sync-service python -m sync_service.main @Arguments" in script
     assert "-m sync_service.main @Arguments" in script
     assert ".venv/bin/python" in script and r".venv\Scripts\python.exe" in script
     assert script.count("{") == script.count("}") and script.count("(") == script.count(")")
@@ -397,3 +397,102 @@ def test_docker_targets_need_the_compose_v2_plugin(fake_docker: tuple[dict[str, 
         assert len(result.stdout.strip().splitlines()) == 1
     assert not any(call.startswith(("compose up", "compose down", "compose logs", "compose exec"))
                    for call in calls.read_text().splitlines())
+
+
+def ps1_escape(script: str) -> Callable[[str], str]:
+    """The wrapper's own escaping of native arguments (its -replace), as a Python function."""
+    escaping = re.search(r"-replace '([^']*)', '([^']*)'", script)
+    assert escaping, "sync_cli.ps1 escapes native arguments with -replace"
+    pattern, replacement = escaping[1], escaping[2]  # .NET: only $n is special in a replacement
+    template = replacement.replace("\\", "\\\\").replace("$1", r"\g<1>")
+    return lambda argument: '""' if argument == "" else re.sub(pattern, template, argument)
+
+
+def legacy_command_line(arguments: list[str]) -> str:
+    """How PowerShell before 7.3 joins native arguments into a command line (its NeedQuotes:
+    quote an argument with whitespace outside unescaped quotes, doubling trailing backslashes)."""
+    def need_quotes(argument: str) -> bool:
+        quotes, after_backslash = 0, False
+        for char in argument:
+            if char == '"' and not after_backslash:
+                quotes += 1
+            elif char.isspace() and quotes % 2 == 0:
+                return True
+            after_backslash = char == "\\"
+        return False
+
+    parts = []
+    for argument in arguments:
+        if argument == "":
+            continue  # dropped
+        if need_quotes(argument):
+            trailing = len(argument) - len(argument.rstrip("\\"))
+            argument = '"' + argument + "\\" * trailing + '"'
+        parts.append(argument)
+    return " ".join(parts)
+
+
+def windows_argv(command_line: str) -> list[str]:
+    """How a program's C runtime on Windows (and .NET on Unix) splits a command line into argv."""
+    arguments: list[str] = []
+    i, n = 0, len(command_line)
+    while i < n:
+        while i < n and command_line[i] in " \t":
+            i += 1
+        if i == n:
+            break
+        current, quoted = "", False
+        while i < n and (quoted or command_line[i] not in " \t"):
+            if command_line[i] == "\\":
+                j = i
+                while j < n and command_line[j] == "\\":
+                    j += 1
+                if j < n and command_line[j] == '"':
+                    current += "\\" * ((j - i) // 2)
+                    if (j - i) % 2:
+                        current += '"'
+                        j += 1
+                else:
+                    current += "\\" * (j - i)
+                i = j
+            elif command_line[i] == '"':
+                if quoted and i + 1 < n and command_line[i + 1] == '"':
+                    current += '"'
+                    i += 2
+                else:
+                    quoted = not quoted
+                    i += 1
+            else:
+                current += command_line[i]
+                i += 1
+        arguments.append(current)
+    return arguments
+
+
+def test_powershell_wrapper_keeps_the_quotes_of_a_json_argument_on_powershell_before_7_3() -> None:
+    """Given the arguments of publish-event, when Windows PowerShell 5.1 passes them to docker or
+    python, then the program receives them unchanged (without the escaping, the JSON breaks)."""
+    script = (REPO_ROOT / "sync_cli.ps1").read_text()
+    escape = ps1_escape(script)
+    samples = ['{"type":"change_permission","path":"README.txt","permissions":{"visibility":"public"}}',
+               '{"type": "create", "path": "docs/a b.txt"}', 'say \\"hi\\"', "C:\\dir with space\\",
+               "status", ""]
+    assert windows_argv(legacy_command_line(samples)) != samples  # the bug the escaping answers
+    assert windows_argv(legacy_command_line([escape(s) for s in samples])) == samples
+    # Only where it is needed: 7.3 and later pass arguments as they are, when told "Standard".
+    assert "$Version.Major -lt 7 -or ($Version.Major -eq 7 -and $Version.Minor -lt 3)" in script
+    assert '$PSNativeCommandArgumentPassing = "Standard"' in script
+
+
+def test_powershell_wrapper_reports_and_falls_back_without_stopping_on_native_stderr() -> None:
+    script = (REPO_ROOT / "sync_cli.ps1").read_text()
+    code = [line.split("#")[0] for line in script.splitlines()]
+    assert '$ErrorActionPreference = "Continue"' in code
+    assert not any('"Stop"' in line and "ErrorActionPreference" in line for line in code)
+    assert not any("Write-Error" in line for line in code)  # it ends the script with 1 under "Stop"
+    exits = [i for i, line in enumerate(code) if line.strip() == "exit 2"]
+    assert exits and all("[Console]::Error.WriteLine(" in code[i - 1] for i in exits)
+    assert "docker info *> $null" in script and "if ($LASTEXITCODE -ne 0) { return $false }" in script
+    # The same TTY rule and daemon rule as sync_cli.sh.
+    assert '$Tty = if ([Console]::IsInputRedirected -or [Console]::IsOutputRedirected) { @("-T") }' in script
+    assert "docker compose logs -f sync-service" in script
