@@ -496,3 +496,15 @@ def test_powershell_wrapper_reports_and_falls_back_without_stopping_on_native_st
     # The same TTY rule and daemon rule as sync_cli.sh.
     assert '$Tty = if ([Console]::IsInputRedirected -or [Console]::IsOutputRedirected) { @("-T") }' in script
     assert "docker compose logs -f sync-service" in script
+
+
+def test_the_test_command_without_the_development_requirements_says_so_in_one_line(tmp_path: Path) -> None:
+    """As in the image, which installs requirements.txt only: moto cannot be imported."""
+    blocked = "import sys; sys.modules['moto'] = None; from sync_service.main import main; sys.exit(main(['test']))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTOMER_S3_", "MOCK_API", "FILE_MANAGER"))}
+    result = subprocess.run([sys.executable, "-c", blocked], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env={**env, "PYTHONPATH": str(REPO_ROOT), "DATA_DIR": str(tmp_path / "data"),
+                                 "LOG_DIR": str(tmp_path / "logs")})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CUSTOMER_S3_BUCKET" in lines[0] and "moto is not installed" in lines[0], lines
