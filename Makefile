@@ -97,3 +97,7 @@ shell: ## open a shell in the sync-service container
 clean-venv: ## remove .venv
 	rm -rf $(VENV)
 
+# -- container smoke test ------------------------------------------------------------------------
+.PHONY: container-test
+container-test: $(STAMP) ## build both images with Podman and run them (help, health, volume, initial sync)
+	CONTAINER_TEST=1 $(PY) -m pytest -q -p no:cacheprovider tests/container
