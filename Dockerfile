@@ -11,14 +11,16 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
-RUN useradd --create-home --uid 10001 sync \
+# Not "sync": Debian's base-passwd already has a user of that name (uid 4), and useradd exits 9.
+# /app/data and /app/logs are the only places the app user writes (named volumes in Compose).
+RUN useradd --create-home --uid 10001 app \
     && mkdir -p /app/data /app/logs \
-    && chown sync:sync /app/data /app/logs
+    && chown app:app /app/data /app/logs
 
-COPY --chown=sync:sync sync_service ./sync_service
-COPY --chown=sync:sync mock_api ./mock_api
-COPY --chown=sync:sync scripts ./scripts
-COPY --chown=sync:sync test-data ./test-data
+COPY --chown=app:app sync_service ./sync_service
+COPY --chown=app:app mock_api ./mock_api
+COPY --chown=app:app scripts ./scripts
+COPY --chown=app:app test-data ./test-data
 
 USER 10001
 EXPOSE 9090

@@ -51,7 +51,7 @@ incremental-sync: ## replay events and apply the difference
 reconcile: ## repair drift between the bucket and the records
 	./sync_cli.sh reconcile
 
-daemon: ## run the daemon in the foreground
+daemon: ## run the daemon in the foreground (the stack runs one already: follow its log)
 	./sync_cli.sh daemon
 
 status: ## show the status
@@ -61,8 +61,10 @@ test-workflow: ## the end-to-end workflow check (embedded servers when nothing i
 	./sync_cli.sh test
 
 # -- Docker Compose ------------------------------------------------------------------------------
-# $(call need-docker,native equivalent): stop with one line when no Docker engine answers.
-need-docker = @docker info >/dev/null 2>&1 || { echo "no Docker engine here; natively: $(1)"; exit 1; }
+# $(call need-docker,native equivalent): stop with one line when no Docker engine answers, or
+# when it has no Compose v2 plugin (docker info passes without one; every target then fails).
+need-docker = @docker info >/dev/null 2>&1 || { echo "no Docker engine here; natively: $(1)"; exit 1; }; \
+	$(COMPOSE) version >/dev/null 2>&1 || { echo "'$(COMPOSE) version' fails: install Docker Compose v2; natively: $(1)"; exit 1; }
 
 setup: ## build the images and start the stack
 	$(call need-docker,make install && make demo)
@@ -94,3 +96,8 @@ shell: ## open a shell in the sync-service container
 
 clean-venv: ## remove .venv
 	rm -rf $(VENV)
+
+# -- container smoke test ------------------------------------------------------------------------
+.PHONY: container-test
+container-test: $(STAMP) ## build both images with Podman and run them (help, health, volume, initial sync)
+	CONTAINER_TEST=1 $(PY) -m pytest -q -p no:cacheprovider tests/container

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -193,13 +194,13 @@ def test_docker_targets_without_an_engine_name_the_native_way() -> None:
         assert len(result.stdout.strip().splitlines()) == 1
 
 
-def test_shell_wrapper_runs_natively() -> None:
+def test_shell_wrapper_runs_natively(tmp_path: Path) -> None:
     result = subprocess.run(["./sync_cli.sh", "help"], cwd=REPO_ROOT, capture_output=True, text=True,
                             env={**os.environ, "SYNC_CLI_NATIVE": "1"})
     assert result.returncode == 0 and "initial-sync" in result.stdout
     status = subprocess.run(["./sync_cli.sh", "status", "--json"], cwd=REPO_ROOT, capture_output=True,
-                            text=True, env={**os.environ, "SYNC_CLI_NATIVE": "1", "DATA_DIR": "/tmp/sync-cli-test",
-                                            "LOG_DIR": "/tmp/sync-cli-test/logs"})
+                            text=True, env={**os.environ, "SYNC_CLI_NATIVE": "1", "DATA_DIR": str(tmp_path / "data"),
+                                            "LOG_DIR": str(tmp_path / "logs")})
     assert "records" in json.loads(status.stdout)
 
 
@@ -212,7 +213,7 @@ def test_powershell_wrapper() -> None:
         assert result.returncode == 0 and "initial-sync" in result.stdout
         return
     # No PowerShell here: check it makes the same two calls as the shell wrapper.
-    assert "docker compose exec sync-service python -m sync_service.main @Arguments" in script
+    assert "docker compose exec @Tty sync-service python -m sync_service.main @Arguments" in script
     assert "-m sync_service.main @Arguments" in script
     assert ".venv/bin/python" in script and r".venv\Scripts\python.exe" in script
     assert script.count("{") == script.count("}") and script.count("(") == script.count(")")
@@ -237,3 +238,274 @@ def test_native_make_targets_run(tmp_path: Path) -> None:
     assert "change_permission" in bench.stdout and "events/s" in bench.stdout
     status = make("status", SYNC_CLI_NATIVE="1", DATA_DIR=str(tmp_path / "data"), LOG_DIR=str(tmp_path / "logs"))
     assert "records       0" in status.stdout
+
+
+# -- issue 12: the Compose stack and the wrappers, point by point ---------------------------------------
+BASE_PASSWD = Path("/usr/share/base-passwd")
+# Debian bookworm's base-passwd (passwd.master and group.master), for machines without the package.
+DEBIAN_SYSTEM_USERS = {"root": 0, "daemon": 1, "bin": 2, "sys": 3, "sync": 4, "games": 5, "man": 6, "lp": 7,
+                       "mail": 8, "news": 9, "uucp": 10, "proxy": 13, "www-data": 33, "backup": 34, "list": 38,
+                       "irc": 39, "gnats": 41, "_apt": 42, "nobody": 65534}
+DEBIAN_SYSTEM_GROUPS = {"root": 0, "daemon": 1, "bin": 2, "sys": 3, "adm": 4, "tty": 5, "disk": 6, "lp": 7,
+                        "mail": 8, "news": 9, "uucp": 10, "man": 12, "proxy": 13, "kmem": 15, "dialout": 20,
+                        "fax": 21, "voice": 22, "cdrom": 24, "floppy": 25, "tape": 26, "sudo": 27, "audio": 29,
+                        "dip": 30, "www-data": 33, "backup": 34, "operator": 37, "list": 38, "irc": 39,
+                        "src": 40, "shadow": 42, "utmp": 43, "video": 44, "sasl": 45, "plugdev": 46,
+                        "staff": 50, "games": 60, "users": 100, "nogroup": 65534}
+
+
+def base_passwd(name: str, fallback: dict[str, int]) -> dict[str, int]:
+    """Names and ids of a base-passwd master file: the machine's when it has one, plus Debian's."""
+    found = dict(fallback)
+    path = BASE_PASSWD / name
+    if path.exists():
+        for line in path.read_text().splitlines():
+            fields = line.split(":")
+            found[fields[0]] = int(fields[2])
+    return found
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.mock-api"])
+def test_the_images_user_is_not_a_debian_system_user(dockerfile: str) -> None:
+    """Given Debian's base-passwd, when the image adds its user, then useradd cannot find it taken."""
+    text = (REPO_ROOT / dockerfile).read_text()
+    added = re.search(r"useradd (?:--?[a-z-]+ (?:\d+ )?)*--uid (\d+) ([a-z_][a-z0-9_-]*)", text)
+    assert added, "the Dockerfile adds its user with useradd --uid"
+    uid, name = int(added[1]), added[2]
+    users, groups = base_passwd("passwd.master", DEBIAN_SYSTEM_USERS), base_passwd("group.master", DEBIAN_SYSTEM_GROUPS)
+    assert name not in users and name not in groups, f"{name} is a Debian system user or group"
+    assert uid not in users.values() and uid not in groups.values()
+    assert re.search(rf"^USER {uid}$", text, flags=re.M)
+    assert all(owner == f"{name}:{name}" for owner in re.findall(r"--chown=(\S+)", text))
+    assert all(owner == f"{name}:{name}" for owner in re.findall(r"chown (?:-R )?(\S+)", text))
+
+
+def test_minio_images_come_from_minios_own_registry() -> None:
+    images = {name: service["image"] for name, service in SERVICES.items() if "minio" in service.get("image", "")}
+    assert set(images) == {"minio-customer", "minio-target"}
+    for name, image in images.items():
+        assert re.fullmatch(r"quay\.io/minio/minio:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", image), name
+
+
+def test_minio_consoles_redirect_to_the_ports_the_host_publishes() -> None:
+    """A browser on the S3 API port is redirected to the console as the host sees it."""
+    for name in ("minio-customer", "minio-target"):
+        service = SERVICES[name]
+        console = service["command"][service["command"].index("--console-address") + 1]
+        host_port = next(host for host, inside in published(name) if inside == int(console.lstrip(":")))
+        assert environment(name)["MINIO_BROWSER_REDIRECT_URL"] == f"http://localhost:{host_port}", name
+        assert environment(name)["MINIO_ROOT_USER"], name
+
+
+def test_minio_keeps_undelivered_notifications_on_a_volume_of_their_own() -> None:
+    queue_dir = environment("minio-customer")["MINIO_NOTIFY_NATS_QUEUE_DIR_PRIMARY"]
+    assert queue_dir.startswith("/")
+    mounts = dict(reversed(m.split(":")[:2]) for m in SERVICES["minio-customer"]["volumes"])  # path: volume
+    holding = [path for path in mounts if queue_dir == path or queue_dir.startswith(path.rstrip("/") + "/")]
+    assert holding, f"{queue_dir} is on no volume"
+    volume = mounts[max(holding, key=len)]
+    assert volume in COMPOSE["volumes"] and volume != mounts["/data"]
+
+
+def seconds(duration: str) -> float:
+    """A Compose duration such as 45s, 1m30s or 2m."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_the_daemon_may_finish_its_operation_in_flight_when_stopped() -> None:
+    """docker compose down waits longer than one API call may take before it kills the daemon."""
+    api_timeout = float(environment("sync-service")["API_TIMEOUT"])
+    assert seconds(SERVICES["sync-service"]["stop_grace_period"]) >= api_timeout + 10
+
+
+def test_long_running_services_restart_and_the_one_shot_init_does_not() -> None:
+    for name, service in SERVICES.items():
+        if name == "init":
+            assert service.get("restart", "no") == "no"
+            assert service["healthcheck"] == {"disable": True}  # not the daemon's HEALTHCHECK of the image
+        else:
+            assert service.get("restart") in ("unless-stopped", "always", "on-failure"), name
+
+
+@pytest.fixture
+def fake_docker(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A docker on PATH with an engine, Compose v2 and a running sync-service (unless told
+    otherwise by FAKE_COMPOSE_VERSION_EXIT), recording each call."""
+    calls = tmp_path / "docker-calls"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(f"""#!/bin/sh
+printf '%s\\n' "$*" >> '{calls}'
+case "$*" in
+  "compose version") exit "${{FAKE_COMPOSE_VERSION_EXIT:-0}}" ;;
+  "compose ps --status running --quiet sync-service") echo 0123abcd ;;
+esac
+exit 0
+""")
+    docker.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("SYNC_CLI_NATIVE", None)
+    return env, calls
+
+
+def wrapper_call(env: dict[str, str], calls: Path, *args: str, stdin_tty: bool, stdout_tty: bool) -> str:
+    """Run sync_cli.sh with a terminal or a pipe at each end; the docker call it made last."""
+    primary, secondary = pty.openpty()
+    try:
+        result = subprocess.run(["./sync_cli.sh", *args], cwd=REPO_ROOT, env=env, timeout=30,
+                                stdin=secondary if stdin_tty else subprocess.DEVNULL,
+                                stdout=secondary if stdout_tty else subprocess.PIPE, stderr=subprocess.PIPE)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert result.returncode == 0, result.stderr
+    return calls.read_text().splitlines()[-1]
+
+
+def test_shell_wrapper_asks_docker_for_a_tty_only_between_two_terminals(
+        fake_docker: tuple[dict[str, str], Path]) -> None:
+    env, calls = fake_docker
+    exec_ = "compose exec {}sync-service python -m sync_service.main status"
+    assert wrapper_call(env, calls, "status", stdin_tty=True, stdout_tty=True) == exec_.format("")
+    assert wrapper_call(env, calls, "status", stdin_tty=False, stdout_tty=True) == exec_.format("-T ")  # cron
+    assert wrapper_call(env, calls, "status", stdin_tty=True, stdout_tty=False) == exec_.format("-T ")  # | less
+    assert wrapper_call(env, calls, "status", stdin_tty=False, stdout_tty=False) == exec_.format("-T ")
+
+
+def test_make_daemon_follows_the_stacks_daemon_instead_of_starting_a_second(
+        fake_docker: tuple[dict[str, str], Path]) -> None:
+    env, calls = fake_docker
+    result = subprocess.run(["make", "--no-print-directory", "daemon"], cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert calls.read_text().splitlines()[-1] == "compose logs -f sync-service"
+    assert "already runs the daemon" in result.stderr
+    assert not any(" exec " in f" {call} " for call in calls.read_text().splitlines())
+
+
+def test_docker_targets_need_the_compose_v2_plugin(fake_docker: tuple[dict[str, str], Path]) -> None:
+    """An engine without Compose v2 passes docker info: say so instead of failing later."""
+    env, calls = fake_docker
+    for target in DOCKER_TARGETS:
+        result = subprocess.run(["make", "--no-print-directory", target], cwd=REPO_ROOT, capture_output=True,
+                                text=True, timeout=60, env={**env, "FAKE_COMPOSE_VERSION_EXIT": "1"})
+        assert result.returncode != 0, target
+        assert result.stdout.strip().startswith("'docker compose version' fails: install Docker Compose v2"), target
+        assert len(result.stdout.strip().splitlines()) == 1
+    assert not any(call.startswith(("compose up", "compose down", "compose logs", "compose exec"))
+                   for call in calls.read_text().splitlines())
+
+
+def ps1_escape(script: str) -> Callable[[str], str]:
+    """The wrapper's own escaping of native arguments (its -replace), as a Python function."""
+    escaping = re.search(r"-replace '([^']*)', '([^']*)'", script)
+    assert escaping, "sync_cli.ps1 escapes native arguments with -replace"
+    pattern, replacement = escaping[1], escaping[2]  # .NET: only $n is special in a replacement
+    template = replacement.replace("\\", "\\\\").replace("$1", r"\g<1>")
+    return lambda argument: '""' if argument == "" else re.sub(pattern, template, argument)
+
+
+def legacy_command_line(arguments: list[str]) -> str:
+    """How PowerShell before 7.3 joins native arguments into a command line (its NeedQuotes:
+    quote an argument with whitespace outside unescaped quotes, doubling trailing backslashes)."""
+    def need_quotes(argument: str) -> bool:
+        quotes, after_backslash = 0, False
+        for char in argument:
+            if char == '"' and not after_backslash:
+                quotes += 1
+            elif char.isspace() and quotes % 2 == 0:
+                return True
+            after_backslash = char == "\\"
+        return False
+
+    parts = []
+    for argument in arguments:
+        if argument == "":
+            continue  # dropped
+        if need_quotes(argument):
+            trailing = len(argument) - len(argument.rstrip("\\"))
+            argument = '"' + argument + "\\" * trailing + '"'
+        parts.append(argument)
+    return " ".join(parts)
+
+
+def windows_argv(command_line: str) -> list[str]:
+    """How a program's C runtime on Windows (and .NET on Unix) splits a command line into argv."""
+    arguments: list[str] = []
+    i, n = 0, len(command_line)
+    while i < n:
+        while i < n and command_line[i] in " \t":
+            i += 1
+        if i == n:
+            break
+        current, quoted = "", False
+        while i < n and (quoted or command_line[i] not in " \t"):
+            if command_line[i] == "\\":
+                j = i
+                while j < n and command_line[j] == "\\":
+                    j += 1
+                if j < n and command_line[j] == '"':
+                    current += "\\" * ((j - i) // 2)
+                    if (j - i) % 2:
+                        current += '"'
+                        j += 1
+                else:
+                    current += "\\" * (j - i)
+                i = j
+            elif command_line[i] == '"':
+                if quoted and i + 1 < n and command_line[i + 1] == '"':
+                    current += '"'
+                    i += 2
+                else:
+                    quoted = not quoted
+                    i += 1
+            else:
+                current += command_line[i]
+                i += 1
+        arguments.append(current)
+    return arguments
+
+
+def test_powershell_wrapper_keeps_the_quotes_of_a_json_argument_on_powershell_before_7_3() -> None:
+    """Given the arguments of publish-event, when Windows PowerShell 5.1 passes them to docker or
+    python, then the program receives them unchanged (without the escaping, the JSON breaks)."""
+    script = (REPO_ROOT / "sync_cli.ps1").read_text()
+    escape = ps1_escape(script)
+    samples = ['{"type":"change_permission","path":"README.txt","permissions":{"visibility":"public"}}',
+               '{"type": "create", "path": "docs/a b.txt"}', 'say \\"hi\\"', "C:\\dir with space\\",
+               "status", ""]
+    assert windows_argv(legacy_command_line(samples)) != samples  # the bug the escaping answers
+    assert windows_argv(legacy_command_line([escape(s) for s in samples])) == samples
+    # Only where it is needed: 7.3 and later pass arguments as they are, when told "Standard".
+    assert "$Version.Major -lt 7 -or ($Version.Major -eq 7 -and $Version.Minor -lt 3)" in script
+    assert '$PSNativeCommandArgumentPassing = "Standard"' in script
+
+
+def test_powershell_wrapper_reports_and_falls_back_without_stopping_on_native_stderr() -> None:
+    script = (REPO_ROOT / "sync_cli.ps1").read_text()
+    code = [line.split("#")[0] for line in script.splitlines()]
+    assert '$ErrorActionPreference = "Continue"' in code
+    assert not any('"Stop"' in line and "ErrorActionPreference" in line for line in code)
+    assert not any("Write-Error" in line for line in code)  # it ends the script with 1 under "Stop"
+    exits = [i for i, line in enumerate(code) if line.strip() == "exit 2"]
+    assert exits and all("[Console]::Error.WriteLine(" in code[i - 1] for i in exits)
+    assert "docker info *> $null" in script and "if ($LASTEXITCODE -ne 0) { return $false }" in script
+    # The same TTY rule and daemon rule as sync_cli.sh.
+    assert '$Tty = if ([Console]::IsInputRedirected -or [Console]::IsOutputRedirected) { @("-T") }' in script
+    assert "docker compose logs -f sync-service" in script
+
+
+def test_the_test_command_without_the_development_requirements_says_so_in_one_line(tmp_path: Path) -> None:
+    """As in the image, which installs requirements.txt only: moto cannot be imported."""
+    blocked = "import sys; sys.modules['moto'] = None; from sync_service.main import main; sys.exit(main(['test']))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTOMER_S3_", "MOCK_API", "FILE_MANAGER"))}
+    result = subprocess.run([sys.executable, "-c", blocked], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env={**env, "PYTHONPATH": str(REPO_ROOT), "DATA_DIR": str(tmp_path / "data"),
+                                 "LOG_DIR": str(tmp_path / "logs")})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CUSTOMER_S3_BUCKET" in lines[0] and "moto is not installed" in lines[0], lines

@@ -107,10 +107,14 @@ def validate(service: SyncService) -> str:
 def run_embedded() -> int:
     """The workflow against moto's S3 and the mock API on free ports, seeded with test-data/."""
     try:
+        import moto.server  # noqa: F401  - a development requirement: checked before anything starts
+
         from sync_service.utils import local_servers as local
-    except ImportError as exc:  # pragma: no cover - moto is a development requirement
-        raise ConfigError(f"no bucket configured and embedded servers unavailable ({exc}); "
-                          "set CUSTOMER_S3_BUCKET or install requirements-dev.txt") from exc
+    except ImportError as exc:  # the image ships requirements.txt only
+        missing = (exc.name or "moto").split(".")[0]
+        raise ConfigError(f"CUSTOMER_S3_BUCKET is not set, and the embedded test servers need the "
+                          f"development requirements ({missing} is not installed): set CUSTOMER_S3_* "
+                          "and MOCK_API_URL, or pip install -r requirements-dev.txt") from exc
     workdir = Path(tempfile.mkdtemp(prefix="s3-sync-test-"))
     s3 = api = None
     try:
