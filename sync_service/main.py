@@ -29,6 +29,7 @@ from sync_service.commands import (
 from sync_service.errors import ConfigError, LockHeldError, SyncError
 from sync_service.models.config import SyncConfig
 from sync_service.utils.logging_setup import setup_logging
+from sync_service.utils.redaction import RedactingStream
 
 logger = logging.getLogger("sync_service")
 
@@ -98,7 +99,16 @@ HANDLERS: dict[str, Handler] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command and return its exit code."""
+    """Run one command and return its exit code; whatever it prints is redacted (SPEC §6)."""
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(stdout), RedactingStream(stderr)
+    try:
+        return _dispatch(argv)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in (None, "help"):

@@ -86,3 +86,11 @@ def test_secrets_are_masked() -> None:
 def test_bucket_required_for_syncing() -> None:
     with pytest.raises(ConfigError, match="CUSTOMER_S3_BUCKET"):
         SyncConfig.from_env({}, env_file=None).require_bucket()
+
+
+def test_a_url_password_beside_api_token_is_refused_as_two_credentials() -> None:
+    with pytest.raises(ConfigError, match=r"FILE_MANAGER_API_URL carries a user:password.*u:\*\*\*@h"):
+        SyncConfig.from_env({"API_TOKEN": "t0ken", "FILE_MANAGER_API_URL": "http://u:pw@h"}, env_file=None)
+    with pytest.raises(ConfigError, match="REPORT_URLS"):
+        SyncConfig.from_env({"API_TOKEN": "t0ken", "REPORT_URLS": "http://u:pw@h/r"}, env_file=None)
+    assert SyncConfig.from_env({"FILE_MANAGER_API_URL": "http://u:pw@h"}, env_file=None).api_token == ""

@@ -26,6 +26,7 @@ from nats.js import errors as js_errors
 from sync_service.clients.event_source import MessageBatch
 from sync_service.errors import EventSourceError
 from sync_service.models.events import RawMessage
+from sync_service.utils.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class NatsSource:
         try:
             return self._loop.run_until_complete(coroutine)
         except _NATS_ERRORS as exc:
-            raise EventSourceError(f"NATS {what} at {self.url}: {type(exc).__name__}: {exc}") from exc
+            raise EventSourceError(redact(f"NATS {what} at {self.url}: {type(exc).__name__}: {exc}")) from exc
 
     async def _connect(self) -> None:
         if self._nc is not None and self._nc.is_connected:

@@ -12,11 +12,12 @@ from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
 from sync_service.errors import ConfigError
+from sync_service.utils.redaction import MASK, mask_url, url_passwords
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ DEFAULT_PERMISSIONS_JSON = '{"visibility":"private"}'
 DEFAULT_MOCK_API_URL = "http://localhost:8001"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SECRET_FIELDS = ("customer_s3_secret_key", "target_s3_secret_key", "api_token")
-MASKED = "****"
+MASKED = MASK
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -91,17 +92,6 @@ def _nats_url(env: Mapping[str, str]) -> str:
             raise ConfigError(f"NATS_URL must be nats://host:port (comma-separated for a cluster), "
                               f"got {mask_url(url.strip())!r}")
     return raw
-
-
-def mask_url(url: str) -> str:
-    """Hide the password of a URL such as ``https://user:pass@host``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:{MASKED}@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def parse_permissions(raw: str, *, source: str) -> dict[str, object] | None:
@@ -180,6 +170,14 @@ class SyncConfig:
             _url({"REPORT_URLS": u}, "REPORT_URLS")
             for u in env.get("REPORT_URLS", "").replace(",", " ").split()
         ) or (f"{api_url}/syncResults",)
+        if env.get("API_TOKEN", "").strip():
+            # Two credentials for one request: the HTTP client refuses it, and no reading of
+            # it would be safe to guess.
+            named = [("FILE_MANAGER_API_URL", api_url)] + [("REPORT_URLS", u) for u in report_urls]
+            for name, url in named:
+                if urlsplit(url).password is not None:
+                    raise ConfigError(f"{name} carries a user:password and API_TOKEN is set: "
+                                      f"give one credential, got {mask_url(url)!r}")
 
         default_permissions = parse_permissions(
             env.get("DEFAULT_PERMISSIONS", "").strip() or DEFAULT_PERMISSIONS_JSON,
@@ -256,12 +254,11 @@ class SyncConfig:
             raise ConfigError("CUSTOMER_S3_BUCKET is not set: name the bucket to sync from")
 
     def secrets(self) -> list[str]:
-        """The secret values, for log redaction."""
+        """The secret values (SPEC §6): the secret keys, the API token, every URL's password."""
         values = [getattr(self, name) for name in SECRET_FIELDS]
-        for url in (self.nats_url, self.api_base_url, *self.report_urls):
-            password = urlsplit(url).password
-            if password:
-                values.append(password)
+        values += url_passwords((self.nats_url, self.api_base_url, self.mock_api_url,
+                                 self.customer_s3_endpoint, self.target_s3_endpoint,
+                                 *self.report_urls))
         return [v for v in values if v]
 
     def masked(self) -> dict[str, object]:

@@ -31,6 +31,7 @@ from sync_service.services.event_parser import EventError, parse_message, sequen
 from sync_service.utils.aio import run_async
 from sync_service.utils.clock import Clock
 from sync_service.utils.permissions import permissions_from_metadata
+from sync_service.utils.redaction import redact_value
 
 logger = logging.getLogger(__name__)
 
@@ -166,8 +167,9 @@ class EventProcessor:
         self.dead_letters_dir.mkdir(parents=True, exist_ok=True)
         safe = message.position.replace("/", "_").replace(":", "-")
         (self.dead_letters_dir / f"{self.source.name}-{safe}.json").write_text(json.dumps(
-            {"source": self.source.name, "position": message.position, "reason": reason,
-             "raw": message.body}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            redact_value({"source": self.source.name, "position": message.position,
+                          "reason": reason, "raw": message.body}),
+            ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
     # -- one event ---------------------------------------------------------------------------
 

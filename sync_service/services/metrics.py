@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sync_service.models.data_models import RunReport
+from sync_service.utils.redaction import redact, redact_value
 
 OVERDUE_GRACE_S = 60.0
 
@@ -62,7 +63,7 @@ class SyncMetrics:
         with self._lock:
             self._last_finished = time.time()
             self._last_result = "error"
-            self._last_error = error
+            self._last_error = redact(error)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, details): unhealthy when the last cycle failed or none finished in time."""
@@ -74,4 +75,4 @@ class SyncMetrics:
         details = {"status": "unhealthy" if failed or overdue else "ok",
                    "last_result": result, "last_finished": finished, "overdue": overdue,
                    "last_error": error}
-        return not (failed or overdue), details
+        return not (failed or overdue), redact_value(details)

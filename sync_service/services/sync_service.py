@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from sync_service.services.sync_lock import SyncLock
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import unsyncable
+from sync_service.utils.redaction import mask_url, redact, redact_value
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +98,7 @@ class SyncService:
         try:
             return source.describe()
         except SyncError as exc:
-            return {"source": source.name, "error": str(exc)}
+            return {"source": source.name, "error": redact(str(exc))}
         finally:
             close_source(source)
 
@@ -302,7 +304,9 @@ class SyncService:
         return drift
 
     def _finish(self, report: RunReport, status: str, started: float) -> None:
-        """Close a run: store, write and send its report."""
+        """Close a run: store, write and send its report (its failures redacted first)."""
+        report.failures = [replace(f, path=redact(f.path), error=redact(f.error))
+                           for f in report.failures]
         report.finished_at = iso_utc(self.clock.now())
         report.duration_s = round(self.clock.monotonic() - started, 3)
         self.db.finish_run(report, status)
@@ -319,14 +323,14 @@ class SyncService:
     def _write_report(self, report: RunReport) -> Path:
         path = self.config.reports_dir / f"{report.run_id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n",
+        path.write_text(json.dumps(redact_value(report.to_dict()), indent=2, ensure_ascii=False) + "\n",
                         encoding="utf-8")
         return path
 
     def _send_report(self, report: RunReport) -> None:
         for url in self.config.report_urls:
             try:
-                self.api.post_report(url, report.to_dict())
+                self.api.post_report(url, redact_value(report.to_dict()))
             except SyncError as exc:
                 logger.warning("could not send the report of %s to %s: %s",
                                report.run_id, url, exc)
@@ -355,7 +359,7 @@ class SyncService:
             "database": str(self.config.database_path),
             "bucket": self.config.customer_s3_bucket,
             "prefix": self.config.customer_s3_prefix,
-            "api": self.config.api_base_url,
+            "api": mask_url(self.config.api_base_url),
         }
         if live:
             status["checks"] = {
@@ -363,7 +367,7 @@ class SyncService:
                 "api": _timed_check(self.api.health),
                 "database": _timed_check(self.db.check),
             }
-        return status
+        return redact_value(status)
 
 
     def _initial_sync_state(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sync_service.store.database import Database
 from sync_service.store.runs import RunStore
+from sync_service.utils.redaction import redact
 
 
 class EventStore:
@@ -35,9 +36,9 @@ class EventStore:
                         "(path) DO UPDATE SET sequencer = excluded.sequencer", (path, sequencer))
 
     def add_dead_letter(self, source: str, position: str, reason: str, raw: str) -> None:
-        """Keep a rejected message with its reason."""
+        """Keep a rejected message with its reason (both redacted: a message may carry anything)."""
         self.db.execute("INSERT INTO dead_letters (source, position, reason, raw) VALUES (?, ?, ?, ?)",
-                        (source, position, reason, raw))
+                        (source, position, redact(reason), redact(raw)))
 
     def dead_letter_count(self) -> int:
         """How many messages were rejected into the dead letters."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from sync_service.models.data_models import FileOperation, StoredOperation
 from sync_service.store.database import Database
+from sync_service.utils.redaction import redact
 
 _FIELDS = set(FileOperation.__dataclass_fields__)
 
@@ -98,7 +99,7 @@ class OperationStore:
                 self.db.execute(
                     "UPDATE operations SET status = ?, error = ?, attempts = attempts + 1, "
                     "updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?",
-                    (outcome.status, outcome.error or None, outcome.stored.row_id))
+                    (outcome.status, redact(outcome.error) or None, outcome.stored.row_id))
                 if outcome.status == "done":
                     self._advance(outcome.operation, outcome.delivered)
                 elif outcome.status == "skipped":

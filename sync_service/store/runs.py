@@ -7,6 +7,7 @@ from typing import Any
 
 from sync_service.models.data_models import RunReport
 from sync_service.store.database import Database
+from sync_service.utils.redaction import redact_value
 
 
 class RunStore:
@@ -26,7 +27,7 @@ class RunStore:
         with self.db.transaction():
             self.db.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, report = ? WHERE run_id = ?",
-                (report.finished_at, status, json.dumps(report.to_dict()), report.run_id))
+                (report.finished_at, status, json.dumps(redact_value(report.to_dict())), report.run_id))
 
     def last_runs(self) -> dict[str, dict[str, Any]]:
         """The newest run of each mode: id, times, status, and its report when finished."""

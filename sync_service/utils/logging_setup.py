@@ -1,4 +1,8 @@
-"""Logging to the console and ``LOG_DIR/sync.log`` (rotated), as text or JSON, secrets redacted."""
+"""Logging to the console and ``LOG_DIR/sync.log`` (rotated), as text or JSON, secrets redacted.
+
+Redaction happens in the formatters, on the finished line: the message, its arguments and any
+traceback (``exc_info``, ``stack_info``) all pass through ``redact`` (SPEC §6).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import json
 import logging
 import logging.handlers
 import sys
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 
-REDACTED = "****"
+from sync_service.utils.redaction import install, redact
+
 _current_run_id: str | None = None
 
 
@@ -30,28 +37,21 @@ class RunIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.run_id = _current_run_id
         return True
+
+
 LOG_FILE_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 5
 
 
-class RedactingFilter(logging.Filter):
-    """Replaces every known secret value in a record's final message."""
+class RedactingFormatter(logging.Formatter):
+    """A text formatter whose finished line (traceback included) is redacted."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, REDACTED)
-            record.msg, record.args = message, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+    """One JSON object per line; each field is redacted before it is encoded."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -59,14 +59,29 @@ class JsonFormatter(logging.Formatter):
                 timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         run_id = getattr(record, "run_id", None)
         if run_id:
             entry["run_id"] = run_id
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = redact(self.formatStack(record.stack_info))
         return json.dumps(entry, ensure_ascii=False)
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """An exception nobody caught goes through the (redacting) log, not raw to stderr."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    logging.getLogger("sync_service").critical("uncaught exception", exc_info=(kind, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is not None:
+        _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback)
 
 
 def setup_logging(*, level: str = "INFO", fmt: str = "text", log_dir: Path | None = None,
@@ -77,11 +92,11 @@ def setup_logging(*, level: str = "INFO", fmt: str = "text", log_dir: Path | Non
         root.removeHandler(handler)
         handler.close()
     root.setLevel(level)
+    install(secrets)
     formatter: logging.Formatter = (
         JsonFormatter() if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        else RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
-    redactor = RedactingFilter(secrets)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     problem = None
     if log_dir is not None:
@@ -95,9 +110,10 @@ def setup_logging(*, level: str = "INFO", fmt: str = "text", log_dir: Path | Non
     for handler in handlers:
         handler.setFormatter(formatter)
         handler.addFilter(RunIdFilter())
-        handler.addFilter(redactor)
         root.addHandler(handler)
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
     if problem:
         logging.getLogger(__name__).warning(problem)

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sync_service.services.metrics import SyncMetrics
+from sync_service.utils.redaction import redact
 
 
 def start_metrics_server(metrics: SyncMetrics, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
@@ -17,7 +18,8 @@ def start_metrics_server(metrics: SyncMetrics, port: int, host: str = "0.0.0.0")
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path.split("?")[0] == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry))
+                text = generate_latest(metrics.registry).decode("utf-8")
+                self._send(200, CONTENT_TYPE_LATEST, redact(text).encode("utf-8"))
             elif self.path.split("?")[0] == "/health":
                 healthy, details = metrics.health()
                 self._send(200 if healthy else 503, "application/json",
