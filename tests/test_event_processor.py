@@ -8,7 +8,7 @@ from unittest import mock
 
 import pytest
 
-from sync_service.clients.file_spool import FileSpoolSource
+from sync_service.clients.file_spool import FileSpoolSource, parse_position
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import DatabaseError
 from sync_service.services.database_manager import DatabaseManager
@@ -45,8 +45,8 @@ def test_commit_without_acknowledge_does_not_apply_twice(tmp_path: Path, bucket:
     assert (first.applied, second.applied) == (2, 0)
     assert [r.path for r in db.iter_records()] == ["b.txt"]
     assert db.get_record("b.txt").permissions == '{"read":["x"]}'  # type: ignore[union-attr]
-    assert not spool.exists() and (source.processed / "001.jsonl").exists()
-    assert db.get_setting("event_position") == "001.jsonl:2"
+    assert not spool.exists() and [p.name.split(".")[0] for p in source.processed.iterdir()] == ["001"]
+    assert parse_position(db.get_setting("event_position")).lines == 2
 
 
 def test_a_crash_before_the_commit_applies_everything_once_later(tmp_path: Path, bucket: Bucket) -> None:

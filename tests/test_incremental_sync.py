@@ -72,7 +72,7 @@ def test_each_event_type_reaches_the_file_manager(cli: Cli, bucket: Bucket, api:
     assert_mirrors(api, bucket, {"a.txt": {"read": ["ann"]}, "new file.txt": {"read": ["nina"]}})
     assert ("moveFile", "b.txt") in ops_of(api, before)  # renamed, not uploaded again
     assert not (cli.workdir / "data" / "events" / "001.jsonl").exists()
-    assert (cli.workdir / "data" / "events" / "processed" / "001.jsonl").exists()
+    assert list((cli.workdir / "data" / "events" / "processed").glob("001.*.jsonl"))
     exports = cli.workdir / "data" / "exports"
     assert (exports / f"{report['run_id']}-plan.csv").exists()
     assert (exports / f"{report['run_id']}-old.csv").exists()

@@ -1,9 +1,16 @@
 """The ``file`` event source: a spool folder of ``*.jsonl`` files, one event per line.
 
-Files are read in name order. The position is ``<file name>:<lines applied>``, stored in SQLite
-in the same transaction as the records the lines changed; a fully applied file then moves to
-``processed/``. After a crash between the commit and the move, the stored position makes the
-file's applied lines be skipped, so nothing applies twice.
+Files are read in name order. The position names the file by its name *and* its content:
+``<name>@<digest>:<lines applied>``, where the digest is the first 16 hex digits of the
+file's sha256. It is stored in SQLite in the same transaction as the records the lines changed;
+a fully applied file then moves to ``processed/`` under a name of its own
+(``<stem>.<digest>[.<n>].jsonl``), so an earlier file of the same name is never overwritten.
+
+So a producer may write ``events.jsonl`` again and again (SPEC §5): a file whose content differs
+from the one the position names is a new file and is read from its first line. After a crash
+between the commit and the move, the same file (same content) is found again and its applied
+lines are skipped, so nothing applies twice. A file with exactly the content of one applied
+before carries the same messages, which replay would skip by their ids anyway.
 
 Writers should create a file under another name and rename it to ``*.jsonl`` when complete;
 ``publish`` does exactly that.
@@ -11,22 +18,72 @@ Writers should create a file under another name and rename it to ``*.jsonl`` whe
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from sync_service.clients.event_source import MessageBatch
 from sync_service.models.events import RawMessage
 
+DIGEST_CHARS = 16
+_HEX = frozenset("0123456789abcdef")
 
-def parse_position(position: str | None) -> tuple[str, int]:
-    """``("name.jsonl", lines)`` from a stored position ("" and 0 when none)."""
+
+@dataclass(frozen=True)
+class SpoolPosition:
+    """How far replay got: ``lines`` lines of the file ``name`` whose content has ``digest``
+    (empty for a position stored before positions carried digests)."""
+
+    name: str = ""
+    digest: str = ""
+    lines: int = 0
+
+    def __str__(self) -> str:
+        file = f"{self.name}@{self.digest}" if self.digest else self.name
+        return f"{file}:{self.lines}"
+
+    def names(self, name: str, digest: str) -> bool:
+        """True when this position is in the file ``name`` with content ``digest``."""
+        return self.name == name and (self.digest == digest or not self.digest)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """The file a batch finished, as it was when read: moved only if it is still that file."""
+
+    path: Path
+    digest: str
+    identity: tuple[int, int, int]
+
+
+def parse_position(position: str | None) -> SpoolPosition:
+    """The position stored as ``name@digest:lines`` (or the older ``name:lines``)."""
     if not position or ":" not in position:
-        return "", 0
-    name, _, lines = position.rpartition(":")
-    return name, int(lines) if lines.isdigit() else 0
+        return SpoolPosition()
+    file, _, lines = position.rpartition(":")
+    name, at, digest = file.rpartition("@")
+    if not at or len(digest) != DIGEST_CHARS or not set(digest) <= _HEX:
+        name, digest = file, ""
+    return SpoolPosition(name, digest, int(lines) if lines.isdigit() else 0)
+
+
+def content_digest(handle: BinaryIO) -> str:
+    """The first hex digits of the sha256 of an open file's content (read from the start)."""
+    digest = hashlib.sha256()
+    handle.seek(0)
+    while chunk := handle.read(1024 * 1024):
+        digest.update(chunk)
+    handle.seek(0)
+    return digest.hexdigest()[:DIGEST_CHARS]
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int]:
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 class FileSpoolSource:
@@ -46,28 +103,60 @@ class FileSpoolSource:
 
     def batches(self, position: str | None, max_messages: int) -> Iterator[MessageBatch]:
         """Yield up to ``max_messages`` lines at a time; a batch never spans two files."""
-        done_name, done_lines = parse_position(position)
+        done = parse_position(position)
         for path in self.pending_files():
-            skip = done_lines if path.name == done_name else 0
-            batch: list[RawMessage] = []
-            line_number = 0
-            with path.open("r", encoding="utf-8", errors="replace", newline="\n") as handle:
-                for line_number, line in enumerate(handle, start=1):
-                    if line_number <= skip:
-                        continue
-                    text = line.rstrip("\r\n")
-                    if text.strip():
-                        batch.append(RawMessage(text, f"{path.name}:{line_number}"))
-                    if len(batch) >= max_messages:
-                        yield MessageBatch(batch, f"{path.name}:{line_number}", token=None)
-                        batch = []
-            yield MessageBatch(batch, f"{path.name}:{max(line_number, skip)}", token=path)
+            try:
+                handle = path.open("rb")
+            except FileNotFoundError:
+                continue  # moved away since it was listed
+            with handle:
+                digest = content_digest(handle)
+                claim = _Claim(path, digest, _identity(os.fstat(handle.fileno())))
+                skip = done.lines if done.names(path.name, digest) else 0
+                yield from self._read(handle, SpoolPosition(path.name, digest, skip),
+                                      max_messages, claim)
+
+    def _read(self, handle: BinaryIO, start: SpoolPosition, max_messages: int,
+              claim: _Claim) -> Iterator[MessageBatch]:
+        batch: list[RawMessage] = []
+        line_number = 0
+        for line_number, raw in enumerate(handle, start=1):
+            if line_number <= start.lines:
+                continue
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if text.strip():
+                at = SpoolPosition(start.name, start.digest, line_number)
+                batch.append(RawMessage(text, str(at)))
+            if len(batch) >= max_messages:
+                yield MessageBatch(batch, str(SpoolPosition(start.name, start.digest, line_number)))
+                batch = []
+        end = SpoolPosition(start.name, start.digest, max(line_number, start.lines))
+        yield MessageBatch(batch, str(end), token=claim)
 
     def acknowledge(self, batch: MessageBatch, rejected: frozenset[str] = frozenset()) -> None:
-        """Move a file whose last batch is committed to ``processed/``."""
-        if isinstance(batch.token, Path) and batch.token.exists():
-            self.processed.mkdir(parents=True, exist_ok=True)
-            os.replace(batch.token, self.processed / batch.token.name)
+        """Move a file whose last batch is committed to ``processed/``, under a name of its own;
+        a file replaced since it was read stays, to be read as the new file it is."""
+        claim = batch.token
+        if not isinstance(claim, _Claim):
+            return
+        try:
+            if _identity(claim.path.stat()) != claim.identity:
+                return
+        except FileNotFoundError:
+            return
+        self.processed.mkdir(parents=True, exist_ok=True)
+        target = self._processed_name(claim.path, claim.digest)
+        os.replace(claim.path, target)
+        os.utime(target)  # retention counts from when it was applied, not written
+
+    def _processed_name(self, path: Path, digest: str) -> Path:
+        """``processed/<stem>.<digest>.jsonl``, or ``.<n>`` added until the name is free."""
+        target = self.processed / f"{path.stem}.{digest}{path.suffix}"
+        number = 1
+        while target.exists():
+            number += 1
+            target = self.processed / f"{path.stem}.{digest}.{number}{path.suffix}"
+        return target
 
     def describe(self) -> dict[str, object]:
         """The spool files waiting."""
