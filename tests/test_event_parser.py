@@ -11,6 +11,7 @@ from sync_service.services.event_parser import (
     EventError,
     message_id,
     parse_message,
+    read_message,
     sequencer_is_newer,
 )
 
@@ -102,3 +103,18 @@ def test_sequencers_compare_as_right_padded_hex() -> None:
     assert not sequencer_is_newer("00673DA9CB4E1D0F11", "00673DA9CB6A10AA90")
     assert sequencer_is_newer("0A1", "0A")  # 0A1 > 0A0
     assert not sequencer_is_newer("0A", "0A0")  # equal once padded
+
+
+def test_a_folder_marker_notification_is_skipped_and_counted() -> None:
+    # given MinIO's notification for a folder made in its console, beside a file's
+    document = json.loads(fixture("minio-object-created.json"))
+    folder = json.loads(json.dumps(document["Records"][0]))
+    folder["s3"]["object"]["key"] = "photos%2F2026%2F"
+    removed = json.loads(json.dumps(folder))
+    removed["eventName"] = "s3:ObjectRemoved:Delete"
+    document["Records"] += [folder, removed]
+    # when it is read
+    parsed = read_message(json.dumps(document), bucket="customer-bucket")
+    # then the file's create remains, and both folder records are skipped, named, not errors
+    assert [(e.type, e.path) for e in parsed.events] == [("create", "photos/2026/team photo.jpg")]
+    assert parsed.skipped == ["folder_marker", "folder_marker"]

@@ -355,3 +355,34 @@ def test_reconcile_dry_run_lists_the_drift_and_changes_nothing(cli: Cli, bucket:
     assert dry.returncode == 0, dry.stderr
     assert "new      c.txt" in dry.stdout and "nothing was changed" in dry.stdout
     assert "c.txt" not in api.files()
+
+
+def test_a_folder_notification_is_skipped_not_dead_lettered(cli: Cli, bucket: Bucket, api: Api) -> None:
+    # given a bucket notification for a folder made in a console, and one for a file
+    synced(cli, bucket, {"photos/a.jpg": b"a"})
+    bucket.put("photos/b.jpg", b"b")
+    record = {"eventName": "s3:ObjectCreated:Put", "s3": {"bucket": {"name": bucket.name},
+                                                          "object": {"key": "photos%2F2026%2F", "size": 0}}}
+    file_record = {"eventName": "s3:ObjectCreated:Put", "s3": {"bucket": {"name": bucket.name},
+                                                               "object": {"key": "photos/b.jpg"}}}
+    spool(cli, "001", {"Records": [record]}, {"Records": [file_record]})
+    # when the incremental sync runs
+    result = cli.run("incremental-sync")
+    # then the folder is skipped and counted, nothing is rejected, and the file arrives
+    assert result.returncode == 0, result.stderr
+    report = report_of(result)
+    assert (report["events_rejected"], report["skipped_reasons"]) == (0, {"folder_marker": 1})
+    assert not (cli.workdir / "data" / "dead-letters").exists()
+    assert_mirrors(api, bucket)
+
+
+def test_keys_with_c1_controls_or_backslashes_are_skipped_as_invalid(cli: Cli, bucket: Bucket, api: Api) -> None:
+    # given keys S3 accepts but the file manager must not get (SPEC §3)
+    for key in ("ok.txt", "next\x85line.txt", "dir\\file.txt"):
+        bucket.put(key, b"x")
+    # when the initial sync runs
+    result = cli.run("initial-sync")
+    # then only the valid one is delivered, the others are counted as invalid keys
+    assert result.returncode == 0, result.stderr
+    assert report_of(result)["skipped_reasons"] == {"invalid_key": 2}
+    assert list(api.files()) == ["ok.txt"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -263,7 +264,15 @@ def test_operations_log_records_applied_calls_in_order(api: MockApi) -> None:
 
 # ----- path validation ---------------------------------------------------------------------------
 
-HOSTILE_PATHS = ["../x", "a/../../etc/passwd", "/abs", "a//b", "a\x00b", "a" * 1025, "", "./a", "a/\x7f"]
+HOSTILE_PATHS = ["../x", "a/../../etc/passwd", "/abs", "a//b", "a\x00b", "a" * 1025, "", "./a", "a/\x7f",
+                 "next\x85line", "c1\x80", "c1\x9f", "dir\\file.txt", "..\\..\\x"]
+
+
+def test_the_mock_keeps_its_own_path_rule() -> None:
+    """A rule shared with the service could not catch the service's mistakes (issue 9)."""
+    sources = Path(__file__).resolve().parents[1] / "mock_api"
+    assert not [p.name for p in sources.glob("*.py")
+                if re.search(r"^\s*(from|import) sync_service", p.read_text(encoding="utf-8"), re.M)]
 
 
 def _assert_nothing_escaped(api: MockApi) -> None:

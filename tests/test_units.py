@@ -29,6 +29,9 @@ def test_valid_paths(path: str) -> None:
     ("..", "'..' segment"), ("a\x00b", "control character U+0000"),
     ("line\nbreak", "control character U+000A"), ("del\x7f", "control character U+007F"),
     ("x" * 1025, "longer than 1024 bytes"), ("é" * 513, "longer than 1024 bytes"),
+    ("next\x85line", "control character U+0085"), ("c1\x80", "control character U+0080"),
+    ("c1\x9f", "control character U+009F"),
+    ("dir\\file.txt", "backslash (a separator on some file managers)"),
 ])
 def test_invalid_paths_name_their_reason(path: str, reason: str) -> None:
     assert path_error(path) == reason

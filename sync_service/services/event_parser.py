@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -29,8 +29,21 @@ def message_id(body: str) -> str:
     return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()[:40]
 
 
+@dataclass
+class ParsedMessage:
+    """The events of one message, and why any of its records were skipped on purpose."""
+
+    events: list[Event]
+    skipped: list[str] = field(default_factory=list)
+
+
 def parse_message(body: str, *, bucket: str = "", prefix: str = "") -> list[Event]:
     """The events in one message (none for an S3 test event or another bucket's records)."""
+    return read_message(body, bucket=bucket, prefix=prefix).events
+
+
+def read_message(body: str, *, bucket: str = "", prefix: str = "") -> ParsedMessage:
+    """The events in one message, with the records skipped on purpose (folder markers) named."""
     try:
         document = json.loads(body)
     except ValueError as exc:
@@ -40,10 +53,10 @@ def parse_message(body: str, *, bucket: str = "", prefix: str = "") -> list[Even
     if "Records" in document or "EventName" in document:
         return _from_notification(document, body, bucket=bucket, prefix=prefix)
     if document.get("Event") == "s3:TestEvent":
-        return []
+        return ParsedMessage([])
     if "event_type" in document or "file_path" in document:
-        return [_from_legacy(document, body)]
-    return [_from_native(document, body)]
+        return ParsedMessage([_from_legacy(document, body)])
+    return ParsedMessage([_from_native(document, body)])
 
 
 def _checked_path(value: Any, field: str) -> str:
@@ -91,9 +104,9 @@ def posix_permissions(metadata: dict[str, Any], key: str) -> dict[str, str] | No
             char not in POSIX_MODE_CHARS[i % 3] for i, char in enumerate(mode)):
         raise EventError(f"invalid POSIX permissions {mode!r}")
     found = {"mode": mode}
-    for field in ("owner", "group"):
-        if isinstance(metadata.get(field), str):
-            found[field] = metadata[field]
+    for name in ("owner", "group"):
+        if isinstance(metadata.get(name), str):
+            found[name] = metadata[name]
     return found
 
 
@@ -115,12 +128,12 @@ def _from_legacy(document: dict[str, Any], body: str) -> Event:
 
 
 def _from_notification(document: dict[str, Any], body: str, *, bucket: str,
-                       prefix: str) -> list[Event]:
+                       prefix: str) -> ParsedMessage:
     records = document.get("Records")
     if not isinstance(records, list):
         raise EventError("'Records' must be a list")
     base_id = str(document.get("event_id") or message_id(body))
-    events = []
+    parsed = ParsedMessage([])
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise EventError(f"record {index} is not an object")
@@ -141,13 +154,16 @@ def _from_notification(document: dict[str, Any], body: str, *, bucket: str,
             kind = "delete"
         else:
             continue  # other notifications (restore, tagging, ...) change nothing we track
+        if key.endswith("/"):
+            parsed.skipped.append("folder_marker")  # a console's folder, not a file (SPEC §5)
+            continue
         described = s3.get("object") or {}
         sequencer = described.get("sequencer")
         event = _build(f"{base_id}:{index}", kind, key[len(prefix):], None, None,
                        record.get("eventTime"))
-        events.append(replace(event, sequencer=str(sequencer) if sequencer else None,
-                              **(_content_of(described) if kind == "create" else {})))
-    return events
+        parsed.events.append(replace(event, sequencer=str(sequencer) if sequencer else None,
+                                     **(_content_of(described) if kind == "create" else {})))
+    return parsed
 
 
 def _content_of(described: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from sync_service.errors import ObjectError, ObjectGone
 from sync_service.models.data_models import FileRecord, canonical_json, iso_utc
 from sync_service.models.events import Event, RawMessage
 from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.event_parser import EventError, parse_message, sequencer_is_newer
+from sync_service.services.event_parser import EventError, read_message, sequencer_is_newer
 from sync_service.utils.aio import run_async
 from sync_service.utils.clock import Clock
 from sync_service.utils.permissions import permissions_from_metadata
@@ -55,6 +55,7 @@ class ReplayResult:
     touched: set[int] = field(default_factory=set)
     created: list[int] = field(default_factory=list)
     deleted: list[FileRecord] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,6 +63,7 @@ class _Parsed:
     message: RawMessage
     events: list[Event]
     error: str | None = None
+    skipped: list[str] = field(default_factory=list)
 
 
 class EventProcessor:
@@ -118,6 +120,8 @@ class EventProcessor:
                 if item.error is not None:
                     rejected.append((item.message, item.error))
                     continue
+                for reason in item.skipped:
+                    result.skipped[reason] = result.skipped.get(reason, 0) + 1
                 for event in item.events:
                     self._apply_event(event, metas, result)
             for message, reason in rejected:
@@ -134,8 +138,8 @@ class EventProcessor:
 
     def _parse(self, message: RawMessage) -> _Parsed:
         try:
-            return _Parsed(message, parse_message(message.body, bucket=self.bucket,
-                                                  prefix=self.prefix))
+            parsed = read_message(message.body, bucket=self.bucket, prefix=self.prefix)
+            return _Parsed(message, parsed.events, skipped=parsed.skipped)
         except EventError as exc:
             return _Parsed(message, [], str(exc))
 

@@ -246,6 +246,9 @@ class SyncService:
         replay = self._event_processor(source, position_key=position_key).replay()
         replay.touched |= adopt_renames(self.db, replay.created, replay.deleted)
         report.events_applied, report.events_rejected = replay.applied, replay.rejected
+        for reason, count in replay.skipped.items():
+            report.skipped += count
+            report.skipped_reasons[reason] = report.skipped_reasons.get(reason, 0) + count
         report.phase_seconds["replay"], tick = _lap(self.clock, tick)
         # Records tried by the pending step wait for the next run, unless an event changed them.
         self._plan_and_apply(report, executor, exclude=executor.attempted - replay.touched)

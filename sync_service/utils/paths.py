@@ -1,4 +1,8 @@
-"""The rule for what counts as a valid file-manager path (SPEC §3), shared by client and mock."""
+"""The service's rule for what counts as a valid file-manager path (SPEC §3).
+
+The mock API keeps its own rule, written from the SPEC (``mock_api/paths.py``): a rule the two
+shared could not catch the service's mistakes.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +23,10 @@ def path_error(path: str) -> str | None:
         return "leading '/'"
     for char in path:
         code = ord(char)
-        if code < 0x20 or code == 0x7F:
+        if code < 0x20 or 0x7F <= code <= 0x9F:  # C0, DEL and C1 (U+0085 is a line break)
             return f"control character U+{code:04X}"
+        if char == "\\":
+            return "backslash (a separator on some file managers)"
     for segment in path.split("/"):
         if segment == "":
             return "empty segment"
