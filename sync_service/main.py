@@ -26,6 +26,7 @@ from sync_service.commands import (
     status,
     workflow_test,
 )
+from sync_service.commands import check as check_command
 from sync_service.errors import ConfigError, LockHeldError, SyncError
 from sync_service.models.config import SyncConfig
 from sync_service.utils.logging_setup import setup_logging
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("new", help="the new state CSV")
     commands.add_parser("daemon", help="initial sync if nothing is recorded, then an incremental "
                         "sync every SYNC_INTERVAL seconds; /health and /metrics on METRICS_PORT")
+    check = commands.add_parser("check", help="compare the bucket, the records and the file manager; "
+                                "print the differences, exit 1 when there are any")
+    check.add_argument("--json", action="store_true", help="print JSON")
     status_parser = commands.add_parser("status", help="records, last runs, failures, and a "
                                         "live check of S3, the API and the database")
     status_parser.add_argument("--json", action="store_true", help="print JSON")
@@ -93,6 +97,7 @@ HANDLERS: dict[str, Handler] = {
     "export-csv": state_files.export_csv,
     "diff": state_files.diff,
     "status": status.run,
+    "check": check_command.run,
     "daemon": daemon.run,
     "test": workflow_test.run,
 }

@@ -34,6 +34,7 @@ def render(status: dict[str, Any]) -> str:
         f"event position {status['event_position'] or '(none)'}",
         f"event source  {_source_line(status.get('event_source') or {})}",
         f"dead letters  {status['dead_letters']}",
+        f"reconcile     {_reconcile_line(status['reconcile'])}",
         "last runs:",
     ]
     if not status["last_runs"]:
@@ -60,6 +61,17 @@ def _initial_line(state: dict[str, Any]) -> str:
     if state["listing_after"]:
         return f"interrupted; continues after {state['listing_after']!r}"
     return "not done yet"
+
+
+def _reconcile_line(state: dict[str, Any]) -> str:
+    every = (f"every {state['interval_s']}s in the daemon" if state["interval_s"]
+             else "off in the daemon (RECONCILE_INTERVAL=0)")
+    line = every + (f", last {state['last_at']}" if state["last_at"] else ", none yet")
+    held = state.get("held_deletes")
+    if held:
+        line += (f"; HELD {held['count']} deletes over the limit of {held['limit']} "
+                 f"(run {held['run_id']}): check the bucket, then reconcile --max-delete {held['count']}")
+    return line
 
 
 def _source_line(source: dict[str, Any]) -> str:

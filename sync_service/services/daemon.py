@@ -1,15 +1,17 @@
 """The daemon loop: an initial sync until one has completed, then an incremental sync every
-``SYNC_INTERVAL`` seconds, surviving errors (backing off while the same error repeats) and
+``SYNC_INTERVAL`` seconds and, in place of one of them, a reconcile every
+``RECONCILE_INTERVAL`` seconds (0: never), surviving errors (backing off while the same error repeats) and
 stopping cleanly when its clock's stop signal is set (SIGTERM, SIGINT, live reload).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sync_service.errors import LockHeldError, SyncError
 from sync_service.services.metrics import SyncMetrics
-from sync_service.services.sync_service import INCREMENTAL_SYNC, INITIAL_SYNC, SyncService
+from sync_service.services.sync_service import INCREMENTAL_SYNC, INITIAL_SYNC, RECONCILE, SyncService
 from sync_service.utils.backoff import compute_backoff
 
 logger = logging.getLogger(__name__)
@@ -33,12 +35,26 @@ class Daemon:
         self.metrics = metrics
         self.clock = service.clock
         self.interval = float(service.config.sync_interval)
+        self.reconcile_interval = float(service.config.reconcile_interval)
         self.cycles = 0
 
     def mode(self) -> str:
         """The cycle to run now: initial sync until one has planned the whole listing (an
-        interrupted one is continued), incremental after."""
-        return INCREMENTAL_SYNC if self.service.initial_sync_completed() else INITIAL_SYNC
+        interrupted one is continued); then reconcile when one is due, incremental otherwise."""
+        if not self.service.initial_sync_completed():
+            return INITIAL_SYNC
+        return RECONCILE if self.reconcile_due() else INCREMENTAL_SYNC
+
+    def reconcile_due(self) -> bool:
+        """True when ``RECONCILE_INTERVAL`` seconds have passed since the last reconcile started
+        (or, before the first, since the last initial sync); a failed one waits its interval too."""
+        if self.reconcile_interval <= 0:
+            return False
+        last = self.service.last_reconcile_at()
+        if last is None:
+            return True
+        started = datetime.fromisoformat(last.replace("Z", "+00:00"))
+        return (self.clock.now() - started).total_seconds() >= self.reconcile_interval
 
     def run_cycle(self) -> str | None:
         """One cycle; returns the error that ended it, or None."""
@@ -46,6 +62,8 @@ class Daemon:
         try:
             if mode == INITIAL_SYNC:
                 self.service.initial_sync()
+            elif mode == RECONCILE:
+                self.service.reconcile(hold_deletes=True)
             else:
                 self.service.incremental_sync()
         except LockHeldError as exc:
@@ -61,6 +79,7 @@ class Daemon:
             return repr(exc)
         finally:
             self.metrics.records.set(self.service.db.get_record_count())
+            self.metrics.set_held_deletes(self.service.held_deletes())
             self.cycles += 1
         return None
 

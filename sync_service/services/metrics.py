@@ -32,6 +32,10 @@ class SyncMetrics:
         self.duration = Histogram("sync_cycle_duration_seconds", "Duration of sync cycles",
                                   ["mode"], registry=self.registry,
                                   buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))
+        self.held = Gauge("sync_reconcile_held_deletes",
+                          "Deletes the last reconcile held back (over the delete guard)",
+                          registry=self.registry)
+        self._held_deletes: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._started = time.time()
         self._last_finished: float | None = None
@@ -65,14 +69,21 @@ class SyncMetrics:
             self._last_result = "error"
             self._last_error = redact(error)
 
+    def set_held_deletes(self, held: dict[str, Any] | None) -> None:
+        """Note the deletes the last reconcile held back (None: none)."""
+        with self._lock:
+            self._held_deletes = held
+        self.held.set(held["count"] if held else 0)
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, details): unhealthy when the last cycle failed or none finished in time."""
         with self._lock:
             finished, result, error = self._last_finished, self._last_result, self._last_error
+            held = self._held_deletes
         reference = finished if finished is not None else self._started
         overdue = time.time() - reference > 2 * self.interval_s + OVERDUE_GRACE_S
         failed = result not in (None, "ok", "interrupted")
         details = {"status": "unhealthy" if failed or overdue else "ok",
                    "last_result": result, "last_finished": finished, "overdue": overdue,
-                   "last_error": error}
+                   "last_error": error, "held_deletes": held}
         return not (failed or overdue), redact_value(details)

@@ -21,6 +21,7 @@ class Drift:
     changed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     skipped: int = 0
+    held: list[str] = field(default_factory=list)
 
     def as_events(self, run_id: str) -> list[str]:
         """The drift as native events, to be applied like any other."""

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from sync_service.clients.event_source import EventSource, MemorySource
+from sync_service.clients.file_listing import list_files
 from sync_service.clients.file_spool import FileSpoolSource
 from sync_service.clients.infrastructure_api import InfrastructureAPI
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import RefusedError, SyncError
 from sync_service.models.config import SyncConfig
 from sync_service.models.data_models import FileOperation, OperationFailure, RunReport, iso_utc
+from sync_service.services.checker import CheckResult, compare
 from sync_service.services.csv_processor import CSVProcessor
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.diff import diff_records
@@ -48,6 +50,9 @@ logger = logging.getLogger(__name__)
 INITIAL_SYNC = "initial-sync"
 INCREMENTAL_SYNC = "incremental-sync"
 RECONCILE = "reconcile"
+#: Setting: the deletes the last reconcile held back because they were over the guard (JSON).
+HELD_DELETES = "reconcile_held_deletes"
+HELD_PATHS_SHOWN = 20
 
 
 class SyncService:
@@ -278,33 +283,73 @@ class SyncService:
 
     # -- reconcile ---------------------------------------------------------------------------
 
-    def reconcile(self, *, max_delete: int | None = None, dry_run: bool = False) -> tuple[Drift, RunReport | None]:
+    def reconcile(self, *, max_delete: int | None = None, dry_run: bool = False,
+                  hold_deletes: bool = False) -> tuple[Drift, RunReport | None]:
         """Repair drift between the bucket and the records through the same plan-and-apply path.
 
-        Refuses (``RefusedError``) a repair that would delete more than ``max_delete`` files
-        (default: 10% of the records, at least 1) before changing anything.
+        A repair that would delete more than ``max_delete`` files (default: 10% of the records,
+        at least 1) is refused (``RefusedError``) before anything changes; with
+        ``hold_deletes`` (the daemon) the rest of the repair is applied and the deletes are
+        held: counted in the report, kept for ``status`` and ``/health``, not applied.
         """
         self.config.require_bucket()
         if dry_run:
             with self.lock:
                 return self._checked_drift(max_delete), None
         with self._run(RECONCILE) as report:
-            drift = self._checked_drift(max_delete)
+            drift = self._checked_drift(max_delete, hold=hold_deletes, run_id=report.run_id)
+            if drift.held:
+                report.skipped += len(drift.held)
+                report.skipped_reasons["held_delete"] = len(drift.held)
             self._cycle(report, MemorySource(drift.as_events(report.run_id)), None)
             path = self.csv.export(self.db.iter_records(), name=f"{report.run_id}-state")
             logger.info("state exported to %s", path)
         return drift, report
 
-    def _checked_drift(self, max_delete: int | None) -> Drift:
-        """The drift, or RefusedError when repairing it would delete too much (under the lock,
-        so no other sync changes the records while they are compared)."""
+    def _checked_drift(self, max_delete: int | None, *, hold: bool = False,
+                       run_id: str | None = None) -> Drift:
+        """The drift, with the deletes held (``hold``) or RefusedError when repairing it would
+        delete too much (under the lock, so no other sync changes the records meanwhile)."""
         drift = find_drift(self.s3, self.db)
         limit = max_delete if max_delete is not None else max(1, math.ceil(0.1 * self.db.get_record_count()))
-        if len(drift.deleted) > limit:
-            raise RefusedError(
-                f"reconcile would delete {len(drift.deleted)} files, more than the limit of "
-                f"{limit}; check the bucket and prefix, or pass --max-delete {len(drift.deleted)}")
+        if run_id is None:  # a dry run: nothing is held, nothing refused
+            return drift
+        if len(drift.deleted) <= limit:
+            self.db.runs.delete_setting(HELD_DELETES)
+            return drift
+        self.db.set_setting(HELD_DELETES, json.dumps({
+            "run_id": run_id, "count": len(drift.deleted), "limit": limit,
+            "paths": drift.deleted[:HELD_PATHS_SHOWN]}, ensure_ascii=False))
+        message = (f"reconcile would delete {len(drift.deleted)} files, more than the limit of "
+                   f"{limit}; check the bucket and prefix, or run reconcile --max-delete "
+                   f"{len(drift.deleted)}")
+        if not hold:
+            raise RefusedError(message)
+        logger.warning("%s: the deletes are held, the rest of the repair goes ahead", message)
+        drift.held, drift.deleted = drift.deleted, []
         return drift
+
+    def held_deletes(self) -> dict[str, Any] | None:
+        """The deletes the last reconcile held back (count, limit, some paths), if any."""
+        held = self.db.get_setting(HELD_DELETES)
+        return json.loads(held) if held else None
+
+    def last_reconcile_at(self) -> str | None:
+        """When the last reconcile started (ISO-8601), or the last initial sync if none ran."""
+        runs = self.db.last_runs()
+        for mode in (RECONCILE, INITIAL_SYNC):
+            if mode in runs:
+                return str(runs[mode]["started_at"])
+        return None
+
+    def check(self) -> CheckResult:
+        """Compare the bucket, the records and (where it can list them) the file manager."""
+        self.config.require_bucket()
+        objects = (s for page in self.s3.iter_pages() for s in page
+                   if unsyncable(s.key, s.path, s.size) is None)
+        result = compare(objects, self.db.iter_records(), list_files(self.api))
+        result.pending_operations = self.db.operation_counts()["pending"]
+        return result
 
     def _finish(self, report: RunReport, status: str, started: float) -> None:
         """Close a run: store, write and send its report (its failures redacted first)."""
@@ -358,6 +403,9 @@ class SyncService:
             "event_position": self.db.get_setting("event_position"),
             "event_source": self.describe_source() if live else {"source": self.config.event_source},
             "dead_letters": self.db.dead_letter_count(),
+            "reconcile": {"interval_s": self.config.reconcile_interval,
+                          "last_at": self.last_reconcile_at() if "reconcile" in last_runs else None,
+                          "held_deletes": self.held_deletes()},
             "sync_running": self.lock.is_held_elsewhere(),
             "database": str(self.config.database_path),
             "bucket": self.config.customer_s3_bucket,
