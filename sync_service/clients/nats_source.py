@@ -55,12 +55,14 @@ class NatsSource:
     name = "nats"
 
     def __init__(self, url: str, stream: str, subject: str, durable: str, *,
-                 ack_wait_s: float = 120.0, fetch_wait_s: float = FETCH_WAIT_S) -> None:
+                 ack_wait_s: float = 120.0, fetch_wait_s: float = FETCH_WAIT_S,
+                 max_age_s: float = 0.0) -> None:
         self.url = url
         self.stream = stream
         self.subject = subject
         self.durable = durable
         self.ack_wait_s = ack_wait_s
+        self.max_age_s = max_age_s
         self.fetch_wait_s = fetch_wait_s
         self._loop = asyncio.new_event_loop()
         self._nc: Any = None
@@ -92,7 +94,7 @@ class NatsSource:
             await self._js.stream_info(self.stream)
         except js_errors.NotFoundError:
             await self._js.add_stream(name=self.stream, subjects=[self.subject],
-                                      duplicate_window=DUPLICATE_WINDOW_S)
+                                      duplicate_window=DUPLICATE_WINDOW_S, max_age=self.max_age_s)
             logger.info("NATS: created stream %s on %s", self.stream, self.subject)
 
     async def _subscription(self) -> Any:
@@ -163,6 +165,16 @@ class NatsSource:
         ack = self._run(send(), "publish")
         duplicate = " (duplicate, dropped by JetStream)" if getattr(ack, "duplicate", False) else ""
         return f"NATS stream {ack.stream} sequence {ack.seq}{duplicate}"
+
+    def redelivery_window_s(self) -> float | None:
+        """How long a message can still come again: the stream's maximum age (None: forever)."""
+
+        async def info() -> Any:
+            await self._connect()
+            return await self._js.stream_info(self.stream)
+
+        max_age = float(self._run(info(), "stream info").config.max_age or 0)
+        return max_age if max_age > 0 else None
 
     def describe(self) -> dict[str, Any]:
         """The consumer's pending, in-flight and redelivered counts."""

@@ -128,6 +128,7 @@ class SyncConfig:
     api_timeout: float = 30.0
     sync_interval: int = 300
     reconcile_interval: int = 86400
+    retention_days: int = 30
     sync_workers: int = 16
     max_retries: int = 5
     data_dir: Path = Path("data")
@@ -213,6 +214,7 @@ class SyncConfig:
             api_timeout=_float(env, "API_TIMEOUT", 30.0, 0.0, 3600.0),
             sync_interval=_int(env, "SYNC_INTERVAL", 300, 1, 7 * 24 * 3600),
             reconcile_interval=_int(env, "RECONCILE_INTERVAL", 86400, 0, 365 * 24 * 3600),
+            retention_days=_int(env, "RETENTION_DAYS", 30, 0, 36500),
             sync_workers=_int(env, "SYNC_WORKERS", 16, 1, 256),
             max_retries=_int(env, "MAX_RETRIES", 5, 0, 50),
             data_dir=data_dir,

@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 
 from sync_service.errors import LockHeldError, SyncError
+from sync_service.services.housekeeping import due
 from sync_service.services.metrics import SyncMetrics
 from sync_service.services.sync_service import INCREMENTAL_SYNC, INITIAL_SYNC, RECONCILE, SyncService
 from sync_service.utils.backoff import compute_backoff
@@ -17,6 +18,7 @@ from sync_service.utils.backoff import compute_backoff
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_BACKOFF_S = 900.0
+HOUSEKEEPING_EVERY_S = 3600.0
 
 
 def next_wait(interval: float, repeats: int) -> float:
@@ -37,6 +39,7 @@ class Daemon:
         self.interval = float(service.config.sync_interval)
         self.reconcile_interval = float(service.config.reconcile_interval)
         self.cycles = 0
+        self._last_sweep: datetime | None = None
 
     def mode(self) -> str:
         """The cycle to run now: initial sync until one has planned the whole listing (an
@@ -83,6 +86,17 @@ class Daemon:
             self.cycles += 1
         return None
 
+    def housekeep(self) -> None:
+        """Remove what is older than RETENTION_DAYS, once an hour; a failure only logs."""
+        now = self.clock.now()
+        if not due(self._last_sweep, now, HOUSEKEEPING_EVERY_S):
+            return
+        self._last_sweep = now
+        try:
+            self.service.housekeeper().sweep()
+        except (SyncError, OSError) as exc:
+            logger.warning("housekeeping failed (tried again in an hour): %s", exc)
+
     def run(self) -> None:
         """Cycle until the stop signal; the operation in flight always finishes and commits."""
         logger.info("daemon started: a cycle every %ss", int(self.interval))
@@ -90,6 +104,7 @@ class Daemon:
         repeats = 0
         while not self.clock.stopping:
             error = self.run_cycle()
+            self.housekeep()
             if error is None:
                 last_error, repeats = None, 0
             else:

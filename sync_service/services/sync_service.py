@@ -28,6 +28,7 @@ from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.diff import diff_records
 from sync_service.services.event_processor import POSITION_KEY, EventProcessor, ReplayResult
 from sync_service.services.executor import Executor
+from sync_service.services.housekeeping import DAY_S, Housekeeper
 from sync_service.services.plan_order import plan_operations
 from sync_service.services.planners import (
     INITIAL_SYNC_COMPLETED,
@@ -94,7 +95,8 @@ class SyncService:
 
             return NatsSource(self.config.nats_url, self.config.nats_stream,
                               self.config.nats_subject, self.config.nats_durable,
-                              ack_wait_s=self.config.nats_ack_wait)
+                              ack_wait_s=self.config.nats_ack_wait,
+                              max_age_s=self.config.retention_days * DAY_S)
         return FileSpoolSource(self.config.events_dir)
 
     def describe_source(self) -> dict[str, Any]:
@@ -328,6 +330,22 @@ class SyncService:
         logger.warning("%s: the deletes are held, the rest of the repair goes ahead", message)
         drift.held, drift.deleted = drift.deleted, []
         return drift
+
+    def housekeeper(self) -> Housekeeper:
+        """The sweeper of what is older than RETENTION_DAYS, with the source's redelivery window."""
+        window: float | None = self.config.retention_days * DAY_S  # the spool: processed files' life
+        source = self.event_source()
+        try:
+            window_of = getattr(source, "redelivery_window_s", None)  # NATS: the stream's max age
+            if window_of is not None:
+                window = window_of()
+        finally:
+            close_source(source)
+        folders = {"exports": self.config.export_dir, "reports": self.config.reports_dir,
+                   "dead_letters": self.config.dead_letters_dir,
+                   "processed": self.config.events_dir / "processed"}
+        return Housekeeper(self.db, folders, retention_days=self.config.retention_days,
+                           redelivery_window_s=window, clock=self.clock)
 
     def held_deletes(self) -> dict[str, Any] | None:
         """The deletes the last reconcile held back (count, limit, some paths), if any."""

@@ -35,6 +35,18 @@ class EventStore:
         self.db.execute("INSERT INTO key_sequencers (path, sequencer) VALUES (?, ?) ON CONFLICT "
                         "(path) DO UPDATE SET sequencer = excluded.sequencer", (path, sequencer))
 
+    def prune_applied(self, before: str) -> int:
+        """Forget event ids applied before ``before`` (ISO-8601): no redelivery can come now."""
+        with self.db.transaction():
+            return int(self.db.execute("DELETE FROM applied_events WHERE applied_at < ?",
+                                       (before,)).rowcount)
+
+    def prune_dead_letters(self, before: str) -> int:
+        """Forget dead letters stored before ``before`` (ISO-8601)."""
+        with self.db.transaction():
+            return int(self.db.execute("DELETE FROM dead_letters WHERE created_at < ?",
+                                       (before,)).rowcount)
+
     def add_dead_letter(self, source: str, position: str, reason: str, raw: str) -> None:
         """Keep a rejected message with its reason (both redacted: a message may carry anything)."""
         self.db.execute("INSERT INTO dead_letters (source, position, reason, raw) VALUES (?, ?, ?, ?)",

@@ -149,6 +149,14 @@ class OperationStore:
                 "content_version FROM files WHERE id = ?", rows)
             self.db.executemany(_CLEAN_DIRTY, rows)
 
+    def prune_finished(self, before: str) -> int:
+        """Forget operations that finished (done, skipped, superseded, abandoned) before
+        ``before`` (ISO-8601); pending and failed ones stay, whatever their age."""
+        with self.db.transaction():
+            return int(self.db.execute(
+                "DELETE FROM operations WHERE updated_at < ? AND status IN "
+                "('done', 'skipped', 'superseded', 'abandoned')", (before,)).rowcount)
+
     # -- for status ----------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:

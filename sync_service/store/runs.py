@@ -41,6 +41,14 @@ class RunStore:
             for mode, run_id, started, finished, status, report in rows
         }
 
+    def prune(self, before: str) -> int:
+        """Forget finished runs started before ``before`` (ISO-8601), but the newest of each mode."""
+        with self.db.transaction():
+            return int(self.db.execute(
+                "DELETE FROM runs WHERE started_at < ? AND status != 'running' AND started_at < "
+                "(SELECT max(started_at) FROM runs newest WHERE newest.mode = runs.mode)",
+                (before,)).rowcount)
+
     def get_setting(self, key: str) -> str | None:
         """A stored setting such as an event position."""
         rows = self.db.query("SELECT value FROM settings WHERE key = ?", (key,))
