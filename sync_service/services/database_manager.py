@@ -105,6 +105,10 @@ class DatabaseManager:
         """The newest run of each mode."""
         return self.runs.last_runs()
 
+    def recent_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest runs of every mode, newest first, with their reports."""
+        return self.runs.recent(limit)
+
     def operation_counts(self) -> dict[str, int]:
         """How many operations are pending and failed."""
         return self.operations.counts()
@@ -116,6 +120,10 @@ class DatabaseManager:
     def dead_letter_count(self) -> int:
         """How many messages were rejected into the dead letters."""
         return self.events.dead_letter_count()
+
+    def recent_dead_letters(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest dead letters with their reasons."""
+        return self.events.recent_dead_letters(limit)
 
     def get_setting(self, key: str) -> str | None:
         """A stored setting such as the event position."""

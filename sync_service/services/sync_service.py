@@ -54,6 +54,8 @@ RECONCILE = "reconcile"
 #: Setting: the deletes the last reconcile held back because they were over the guard (JSON).
 HELD_DELETES = "reconcile_held_deletes"
 HELD_PATHS_SHOWN = 20
+#: How many runs and dead letters the status lists.
+RECENT_SHOWN = 20
 
 
 class SyncService:
@@ -419,11 +421,14 @@ class SyncService:
             "recent_failures": self.db.failed_operations(limit=10),
             "initial_sync": self._initial_sync_state(),
             "event_position": self.db.get_setting("event_position"),
-            "event_source": self.describe_source() if live else {"source": self.config.event_source},
+            "event_source": {"source": self.config.event_source},
             "dead_letters": self.db.dead_letter_count(),
             "reconcile": {"interval_s": self.config.reconcile_interval,
                           "last_at": self.last_reconcile_at() if "reconcile" in last_runs else None,
                           "held_deletes": self.held_deletes()},
+            "recent_runs": self.recent_runs(),
+            "recent_dead_letters": [{**letter, "raw": _shortened(letter["raw"])}
+                                    for letter in self.db.recent_dead_letters(RECENT_SHOWN)],
             "sync_running": self.lock.is_held_elsewhere(),
             "database": str(self.config.database_path),
             "bucket": self.config.customer_s3_bucket,
@@ -431,18 +436,42 @@ class SyncService:
             "api": mask_url(self.config.api_base_url),
         }
         if live:
-            status["checks"] = {
+            status.update(self.live_status())
+        return redact_value(status)
+
+    def live_status(self) -> dict[str, Any]:
+        """The part of the status that asks other servers: the event source, S3, the API, and
+        the database, each with its latency."""
+        return redact_value({
+            "event_source": self.describe_source(),
+            "checks": {
                 "s3": _timed_check(lambda: self.s3.check()),
                 "api": _timed_check(self.api.health),
                 "database": _timed_check(self.db.check),
-            }
-        return redact_value(status)
+            },
+        })
 
+    def recent_runs(self, limit: int = RECENT_SHOWN) -> list[dict[str, Any]]:
+        """The newest runs of every mode, newest first, each with the numbers of its report."""
+        runs = []
+        for run in self.db.recent_runs(limit):
+            report = run.pop("report") or {}
+            if run["status"] == "running" and not self.lock.is_held_elsewhere():
+                run["status"] = "interrupted"
+            run.update({k: report.get(k) for k in (
+                "duration_s", "succeeded", "failed", "skipped", "events_applied", "events_rejected")})
+            run["operations"] = sum((report.get("operations") or {}).values()) if report else None
+            runs.append(run)
+        return runs
 
     def _initial_sync_state(self) -> dict[str, Any]:
         position = self.db.get_setting(LISTING_POSITION)
         return {"completed": self.initial_sync_completed(),
                 "listing_after": json.loads(position).get("after") if position else None}
+
+
+def _shortened(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _timed_check(check: Any) -> dict[str, Any]:

@@ -3,6 +3,8 @@ position of each source."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sync_service.store.database import Database
 from sync_service.store.runs import RunStore
 from sync_service.utils.redaction import redact
@@ -55,6 +57,13 @@ class EventStore:
     def dead_letter_count(self) -> int:
         """How many messages were rejected into the dead letters."""
         return int(self.db.query("SELECT count(*) FROM dead_letters")[0][0])
+
+    def recent_dead_letters(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest dead letters, newest first: source, position, reason, the raw message."""
+        rows = self.db.query("SELECT id, source, position, reason, raw, created_at FROM dead_letters "
+                             "ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(zip(("id", "source", "position", "reason", "raw", "at"), row, strict=True))
+                for row in rows]
 
     def position(self, key: str) -> str | None:
         """Where replay stands in a source."""

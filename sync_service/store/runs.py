@@ -49,6 +49,15 @@ class RunStore:
                 "(SELECT max(started_at) FROM runs newest WHERE newest.mode = runs.mode)",
                 (before,)).rowcount)
 
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest runs of every mode, newest first: id, mode, times, status, and report."""
+        rows = self.db.query(
+            "SELECT run_id, mode, started_at, finished_at, status, report FROM runs "
+            "ORDER BY started_at DESC, rowid DESC LIMIT ?", (limit,))
+        return [{"run_id": run_id, "mode": mode, "started_at": started, "finished_at": finished,
+                 "status": status, "report": json.loads(report) if report else None}
+                for run_id, mode, started, finished, status, report in rows]
+
     def get_setting(self, key: str) -> str | None:
         """A stored setting such as an event position."""
         rows = self.db.query("SELECT value FROM settings WHERE key = ?", (key,))
