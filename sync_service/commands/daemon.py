@@ -19,6 +19,7 @@ from sync_service.services.metrics import SyncMetrics
 from sync_service.services.sync_service import SyncService
 from sync_service.utils.clock import Clock
 from sync_service.utils.metrics_server import start_metrics_server
+from sync_service.web.status_cache import StatusCache
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +40,11 @@ def run(config: SyncConfig, args: argparse.Namespace) -> int:
     metrics = SyncMetrics(config.sync_interval)
     service = SyncService(config, clock=Clock(stop), interactive=False, on_finish=metrics.observe_run)
     try:
-        server = start_metrics_server(metrics, config.metrics_port)
+        server = start_metrics_server(metrics, config.metrics_port, status=StatusCache(service))
     except OSError as exc:
         raise ConfigError(f"METRICS_PORT {config.metrics_port} cannot be served: {exc}") from exc
-    logger.info("health and metrics on http://0.0.0.0:%d/health and /metrics", config.metrics_port)
+    logger.info("status page on http://0.0.0.0:%d/ (JSON at /api/status), /health and /metrics",
+                config.metrics_port)
     watcher = None
     if config.live_reload:
         from sync_service.utils.live_reload import ReloadWatcher

@@ -113,5 +113,6 @@ class Daemon:
             wait = next_wait(self.interval, repeats)
             if repeats > 1:
                 logger.warning("the same error %d times in a row; next cycle in %.0fs", repeats, wait)
+            self.metrics.cycle_scheduled(self.clock.now().timestamp() + wait)
             self.clock.sleep(wait)
         logger.info("daemon stopped after %d cycles", self.cycles)

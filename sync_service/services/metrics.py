@@ -41,6 +41,7 @@ class SyncMetrics:
         self._last_finished: float | None = None
         self._last_result: str | None = None
         self._last_error: str | None = None
+        self._next_cycle_at: float | None = None
 
     def observe_run(self, report: RunReport, status: str) -> None:
         """Count one finished run (the SyncService's ``on_finish`` hook)."""
@@ -74,6 +75,17 @@ class SyncMetrics:
         with self._lock:
             self._held_deletes = held
         self.held.set(held["count"] if held else 0)
+
+    def cycle_scheduled(self, at: float) -> None:
+        """Note when the daemon starts its next cycle (Unix time)."""
+        with self._lock:
+            self._next_cycle_at = at
+
+    @property
+    def next_cycle_at(self) -> float | None:
+        """When the daemon starts its next cycle (Unix time), once it has scheduled one."""
+        with self._lock:
+            return self._next_cycle_at
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, details): unhealthy when the last cycle failed or none finished in time."""

@@ -1,4 +1,5 @@
-"""A small HTTP server for the daemon: ``/metrics`` (Prometheus text) and ``/health`` (JSON)."""
+"""A small HTTP server for the daemon: ``/metrics`` (Prometheus text), ``/health`` (JSON), and,
+given the status, the status page ``/`` (HTML) and ``/api/status`` (the JSON of ``status --json``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from sync_service.errors import SyncError
 from sync_service.services.metrics import SyncMetrics
 from sync_service.utils.redaction import redact
+from sync_service.web.status_cache import StatusCache
+from sync_service.web.status_page import render_status_page, status_json
 
 
-def start_metrics_server(metrics: SyncMetrics, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
-    """Serve ``metrics`` on ``port`` from a background thread; returns the server to shut down."""
+def start_metrics_server(metrics: SyncMetrics, port: int, host: str = "0.0.0.0",
+                         status: StatusCache | None = None) -> ThreadingHTTPServer:
+    """Serve ``metrics`` (and ``status``, when given) on ``port`` from a background thread;
+    returns the server to shut down."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -24,8 +30,23 @@ def start_metrics_server(metrics: SyncMetrics, port: int, host: str = "0.0.0.0")
                 healthy, details = metrics.health()
                 self._send(200 if healthy else 503, "application/json",
                            json.dumps(details).encode())
+            elif status is not None and self.path.split("?")[0] in ("/", "/api/status"):
+                self._send_status(status, page=self.path.split("?")[0] == "/")
             else:
-                self._send(404, "text/plain", b"not found: try /metrics or /health\n")
+                self._send(404, "text/plain", b"not found: try /, /api/status, /metrics or /health\n")
+
+        def _send_status(self, cache: StatusCache, *, page: bool) -> None:
+            try:
+                current = cache.status()
+            except SyncError as exc:  # the database cannot be read: say so, keep serving
+                self._send(503, "text/plain; charset=utf-8", redact(f"status unavailable: {exc}\n").encode())
+                return
+            if not page:
+                self._send(200, "application/json", redact(status_json(current)).encode("utf-8"))
+                return
+            html = render_status_page(current, metrics.health(), next_cycle_at=metrics.next_cycle_at,
+                                      live_age_s=cache.live_age_s())
+            self._send(200, "text/html; charset=utf-8", redact(html).encode("utf-8"))
 
         def _send(self, status: int, content_type: str, body: bytes) -> None:
             self.send_response(status)

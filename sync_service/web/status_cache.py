@@ -1,0 +1,50 @@
+"""The status behind the page and ``/api/status``: the database part read on every request,
+the live part (event source, S3, API) asked at most once every ``live_ttl_s`` seconds.
+
+A page that refreshes every few seconds, open in a few browsers, would otherwise ask S3, the
+file manager and the event source several times a second for an answer that rarely changes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sync_service.services.sync_service import SyncService
+
+LIVE_TTL_S = 15.0
+
+
+class StatusCache:
+    """``SyncService.get_sync_status`` with its live checks reused for ``live_ttl_s``."""
+
+    def __init__(self, service: SyncService, live_ttl_s: float = LIVE_TTL_S,
+                 monotonic: Callable[[], float] | None = None) -> None:
+        self.service = service
+        self.live_ttl_s = live_ttl_s
+        self.monotonic = monotonic or time.monotonic
+        self._lock = threading.Lock()
+        self._live: dict[str, Any] | None = None
+        self._checked: float | None = None
+
+    def status(self) -> dict[str, Any]:
+        """The status as ``status --json`` gives it, with live checks at most ``live_ttl_s`` old."""
+        status = self.service.get_sync_status(live=False)
+        status.update(self._live_part())
+        return status
+
+    def live_age_s(self) -> float | None:
+        """How old the live checks are, in seconds (None before the first)."""
+        with self._lock:
+            return None if self._checked is None else self.monotonic() - self._checked
+
+    def _live_part(self) -> dict[str, Any]:
+        # One caller at a time asks; the others wait for its answer instead of asking again.
+        with self._lock:
+            now = self.monotonic()
+            if self._live is None or self._checked is None or now - self._checked >= self.live_ttl_s:
+                self._live = self.service.live_status()
+                self._checked = self.monotonic()
+            return self._live
