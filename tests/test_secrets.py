@@ -104,7 +104,7 @@ def test_no_secret_leaks_from_any_failure_path(cli: Cli, bucket: Bucket, api: Ap
     live = {**nats_down, "EVENT_SOURCE": "file"}
     _outputs(texts, "incremental-sync, live", cli.run("incremental-sync", **live))
     _outputs(texts, "export-csv", cli.run("export-csv", **live))
-    # the daemon, failing cycles against a down API: its /health and /metrics
+    # the daemon, failing cycles against a down API: /health, /metrics, the status page, /api/status
     bucket.put("docs/c.txt", b"c")
     spool(cli, "002", {"type": "create", "path": "docs/c.txt"})
     port = free_port()
@@ -116,6 +116,8 @@ def test_no_secret_leaks_from_any_failure_path(cli: Cli, bucket: Bucket, api: Ap
         assert "last_error" in answer.json()
         texts["daemon /health"] = answer.text
         texts["daemon /metrics"] = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        texts["daemon / (status page)"] = requests.get(f"http://127.0.0.1:{port}/", timeout=10).text
+        texts["daemon /api/status"] = requests.get(f"http://127.0.0.1:{port}/api/status", timeout=10).text
     finally:
         stop(daemon)
 
