@@ -200,3 +200,23 @@ def test_the_page_renders_with_nothing_run_yet() -> None:
     page = PageText(html)
     assert "Healthy" in page.by_id["verdict"] and "no cycle has finished yet" in page.by_id["reason"]
     assert "no runs yet" in page.by_id["runs"] and page.by_id["records"] == "0"
+
+
+def test_held_deletes_and_an_overdue_daemon_show_at_the_top() -> None:
+    # given a reconcile that held deletes back, and no cycle finished in time
+    status = {"records": 3, "operations": {"pending": 0, "failed": 0}, "recent_failures": [],
+              "initial_sync": {"completed": True, "listing_after": None}, "event_position": None,
+              "event_source": {"source": "file", "folder": "/d", "pending_files": 2}, "dead_letters": 0,
+              "recent_runs": [], "recent_dead_letters": [], "last_runs": {}, "sync_running": False,
+              "reconcile": {"interval_s": 86400, "last_at": None, "held_deletes": {
+                  "run_id": "reconcile-1", "count": 7, "limit": 1, "paths": ["a/<i>b</i>.txt"]}},
+              "database": "/d/sync.db", "bucket": "b", "prefix": "", "api": "http://api"}
+
+    # when
+    html = render_status_page(status, (False, {"last_result": "ok", "overdue": True}), now=0)
+
+    # then
+    page = PageText(html)
+    assert "no cycle has finished in time" in page.by_id["reason"]
+    assert "Held deletes: 7" in page.by_id["held-deletes"] and "a/<i>b</i>.txt" in page.by_id["held-deletes"]
+    assert "<i>" not in html and page.by_id["source-pending"] == "2"
