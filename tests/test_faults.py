@@ -3,8 +3,13 @@ with the file manager equal to the bucket and nothing applied twice."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -65,5 +70,74 @@ def test_s3_body_broken_mid_stream_fails_that_object_alone_and_the_next_run_deli
 
     second = cli.run("incremental-sync")  # any later run retries what failed
     assert second.returncode == 0, second.stderr[-3000:]
+    assert_api_matches_bucket(api, bucket, {})
+    assert_nothing_applied_twice(api)
+
+
+# -- API faults -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def failing_report_url() -> Iterator[tuple[str, list[bytes]]]:
+    """A report endpoint that answers 500 to every post, and the bodies it was sent."""
+    posted: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # quiet
+            pass
+
+        def do_POST(self) -> None:
+            posted.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/syncResults", posted
+    server.shutdown()
+    server.server_close()
+
+
+def test_every_report_post_answered_500_the_run_still_succeeds_and_keeps_its_report(
+        cli: Cli, bucket: Bucket, api: Api, failing_report_url: tuple[str, list[bytes]]) -> None:
+    url, posted = failing_report_url
+    fill(bucket)
+
+    result = cli.run("initial-sync", REPORT_URLS=url, MAX_RETRIES="2")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = report_of(result)
+    assert len(posted) == 3  # tried, retried, given up: one retry loop
+    assert {json.loads(body)["run_id"] for body in posted} == {report["run_id"]}
+    stored = cli.workdir / "data" / "reports" / f"{report['run_id']}.json"
+    assert json.loads(stored.read_text())["succeeded"] == 3
+    with sqlite3.connect(cli.workdir / "data" / "sync.db") as conn:
+        status, kept = conn.execute("SELECT status, report FROM runs WHERE run_id = ?",
+                                    (report["run_id"],)).fetchone()
+    assert status == "ok" and json.loads(kept)["succeeded"] == 3
+    assert_api_matches_bucket(api, bucket, {})
+    assert [op["op"] for op in api.operations()].count("saveToDisk") == 3  # nothing else sent
+
+    again = cli.run("incremental-sync", REPORT_URLS=url, MAX_RETRIES="2")
+    assert again.returncode == 0 and report_of(again)["succeeded"] == 0
+
+
+def test_api_hanging_past_api_timeout_fails_that_operation_and_a_later_run_delivers_it(
+        cli: Cli, bucket: Bucket, api: Api) -> None:
+    objects = fill(bucket)
+    api.faults(fail_rate=1.0, latency_ms=4000, match="docs/big.bin")
+
+    first = cli.run("initial-sync", API_TIMEOUT="1", MAX_RETRIES="1")
+
+    assert first.returncode == 1, first.stderr[-3000:]
+    report = report_of(first)
+    assert [f["path"] for f in report["failures"]] == ["docs/big.bin"]
+    assert "Timeout" in report["failures"][0]["error"], report["failures"]
+    api.faults()
+
+    second = cli.run("incremental-sync")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert api.files()["docs/big.bin"]["sha256"] == sha(objects["docs/big.bin"])
     assert_api_matches_bucket(api, bucket, {})
     assert_nothing_applied_twice(api)
