@@ -10,8 +10,10 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+import requests
 
 from tests.conftest import Api, Bucket, Cli
 from tests.fault_proxy import FaultyS3Proxy
@@ -141,3 +143,38 @@ def test_api_hanging_past_api_timeout_fails_that_operation_and_a_later_run_deliv
     assert api.files()["docs/big.bin"]["sha256"] == sha(objects["docs/big.bin"])
     assert_api_matches_bucket(api, bucket, {})
     assert_nothing_applied_twice(api)
+
+
+# -- a damaged database ---------------------------------------------------------------------------
+
+DB_COMMANDS = [("initial-sync",), ("incremental-sync",), ("reconcile",), ("status",), ("check",),
+               ("export-csv",), ("daemon",)]
+
+
+def damage(db: Path, how: str, good: bytes) -> None:
+    """Random bytes over the first page (its header included), or the file cut to half."""
+    db.write_bytes(os.urandom(4096) + good[4096:] if how == "garbage" else good[: len(good) // 2])
+    for extra in ("-wal", "-shm"):
+        Path(f"{db}{extra}").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated"])
+def test_a_damaged_database_stops_every_command_with_one_line_naming_it_and_exit_2(
+        cli: Cli, bucket: Bucket, api: Api, how: str) -> None:
+    fill(bucket)
+    for number in range(40):
+        bucket.put(f"more/{number}.txt", os.urandom(100))
+    assert cli.run("initial-sync").returncode == 0
+    db = cli.workdir / "data" / "sync.db"
+    good = db.read_bytes()
+    requests.post(f"{api.url}/admin/reset", timeout=10).raise_for_status()
+
+    for command in DB_COMMANDS:
+        damage(db, how, good)
+        result = cli.run(*command, timeout=60, METRICS_PORT="0")
+        assert result.returncode == 2, (command, result.stderr[-2000:])
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("database error: data/sync.db is not a usable"), \
+            (command, result.stderr[-2000:])
+    assert api.operations() == []
+    assert requests.get(f"{api.url}/syncResults", timeout=10).json() == []
