@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install test demo lint mock-api bench \
+.PHONY: help install test test-killpoints demo lint mock-api bench \
         initial-sync incremental-sync reconcile daemon status test-workflow \
         setup up down clean logs logs-sync shell clean-venv
 
@@ -26,7 +26,10 @@ $(STAMP): requirements.txt requirements-dev.txt package.json
 install: $(STAMP) ## create .venv with the service and its test tools (and node_modules for checks)
 
 test: $(STAMP) ## run the test suite (real S3 servers and the mock API on free ports)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not killpoints"
+
+test-killpoints: $(STAMP) ## kill -9 at 20 seeded moments of a sync (about a minute)
+	$(PY) -m pytest -q -m killpoints
 
 demo: $(STAMP) ## initial sync of test-data/ against embedded S3 and mock API servers
 	$(PY) scripts/demo.py

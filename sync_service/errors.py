@@ -6,6 +6,7 @@
      ├── ConfigError          bad usage or configuration: stop, exit 2
      ├── LockHeldError        another sync holds the database lock: stop, exit 3
      ├── DatabaseError        SQLite failed: stop
+     │    └── CorruptDatabaseError  the file is not a database or is damaged: stop, exit 2
  ├── RefusedError         a safety guard refused the run before it changed anything
  ├── EventSourceError     the event source (NATS) failed or is unreachable: stop this run
      ├── StorageError         the customer S3 bucket failed (a listing): stop this run
@@ -42,6 +43,10 @@ class LockHeldError(SyncError):
 
 class DatabaseError(SyncError):
     """The SQLite database could not be opened, migrated or written."""
+
+
+class CorruptDatabaseError(DatabaseError):
+    """The database file is not an SQLite database, or a damaged one: only a person can restore it."""
 
 
 class RefusedError(SyncError):

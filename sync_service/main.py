@@ -27,7 +27,7 @@ from sync_service.commands import (
     workflow_test,
 )
 from sync_service.commands import check as check_command
-from sync_service.errors import ConfigError, LockHeldError, SyncError
+from sync_service.errors import ConfigError, CorruptDatabaseError, LockHeldError, SyncError
 from sync_service.models.config import SyncConfig
 from sync_service.utils.logging_setup import setup_logging
 from sync_service.utils.redaction import RedactingStream
@@ -134,6 +134,9 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     except LockHeldError as exc:
         logger.error("%s", exc)
         return EXIT_LOCKED
+    except CorruptDatabaseError as exc:
+        print(f"database error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except SyncError as exc:
         logger.error("%s failed: %s", args.command, exc)
         return EXIT_FAILED

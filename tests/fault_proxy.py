@@ -1,10 +1,13 @@
-"""A real HTTP proxy in front of an S3 server that answers 403 for chosen keys: the way to give
-one object a HEAD or GET that fails (a missing permission on a real bucket), which neither moto
-nor rclone can be told to do."""
+"""Real HTTP proxies in front of an S3 server, for the faults neither moto nor rclone can be told
+to make: a 403 for chosen keys (a missing permission on a real bucket), and per-request faults
+on one object's GET (503 SlowDown, a reset or a stall in the middle of the body)."""
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
@@ -68,6 +71,101 @@ class DenyingProxy:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> DenyingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+             b"<Message>Please reduce your request rate.</Message></Error>")
+
+
+class FaultyS3Proxy:
+    """Forwards every request to ``upstream``; an object GET of a key with faults queued gets the
+    next one instead of a clean answer:
+
+    * ``slowdown``: 503 SlowDown with ``Retry-After: 1``;
+    * ``reset``: the headers and half the body, then a TCP reset;
+    * ``stall``: the headers and half the body, then silence for ``stall_s`` seconds.
+
+    Listing and HEAD requests pass untouched, so only the object's body is at fault.
+    """
+
+    def __init__(self, upstream: str, faults: dict[str, list[str]], *, stall_s: float = 5.0) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.faults = {key: list(queue) for key, queue in faults.items()}
+        self.stall_s = stall_s
+        self.applied: list[tuple[str, str]] = []  # (key, fault) in the order they were served
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:  # quiet
+                pass
+
+            def _handle(self) -> None:
+                path = unquote(urlsplit(self.path).path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                fault = proxy._next_fault(self.command, path)
+                if fault == "slowdown":
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
+                    self.end_headers()
+                    self.wfile.write(SLOW_DOWN)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                answer = requests.request(self.command, proxy.upstream + self.path, headers=headers,
+                                          data=body, timeout=30, allow_redirects=False)
+                content = answer.content
+                self.send_response(answer.status_code)
+                for name, value in answer.headers.items():
+                    if name.lower() not in HOP_BY_HOP:
+                        self.send_header(name, value)
+                if self.command == "HEAD":
+                    self.send_header("Content-Length", answer.headers.get("Content-Length", "0"))
+                else:
+                    self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                if fault is None:
+                    self.wfile.write(content)
+                    return
+                self.wfile.write(content[: len(content) // 2])
+                self.wfile.flush()
+                if fault == "stall":
+                    time.sleep(proxy.stall_s)
+                # SO_LINGER 0: close() sends a RST, the peer sees a reset, not a clean end.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _next_fault(self, method: str, path: str) -> str | None:
+        if method != "GET":
+            return None
+        with self._lock:
+            for key, queue in self.faults.items():
+                if queue and path.endswith("/" + key):
+                    fault = queue.pop(0)
+                    self.applied.append((key, fault))
+                    return fault
+        return None
+
+    def __enter__(self) -> FaultyS3Proxy:
         self._thread.start()
         return self
 

@@ -56,7 +56,8 @@ def test_prefix_is_treated_as_a_folder() -> None:
 
 @pytest.mark.parametrize(("name", "value"), [
     ("SYNC_WORKERS", "0"), ("SYNC_WORKERS", "many"), ("SYNC_INTERVAL", "-5"),
-    ("MAX_RETRIES", "x"), ("API_TIMEOUT", "0"), ("METRICS_PORT", "70000"),
+    ("MAX_RETRIES", "x"), ("API_TIMEOUT", "0"), ("S3_READ_TIMEOUT", "0"), ("S3_READ_TIMEOUT", "soon"),
+    ("METRICS_PORT", "70000"),
     ("LOG_FORMAT", "xml"), ("LOG_LEVEL", "LOUD"), ("EVENT_SOURCE", "kafka"),
     ("LIVE_RELOAD", "maybe"), ("MOCK_API_URL", "ftp://host"), ("CUSTOMER_S3_ENDPOINT", "minio:9000"),
     ("REPORT_URLS", "http://ok.example.com not-a-url"), ("PERMISSIONS_METADATA_KEY", "bad key!"),

@@ -12,6 +12,7 @@ import pytest
 
 from sync_service.clients.infrastructure_api import BodySource, FileManagerSession, InfrastructureAPI
 from sync_service.errors import (
+    ConfigError,
     ConflictError,
     NotFoundError,
     ObjectError,
@@ -151,6 +152,13 @@ def test_unreachable_api_is_retryable() -> None:
     fm = InfrastructureAPI("http://127.0.0.1:9", max_retries=0)
     with pytest.raises(RetryableApiError):
         fm.health()
+
+
+def test_a_request_aiohttp_refuses_to_build_is_a_config_error_naming_the_url_without_its_password() -> None:
+    fm = InfrastructureAPI("http://user:s3cr3t-pw@127.0.0.1:9", token="a-token", max_retries=0)
+    with pytest.raises(ConfigError, match=r"http://user:\*\*\*@127\.0\.0\.1:9/syncResults.*cannot be made") as caught:
+        fm.post_report("/syncResults", {"run_id": "r1"})
+    assert "s3cr3t-pw" not in str(caught.value)
 
 
 def test_a_body_that_breaks_mid_stream_fails_the_call_without_a_second_retry_loop(api: Api) -> None:

@@ -11,7 +11,8 @@ from a fresh source on each attempt, hashing it on the way, and checks the size 
 API reports against what was sent; after such an integrity mismatch the next attempt carries a
 new key (``<key>:i<n>``), since the old one would only replay the bad answer.
 
-Each answer is classified once, here (SPEC §3): ``NotFoundError`` (404), ``ConflictError``
+A request aiohttp refuses to build (``ValueError``) is a ``ConfigError``. Each answer is
+classified once, here (SPEC §3): ``NotFoundError`` (404), ``ConflictError``
 (409), other 4xx ``PermanentApiError``; 5xx, 408, 429, timeouts and connection errors
 ``RetryableApiError``, retried by the one loop of this module. An error of the body's source
 (the S3 object, an ``ObjectError``) ends the call at once: S3 requests have their own retries,
@@ -34,6 +35,7 @@ import aiohttp
 
 from sync_service.errors import (
     ApiError,
+    ConfigError,
     ConflictError,
     IntegrityError,
     NotFoundError,
@@ -43,6 +45,7 @@ from sync_service.errors import (
 )
 from sync_service.utils.backoff import BACKOFF_FACTOR_S, MAX_BACKOFF_S, compute_backoff, parse_retry_after
 from sync_service.utils.clock import Clock
+from sync_service.utils.redaction import mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +236,11 @@ class FileManagerSession:
             raise RetryableApiError(f"{method} {route}: {type(exc).__name__}: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise PermanentApiError(f"{method} {route}: {type(exc).__name__}: {exc}") from exc
+        except ValueError as exc:
+            # aiohttp refuses to build the request (a user:password in the URL beside the token's
+            # Authorization header, a malformed URL): every call would fail alike, so it is the
+            # configuration that is wrong, not this operation.
+            raise ConfigError(f"{method} {mask_url(url)}: the request cannot be made: {exc}") from exc
         if status >= 400:
             message = f"{method} {route} answered {status}: {_detail(content)}"
             if status in RETRYABLE_STATUSES:

@@ -75,6 +75,7 @@ class S3Manager:
             region=config.customer_s3_region,
             pool_size=pool_size or config.sync_workers + 4,
             max_attempts=config.max_retries + 1,
+            read_timeout=config.s3_read_timeout,
         )
         return cls(client, config.customer_s3_bucket, config.customer_s3_prefix,
                    pool_size=max(32, 2 * config.sync_workers))

@@ -126,6 +126,7 @@ class SyncConfig:
     file_manager_api_url: str = ""
     api_token: str = ""
     api_timeout: float = 30.0
+    s3_read_timeout: float = 60.0
     sync_interval: int = 300
     reconcile_interval: int = 86400
     retention_days: int = 30
@@ -212,6 +213,7 @@ class SyncConfig:
             file_manager_api_url=api_url,
             api_token=env.get("API_TOKEN", "").strip(),
             api_timeout=_float(env, "API_TIMEOUT", 30.0, 0.0, 3600.0),
+            s3_read_timeout=_float(env, "S3_READ_TIMEOUT", 60.0, 0.0, 3600.0),
             sync_interval=_int(env, "SYNC_INTERVAL", 300, 1, 7 * 24 * 3600),
             reconcile_interval=_int(env, "RECONCILE_INTERVAL", 86400, 0, 365 * 24 * 3600),
             retention_days=_int(env, "RETENTION_DAYS", 30, 0, 36500),

@@ -1,7 +1,8 @@
 """One SQLite database: a connection per thread, write transactions, versioned migrations.
 
 WAL mode with a busy timeout; the schema is versioned through ``PRAGMA user_version``. Every
-library error leaving this module is a ``DatabaseError``.
+library error leaving this module is a ``DatabaseError``; a file that is not a database or a
+damaged one (SQLite's NOTADB and CORRUPT) is a ``CorruptDatabaseError``, which no retry mends.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sync_service.errors import DatabaseError
+from sync_service.errors import CorruptDatabaseError, DatabaseError
 from sync_service.store.schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
+_DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 
 class Database:
@@ -44,7 +46,7 @@ class Database:
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
-                raise DatabaseError(f"cannot open {self.path}: {exc}") from exc
+                raise _translated(self.path, exc, f"cannot open {self.path}") from exc
             self._local.conn = conn
         return conn
 
@@ -61,7 +63,7 @@ class Database:
         try:
             self.conn.backup(target)
         except sqlite3.Error as exc:
-            raise DatabaseError(f"copying {self.path} failed: {exc}") from exc
+            raise _translated(self.path, exc, f"copying {self.path} failed") from exc
         finally:
             target.close()
 
@@ -85,28 +87,28 @@ class Database:
                 raise
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise DatabaseError(f"{self.path}: {exc}") from exc
+            raise _translated(self.path, exc, str(self.path)) from exc
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """All rows of a query."""
         try:
             return self.conn.execute(sql, tuple(args)).fetchall()
         except sqlite3.Error as exc:
-            raise DatabaseError(f"{self.path}: {exc}") from exc
+            raise _translated(self.path, exc, str(self.path)) from exc
 
     def execute(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
         """Run one statement (inside the caller's transaction, when there is one)."""
         try:
             return self.conn.execute(sql, tuple(args))
         except sqlite3.Error as exc:
-            raise DatabaseError(f"{self.path}: {exc}") from exc
+            raise _translated(self.path, exc, str(self.path)) from exc
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         """Run one statement for each row."""
         try:
             self.conn.executemany(sql, (tuple(r) for r in rows))
         except sqlite3.Error as exc:
-            raise DatabaseError(f"{self.path}: {exc}") from exc
+            raise _translated(self.path, exc, str(self.path)) from exc
 
     def _migrate(self) -> None:
         with self.transaction() as conn:
@@ -136,3 +138,11 @@ class Database:
     def journal_mode(self) -> str:
         """SQLite's journal mode (``wal``)."""
         return str(self.query("PRAGMA journal_mode")[0][0])
+
+
+def _translated(path: Path, exc: sqlite3.Error, context: str) -> DatabaseError:
+    """The service's error for an SQLite one: damaged files get one that says what to do."""
+    if getattr(exc, "sqlite_errorcode", None) in _DAMAGED:
+        return CorruptDatabaseError(f"{path} is not a usable SQLite database ({exc}): restore it "
+                                    f"from a backup, or move it away to start a new one")
+    return DatabaseError(f"{context}: {exc}")
