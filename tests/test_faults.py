@@ -51,7 +51,9 @@ def test_s3_slowdown_with_retry_after_is_retried_and_delivered(cli: Cli, bucket:
     assert_nothing_applied_twice(api)
 
 
-EXPECTED_CAUSE = {"reset": "reset by peer", "stall": "Timeout on reading"}
+# A reset shows as the peer's reset or, when the reset lands between reads, as a body shorter
+# than its Content-Length; either way the body broke, and not by a timeout.
+EXPECTED_CAUSE = {"reset": ("reset by peer", "Not enough data"), "stall": ("Timeout on reading",)}
 
 
 @pytest.mark.parametrize("fault", ["reset", "stall"])
@@ -67,7 +69,7 @@ def test_s3_body_broken_mid_stream_fails_that_object_alone_and_the_next_run_deli
     report = report_of(first)
     assert report["succeeded"] == 2 and report["failed"] == 1
     assert [f["path"] for f in report["failures"]] == ["docs/big.bin"]
-    assert EXPECTED_CAUSE[fault] in report["failures"][0]["error"]
+    assert any(cause in report["failures"][0]["error"] for cause in EXPECTED_CAUSE[fault]), report
     assert set(api.files()) == {"a.txt", "z.txt"}  # no half file stored
 
     second = cli.run("incremental-sync")  # any later run retries what failed
