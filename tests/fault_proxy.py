@@ -99,6 +99,7 @@ class FaultyS3Proxy:
         self.faults = {key: list(queue) for key, queue in faults.items()}
         self.stall_s = stall_s
         self.applied: list[tuple[str, str]] = []  # (key, fault) in the order they were served
+        self.gets: list[tuple[str, float]] = []  # (path, monotonic time) of every GET
         self._lock = threading.Lock()
         proxy = self
 
@@ -112,6 +113,8 @@ class FaultyS3Proxy:
                 path = unquote(urlsplit(self.path).path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if self.command == "GET":
+                    proxy.gets.append((path, time.monotonic()))
                 fault = proxy._next_fault(self.command, path)
                 if fault == "slowdown":
                     self.send_response(503)

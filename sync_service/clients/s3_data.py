@@ -7,10 +7,11 @@ per call, which on a few cores is the whole budget (see PERFORMANCE.md). Here a 
 stay on boto3 (``S3Manager``).
 
 Retries are the same policy as botocore's ``standard`` mode, in one loop per request: 5xx,
-throttling and connection errors are tried again (``max_attempts`` in all) before the body is
-handed over; what still fails is an ``ObjectError`` (``ObjectGone`` for 404), so that only
-that object's operation fails. A body that breaks after it was handed over is an
-``ObjectError`` too: the caller decides whether to read the object again.
+throttling and connection errors are tried again (``max_attempts`` in all, waiting at least
+what a ``Retry-After`` asks, up to 20 s) before the body is handed over; what still fails is
+an ``ObjectError`` (``ObjectGone`` for 404), so that only that object's operation fails. A
+body that breaks after it was handed over is an ``ObjectError`` too: the caller decides
+whether to read the object again.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from yarl import URL
 
 from sync_service.errors import ObjectError, ObjectGone
 from sync_service.models.data_models import iso_utc
-from sync_service.utils.backoff import compute_backoff
+from sync_service.utils.backoff import compute_backoff, parse_retry_after
 
 CHUNK_SIZE = 1024 * 1024
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -144,10 +145,11 @@ class S3DataSession:
         url = self.path.url_of(key)
         what = f"{method} {key!r}"
         problem = ""
+        asked: float | None = None  # the last answer's Retry-After, honoured up to the cap
         for attempt in range(self.path.max_attempts):
             if attempt:
-                await asyncio.sleep(compute_backoff(attempt, factor=BACKOFF_FACTOR_S,
-                                                    max_backoff=MAX_BACKOFF_S))
+                wait = compute_backoff(attempt, factor=BACKOFF_FACTOR_S, max_backoff=MAX_BACKOFF_S)
+                await asyncio.sleep(max(wait, min(asked or 0.0, MAX_BACKOFF_S)))
             try:
                 response = await self._session.request(
                     method, URL(url, encoded=True), headers=self.path.signed_headers(method, url, extra))
@@ -164,6 +166,7 @@ class S3DataSession:
             if response.status == 412:
                 raise ObjectError(f"{what}: changed since it was listed ({code})")
             problem = f"{response.status} {code}"
+            asked = parse_retry_after(response.headers.get("Retry-After"))
             if response.status not in RETRYABLE_STATUSES and code not in ("SlowDown", "RequestTimeout"):
                 raise ObjectError(f"{what}: {problem}")
         raise ObjectError(f"{what}: {problem} (after {self.path.max_attempts} attempts)")
