@@ -18,6 +18,38 @@ ACCESS_DENIED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDe
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
 
 
+def answer_error(handler: BaseHTTPRequestHandler, status: int, body: bytes,
+                 headers: dict[str, str] | None = None) -> None:
+    """Answer an S3 error document (no body to a HEAD)."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/xml")
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", "0" if handler.command == "HEAD" else str(len(body)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(body)
+
+
+def forward(handler: BaseHTTPRequestHandler, upstream: str, body: bytes | None) -> bytes | None:
+    """Send the request on to ``upstream`` and answer its status and headers; returns the body
+    for the caller to write (None for a HEAD, which has none)."""
+    headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}
+    answer = requests.request(handler.command, upstream + handler.path, headers=headers,
+                              data=body, timeout=30, allow_redirects=False)
+    content = answer.content
+    handler.send_response(answer.status_code)
+    for name, value in answer.headers.items():
+        if name.lower() not in HOP_BY_HOP:
+            handler.send_header(name, value)
+    if handler.command == "HEAD":
+        handler.send_header("Content-Length", answer.headers.get("Content-Length", "0"))
+    else:
+        handler.send_header("Content-Length", str(len(content)))
+    handler.end_headers()
+    return None if handler.command == "HEAD" else content
+
+
 class DenyingProxy:
     """Forwards every request to ``upstream``, but object requests for ``denied`` keys get 403."""
 
@@ -41,27 +73,10 @@ class DenyingProxy:
                 body = self.rfile.read(length) if length else None
                 if any(path.endswith("/" + key) for key in proxy.denied):
                     proxy.denials += 1
-                    self.send_response(403)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(ACCESS_DENIED)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(ACCESS_DENIED)
+                    answer_error(self, 403, ACCESS_DENIED)
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                answer = requests.request(self.command, proxy.upstream + self.path, headers=headers,
-                                          data=body, timeout=30, allow_redirects=False)
-                content = answer.content
-                self.send_response(answer.status_code)
-                for name, value in answer.headers.items():
-                    if name.lower() not in HOP_BY_HOP:
-                        self.send_header(name, value)
-                if self.command == "HEAD":
-                    self.send_header("Content-Length", answer.headers.get("Content-Length", "0"))
-                else:
-                    self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                if self.command != "HEAD":
+                content = forward(self, proxy.upstream, body)
+                if content is not None:
                     self.wfile.write(content)
 
             do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
@@ -117,27 +132,10 @@ class FaultyS3Proxy:
                     proxy.gets.append((path, time.monotonic()))
                 fault = proxy._next_fault(self.command, path)
                 if fault == "slowdown":
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Retry-After", "1")
-                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
-                    self.end_headers()
-                    self.wfile.write(SLOW_DOWN)
+                    answer_error(self, 503, SLOW_DOWN, {"Retry-After": "1"})
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                answer = requests.request(self.command, proxy.upstream + self.path, headers=headers,
-                                          data=body, timeout=30, allow_redirects=False)
-                content = answer.content
-                self.send_response(answer.status_code)
-                for name, value in answer.headers.items():
-                    if name.lower() not in HOP_BY_HOP:
-                        self.send_header(name, value)
-                if self.command == "HEAD":
-                    self.send_header("Content-Length", answer.headers.get("Content-Length", "0"))
-                else:
-                    self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                if self.command == "HEAD":
+                content = forward(self, proxy.upstream, body)
+                if content is None:
                     return
                 if fault is None:
                     self.wfile.write(content)
