@@ -152,7 +152,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         f"(storage {settings.storage}: {where}, auth {'on' if settings.token else 'off'})",
         file=sys.stderr,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    # No proxy in front and no access log: both cost CPU on every request.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                proxy_headers=False, access_log=False)
     return 0
 
 

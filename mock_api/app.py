@@ -56,6 +56,14 @@ def create_app(storage: Storage, token: str | None = None) -> FastAPI:
     auth = BearerAuth(token)
 
     app = FastAPI(title="mock file manager", docs_url=None, redoc_url=None, openapi_url=None)
+
+    async def storage_io(call: Callable[..., None], *args: object) -> None:
+        """Run a storage call in the loop or in a worker thread, as the backend asks."""
+        if storage.inline_io:
+            call(*args)
+        else:
+            await run_in_threadpool(call, *args)
+
     app.state.mock = state
     app.state.faults = faults
     app.state.storage = storage
@@ -134,7 +142,7 @@ def create_app(storage: Storage, token: str | None = None) -> FastAPI:
                     # Overwriting keeps the permissions already set on the path.
                     record = FileRecord(size, sha, old.permissions if old else None)
                     try:
-                        await run_in_threadpool(storage.commit, tmp, path, record)
+                        await storage_io(storage.commit, tmp, path, record)
                     except StorageConflict as exc:
                         return _error(409, f"{exc}: {path}")
                     state.index[path] = record
@@ -169,7 +177,7 @@ def create_app(storage: Storage, token: str | None = None) -> FastAPI:
                 if record is None:
                     return _error(404, f"not found: {path}")
                 updated = replace(record, permissions=permissions)
-                await run_in_threadpool(storage.set_permissions, path, updated)
+                await storage_io(storage.set_permissions, path, updated)
                 state.index[path] = updated
             return 200, {"path": path, "permissions": permissions}
 
@@ -193,7 +201,7 @@ def create_app(storage: Storage, token: str | None = None) -> FastAPI:
             async with state.path_locks.hold(path):
                 if path not in state.index:
                     return 200, {"path": path, "deleted": False}
-                await run_in_threadpool(storage.delete, path)
+                await storage_io(storage.delete, path)
                 del state.index[path]
             return 200, {"path": path, "deleted": True}
 
@@ -220,7 +228,7 @@ def create_app(storage: Storage, token: str | None = None) -> FastAPI:
                 if dst in state.index:
                     return _error(409, f"already exists: {dst}")
                 try:
-                    await run_in_threadpool(storage.move, src, dst)
+                    await storage_io(storage.move, src, dst)
                 except StorageConflict as exc:
                     return _error(409, f"{exc}: {dst}")
                 state.index[dst] = state.index.pop(src)
