@@ -1,9 +1,9 @@
 """The S3 data path: HEAD and streamed GET of single objects over aiohttp, signed with
-botocore's own SigV4 signer.
+SigV4 (``sigv4.BodilessSigner``, checked against botocore's signer).
 
 The executor's hot path makes one GET per object; botocore's client costs milliseconds of CPU
 per call, which on a few cores is the whole budget (see PERFORMANCE.md). Here a request is one
-``S3SigV4Auth.add_auth`` and one aiohttp exchange. Listing and the other control-plane calls
+signature and one aiohttp exchange. Listing and the other control-plane calls
 stay on boto3 (``S3Manager``).
 
 Retries are the same policy as botocore's ``standard`` mode, in one loop per request: 5xx,
@@ -24,11 +24,10 @@ from types import TracebackType
 from urllib.parse import quote
 
 import aiohttp
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from yarl import URL
 
+from sync_service.clients.sigv4 import BodilessSigner
 from sync_service.errors import ObjectError, ObjectGone
 from sync_service.models.data_models import iso_utc
 from sync_service.utils.backoff import compute_backoff, parse_retry_after
@@ -80,6 +79,7 @@ class S3DataPath:
         self.bucket = bucket
         self.region = region or "us-east-1"
         self.credentials = credentials
+        self._signer = BodilessSigner(credentials, self.region) if credentials is not None else None
         self.max_attempts = max(1, max_attempts)
         self.pool_size = pool_size
         self.timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout, sock_read=read_timeout)
@@ -93,11 +93,11 @@ class S3DataPath:
         return self._base + quote(key, safe="/~")
 
     def signed_headers(self, method: str, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-        """Headers of a request signed with SigV4 (unsigned when there are no credentials)."""
-        request = AWSRequest(method=method, url=url, headers=extra or {})
-        if self.credentials is not None:
-            S3SigV4Auth(self.credentials.get_frozen_credentials(), "s3", self.region).add_auth(request)
-        return dict(request.headers.items())
+        """Headers of a bodiless request signed with SigV4 (unsigned without credentials)."""
+        headers = dict(extra or {})
+        if self._signer is not None:
+            headers.update(self._signer.headers(method, url))
+        return headers
 
     def connect(self) -> S3DataSession:
         """A session (one connection pool) for the current event loop; use with ``async with``."""
