@@ -89,3 +89,15 @@ def test_missing_bucket_is_a_clear_error(bucket: Bucket) -> None:
         list(s3.iter_pages())
     with pytest.raises(StorageError):
         s3.check()
+
+
+@pytest.mark.parametrize("text", ["2026-11-25T23:33:21.000Z", "2026-11-25T23:33:21Z",
+                                  "2026-11-25T23:33:21.123456+00:00", "2026-11-25T23:33:21",
+                                  "Wed, 25 Nov 2026 23:33:21 GMT", "1764113601"])
+def test_listing_timestamps_read_as_botocore_reads_them(text: str) -> None:
+    from botocore.utils import parse_timestamp
+
+    from sync_service.clients.s3_manager import fast_timestamp
+    from sync_service.models.data_models import iso_utc
+
+    assert iso_utc(fast_timestamp(text)) == iso_utc(parse_timestamp(text))

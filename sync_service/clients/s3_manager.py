@@ -1,4 +1,4 @@
-"""The customer bucket: listing and HEAD over boto3 (the control plane), and the way to the
+"""The customer bucket: listing and HEAD over botocore (the control plane), and the way to the
 objects' data (``S3DataPath``: HEAD and streamed GET over aiohttp, for the executor).
 
 Retries of S3 requests are botocore's own (``standard`` mode, ``MAX_RETRIES`` attempts), so
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.utils import parse_timestamp
 
 from sync_service.clients.s3_data import ObjectMeta, S3DataPath
 from sync_service.errors import ObjectError, ObjectGone, StorageError
@@ -143,10 +145,23 @@ def _data_path_of(client: Any, bucket: str, pool_size: int) -> S3DataPath:
         connect_timeout=config.connect_timeout, read_timeout=config.read_timeout)
 
 
+def fast_timestamp(value: str) -> datetime:
+    """A listing's LastModified: ISO 8601 parsed by the standard library, which is ten times
+    cheaper than botocore's dateutil parser (a tenth of an initial sync's CPU on small
+    objects); anything else goes to botocore's parser."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return parse_timestamp(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 def make_client(*, endpoint_url: str = "", access_key: str = "", secret_key: str = "",
                 region: str = "us-east-1", pool_size: int = 20, max_attempts: int = 5,
                 connect_timeout: float = 10, read_timeout: float = 60) -> Any:
-    """A boto3 S3 client for AWS or any S3-compatible server (path-style when an endpoint is set)."""
+    """A botocore S3 client for AWS or any S3-compatible server (path-style when an endpoint is
+    set). botocore without boto3: the service needs no resource API or transfer manager, and
+    importing them costs a tenth of a second on every command."""
     config = Config(
         region_name=region,
         retries={"mode": "standard", "max_attempts": max(1, max_attempts)},
@@ -158,7 +173,9 @@ def make_client(*, endpoint_url: str = "", access_key: str = "", secret_key: str
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.session.Session().client(
+    session = botocore.session.Session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=fast_timestamp)
+    return session.create_client(
         "s3",
         endpoint_url=endpoint_url or None,
         aws_access_key_id=access_key or None,
