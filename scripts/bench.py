@@ -67,6 +67,8 @@ class Timing:
     seconds: float
     peak_rss_mb: float
     exit_code: int
+    cpu_s: float = 0.0  # the command's own CPU (user + system), sampled as it ran
+    peer_cpu_s: float = 0.0  # CPU of the server watched beside it (the mock API), meanwhile
 
 
 def seed(folder: Path, count: int, size: int) -> int:
@@ -80,24 +82,35 @@ def seed(folder: Path, count: int, size: int) -> int:
     return count * size
 
 
-def timed(command: list[str], *, env: dict[str, str], cwd: Path) -> Timing:
-    """Run ``command``, sampling its resident memory every 20 ms."""
+def cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU of a process so far."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def timed(command: list[str], *, env: dict[str, str], cwd: Path, peer: int | None = None) -> Timing:
+    """Run ``command``, sampling its resident memory and CPU every 20 ms (and the CPU that the
+    process ``peer`` spends meanwhile)."""
+    watched_peer = psutil.Process(peer) if peer is not None else None
+    peer_before = cpu_seconds(watched_peer) if watched_peer else 0.0
     with tempfile.TemporaryFile(mode="w+") as log:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
         watched = psutil.Process(process.pid)
-        peak = 0
+        peak, cpu = 0, 0.0
         while process.poll() is None:
             try:
                 peak = max(peak, watched.memory_info().rss)
+                cpu = cpu_seconds(watched)
             except psutil.Error:
                 pass
             time.sleep(0.02)
         elapsed = time.perf_counter() - started
+        peer_cpu = cpu_seconds(watched_peer) - peer_before if watched_peer else 0.0
         if process.returncode != 0:
             log.seek(0)
             print(log.read()[-2000:], file=sys.stderr)
-    return Timing(elapsed, peak / 1e6, process.returncode)
+    return Timing(elapsed, peak / 1e6, process.returncode, cpu, peer_cpu)
 
 
 def sync_env(bucket: str, workers: int, data_dir: Path, workdir: Path, rclone: RcloneS3,
@@ -135,7 +148,8 @@ def bench_set(name: str, count: int, size: int, workers: int, runs: int, workdir
         try:
             env = sync_env(bucket, workers, workdir / f"data-{name}-{run}", workdir, rclone, api)
             results.setdefault("initial-sync", []).append(
-                timed([sys.executable, "-m", "sync_service.main", "initial-sync"], env=env, cwd=workdir))
+                timed([sys.executable, "-m", "sync_service.main", "initial-sync"], env=env, cwd=workdir,
+                      peer=api.pid))
         finally:
             api.stop()
             shutil.rmtree(workdir / f"fm-{name}-{run}", ignore_errors=True)
@@ -148,13 +162,14 @@ def bench_set(name: str, count: int, size: int, workers: int, runs: int, workdir
     print(f"\n{name}: {count} objects x {size} B = {mb:.1f} MB, SYNC_WORKERS={workers}, "
           f"median of {runs} run(s)")
     print(f"  {'':<16}{'seconds':>9}{'objects/s':>11}{'MB/s':>9}{'peak RSS MB':>13}{'exit':>6}"
-          f"{'x rclone':>10}")
+          f"{'x rclone':>10}{'CPU s':>8}{'mock CPU s':>12}")
     reference = median(t.seconds for t in results["rclone copy"])
     for label, timings in results.items():
         seconds = median(t.seconds for t in timings)
+        mock_cpu = f"{median(t.peer_cpu_s for t in timings):>12.2f}" if label == "initial-sync" else ""
         print(f"  {label:<16}{seconds:>9.2f}{count / seconds:>11.0f}{mb / seconds:>9.1f}"
               f"{median(t.peak_rss_mb for t in timings):>13.0f}{max(t.exit_code for t in timings):>6}"
-              f"{seconds / reference:>9.2f}x")
+              f"{seconds / reference:>9.2f}x{median(t.cpu_s for t in timings):>8.2f}{mock_cpu}")
 
 
 def bench_mock_ceiling(count: int, workdir: Path) -> None:
@@ -403,12 +418,14 @@ def bench_nats(count: int, workers: int, workdir: Path, rclone: RcloneS3) -> Non
         }
         for label, bodies in rounds.items():
             asyncio.run(publish(bodies))
-            timing = timed([sys.executable, "-m", "sync_service.main", "incremental-sync"], env=env, cwd=workdir)
+            timing = timed([sys.executable, "-m", "sync_service.main", "incremental-sync"], env=env,
+                           cwd=workdir, peer=api.pid)
             report = json.loads(sorted((data_dir / "reports").glob("incremental-sync-*.json"))[-1].read_text())
             replay = report["phase_seconds"]["replay"]
             print(f"  {label:<28} replay {replay:.2f} s = {report['events_applied'] / replay:.0f} events/s; "
                   f"apply {report['phase_seconds']['apply']:.2f} s ({report['succeeded']} operations); "
-                  f"whole run {timing.seconds:.2f} s, peak RSS {timing.peak_rss_mb:.0f} MB, exit {timing.exit_code}")
+                  f"whole run {timing.seconds:.2f} s, peak RSS {timing.peak_rss_mb:.0f} MB, exit {timing.exit_code}, "
+                  f"CPU {timing.cpu_s:.2f} s, mock CPU {timing.peer_cpu_s:.2f} s")
     finally:
         api.stop()
         server.stop()

@@ -54,6 +54,7 @@ _PERMANENT: dict[int, type[PermanentApiError]] = {404: NotFoundError, 409: Confl
 MAX_RETRY_AFTER_S = 60.0
 
 BodySource = Callable[[], AsyncIterator[bytes]]
+JSON_HEADERS = {"Content-Type": "application/json"}
 #: Bodies up to this size are read whole and sent as one buffer: a streamed body costs aiohttp
 #: a generator step and a write per chunk, which for small objects is most of the upload's CPU.
 INLINE_BODY_BYTES = 256 * 1024
@@ -175,10 +176,15 @@ class FileManagerSession:
 
     async def update_permissions(self, path: str, permissions: str | dict[str, Any], *,
                                  key: str) -> dict[str, Any]:
-        """Set a file's permissions (``permissions`` as a dict or JSON text)."""
-        value = json.loads(permissions) if isinstance(permissions, str) else permissions
-        return await self.call("POST", "/updatePermissions", key=key,
-                               payload={"path": path, "permissions": value})
+        """Set a file's permissions (``permissions`` as a dict or JSON text).
+
+        Stored permissions are already JSON text: it goes into the body as it is, instead of
+        being parsed only to be serialised again on every call."""
+        text = permissions if isinstance(permissions, str) else json.dumps(permissions)
+        body = f'{{"path":{json.dumps(path)},"permissions":{text}}}'.encode()
+        return await self._with_retries(
+            f"updatePermissions {path!r}",
+            lambda: self.send("POST", "/updatePermissions", key=key, data=body, headers=JSON_HEADERS))
 
     async def delete_file(self, path: str, *, key: str) -> dict[str, Any]:
         """Delete a file; an unknown path is already gone, which is a success."""
