@@ -365,11 +365,11 @@ def bench_nats(count: int, workers: int, workdir: Path, rclone: RcloneS3) -> Non
     """Events/s replayed from NATS: ``count`` creates over existing objects, then ``count``
     permission changes, each batch in its own incremental-sync run."""
     import asyncio
-    import hashlib
     import json
 
     import nats
 
+    from sync_service.clients.s3_manager import S3Manager, make_client
     from sync_service.models.data_models import SyncedFile
     from sync_service.services.database_manager import DatabaseManager
     from sync_service.utils.local_servers import NatsServer
@@ -379,13 +379,16 @@ def bench_nats(count: int, workers: int, workdir: Path, rclone: RcloneS3) -> Non
     storage = workdir / "fm-nats"
     db = DatabaseManager(data_dir / "sync.db")
     files = []
-    for path in sorted((rclone.root / bucket).rglob("*.bin")):
-        relative = path.relative_to(rclone.root / bucket).as_posix()
-        body = path.read_bytes()
-        (storage / relative).parent.mkdir(parents=True, exist_ok=True)
-        (storage / relative).write_bytes(body)
-        files.append(SyncedFile(relative, len(body), hashlib.md5(body).hexdigest(),
-                                "2026-11-24T00:00:00Z", '{"visibility":"private"}'))
+    # Recorded as an initial sync records them: from the bucket's own listing.
+    listing = S3Manager(make_client(endpoint_url=rclone.endpoint, access_key=ACCESS_KEY,
+                                    secret_key=SECRET_KEY), bucket)
+    for page in listing.iter_pages():
+        for item in page:
+            body = (rclone.root / bucket / item.path).read_bytes()
+            (storage / item.path).parent.mkdir(parents=True, exist_ok=True)
+            (storage / item.path).write_bytes(body)
+            files.append(SyncedFile(item.path, item.size, item.etag, item.last_modified,
+                                    '{"visibility":"private"}'))
     db.save_synced(files)
     db.close()
     server = NatsServer(workdir / "nats-store").start()

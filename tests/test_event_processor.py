@@ -100,3 +100,51 @@ def test_create_of_an_object_gone_from_s3_changes_nothing(tmp_path: Path, bucket
     write_spool(source.folder, "001.jsonl", [{"type": "create", "path": "ghost.txt"}])
     assert replayer.replay().applied == 1
     assert db.get_record_count() == 0
+
+
+def test_creates_of_recorded_objects_are_checked_by_listing_not_by_head(tmp_path: Path, bucket: Bucket) -> None:
+    from sync_service.clients.s3_manager import make_client
+    from sync_service.models.data_models import SyncedFile
+    from sync_service.utils.local_servers import ACCESS_KEY, SECRET_KEY
+    from tests.fault_proxy import DenyingProxy
+
+    for n in range(12):
+        bucket.put(f"docs/{n:02d}.txt", f"doc {n}".encode(), {"read": ["team"]})
+    bucket.put("docs/sub/deep.txt", b"deep")  # another folder level: not read by docs/'s listing
+    db = DatabaseManager(tmp_path / "sync.db")
+    manager = S3Manager(bucket.client, bucket.name)
+    db.save_synced([SyncedFile(o.path, o.size, o.etag, o.last_modified, '{"read":["team"]}')
+                    for page in manager.iter_pages() for o in page])
+    bucket.put("docs/03.txt", b"changed content", {"read": ["team"]})  # changed since recorded
+    bucket.client.delete_object(Bucket=bucket.name, Key="docs/05.txt")  # gone since recorded
+    before = {r.path: r for r in db.iter_records()}
+
+    with DenyingProxy(bucket.endpoint, set()) as proxy:
+        client = make_client(endpoint_url=proxy.endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+        source = FileSpoolSource(tmp_path / "events")
+        replayer = EventProcessor(db, S3Manager(client, bucket.name), source,
+                                  dead_letters_dir=tmp_path / "dead", permissions_key="permissions",
+                                  default_permissions={"visibility": "private"}, bucket=bucket.name)
+        write_spool(source.folder, "001.jsonl", [
+            *({"type": "create", "path": f"docs/{n:02d}.txt"} for n in range(12)),
+            # Deleted and created again in the same batch: the listing's answer is stale for it.
+            {"type": "delete", "path": "docs/07.txt"},
+            {"event_id": "again", "type": "create", "path": "docs/07.txt"},
+            {"type": "create", "path": "docs/09.txt", "permissions": {"read": ["boss"]}},
+        ])
+        result = replayer.replay()
+
+    heads = sorted(path for method, path in proxy.seen if method == "HEAD")
+    lists = [path for method, path in proxy.seen if method == "GET" and path.endswith(bucket.name)]
+    assert result.applied == 15 and result.rejected == 0
+    assert heads == [f"/{bucket.name}/docs/03.txt", f"/{bucket.name}/docs/07.txt"]
+    assert len(lists) == 1  # one listing of docs/ for twelve creates
+    after = {r.path: r for r in db.iter_records()}
+    assert after["docs/03.txt"].etag != before["docs/03.txt"].etag
+    assert "docs/05.txt" in after  # a create of a vanished object changes nothing
+    assert after["docs/07.txt"].etag == before["docs/07.txt"].etag
+    assert after["docs/09.txt"].permissions == '{"read":["boss"]}'
+    unchanged = [f"docs/{n:02d}.txt" for n in (0, 1, 2, 4, 6, 8, 10, 11)]
+    assert all(after[p] == before[p] for p in unchanged)
+    dirty = {r.path for r in db.records.rows_of(db.records.dirty_ids())}
+    assert dirty == {"docs/03.txt", "docs/07.txt", "docs/09.txt"}

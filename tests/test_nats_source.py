@@ -49,9 +49,11 @@ def publish_all(server: NatsServer, subject: str, bodies: list[str]) -> None:
 
 
 def processor(db: DatabaseManager, bucket: Bucket, source: NatsSource, tmp_path: Path) -> EventProcessor:
+    """A replayer with batches of 500 messages, so that a thousand events cross batches."""
     return EventProcessor(db, S3Manager(bucket.client, bucket.name), source,
                           dead_letters_dir=tmp_path / "dead", permissions_key="permissions",
-                          default_permissions={"visibility": "private"}, bucket=bucket.name)
+                          default_permissions={"visibility": "private"}, bucket=bucket.name,
+                          batch_size=500)
 
 
 def replay_until(replayer: EventProcessor, done: Any, timeout: float = 30.0) -> ReplayResult:

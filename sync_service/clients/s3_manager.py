@@ -10,7 +10,8 @@ operation and goes on; a failed listing is a ``StorageError`` that stops the run
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,14 @@ from sync_service.models.config import SyncConfig
 from sync_service.models.data_models import ObjectSummary, iso_utc
 
 LIST_PAGE_SIZE = 1000
+#: Keys a folder's listing may read per path it looks for before HEADs are cheaper.
+LISTING_SPAN = 8
+#: Fewer paths than this in a folder are cheaper to HEAD than to list.
+LISTING_MIN_PATHS = 4
+#: Keys a folder's first page holds beyond the paths looked for.
+LISTING_SLACK = 16
+#: Folders listed at once (botocore clients are thread-safe).
+LISTING_THREADS = 8
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _RETRYABLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
                     "InternalError", "ServiceUnavailable", "503", "500"}
@@ -42,6 +51,13 @@ def _translate(exc: Exception, what: str, *, one_object: bool = False) -> Storag
         retryable = code in _RETRYABLE_CODES or status >= 500
         return kind(f"{what}: {code or status} {exc}", retryable=retryable)
     return kind(f"{what}: {exc}", retryable=True)
+
+
+def _summary(manager: S3Manager, item: dict[str, Any]) -> ObjectSummary:
+    """One entry of a ListObjectsV2 page."""
+    return ObjectSummary(key=item["Key"], path=manager.path_of(item["Key"]),
+                         size=int(item.get("Size", 0)), etag=str(item.get("ETag", "")).strip('"'),
+                         last_modified=iso_utc(item["LastModified"]))
 
 
 def _meta_from_response(key: str, response: dict[str, Any]) -> ObjectMeta:
@@ -101,18 +117,64 @@ class S3Manager:
         )
         try:
             for page in pages:
-                yield [
-                    ObjectSummary(
-                        key=item["Key"],
-                        path=self.path_of(item["Key"]),
-                        size=int(item.get("Size", 0)),
-                        etag=str(item.get("ETag", "")).strip('"'),
-                        last_modified=iso_utc(item["LastModified"]),
-                    )
-                    for item in page.get("Contents", [])
-                ]
+                yield [_summary(self, item) for item in page.get("Contents", [])]
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, f"listing bucket {self.bucket!r}") from exc
+
+    def listed(self, paths: Iterable[str]) -> tuple[dict[str, ObjectSummary], set[str]]:
+        """What a listing shows of ``paths``: one listing per folder (folders concurrently),
+        from just before its first wanted key to its last, instead of a HEAD per path.
+
+        Returns the summaries found and the paths the listing covered (a covered path with no
+        summary is not in the bucket). Folders with fewer than ``LISTING_MIN_PATHS`` wanted paths
+        are not listed, and a folder whose listing runs past ``LISTING_SPAN`` keys per wanted
+        one is left uncovered from there on: a HEAD of each is cheaper."""
+        folders: dict[str, list[str]] = {}
+        for path in sorted(set(paths)):
+            folders.setdefault(path.rpartition("/")[0], []).append(path)
+        wanted = [(folder, group) for folder, group in folders.items() if len(group) >= LISTING_MIN_PATHS]
+        found: dict[str, ObjectSummary] = {}
+        covered: set[str] = set()
+        if not wanted:
+            return found, covered
+        with ThreadPoolExecutor(min(LISTING_THREADS, len(wanted)), thread_name_prefix="list") as pool:
+            for summaries, seen in pool.map(lambda item: self._list_folder(*item), wanted):
+                found.update(summaries)
+                covered |= seen
+        return found, covered
+
+    def _list_folder(self, folder: str, wanted: list[str]) -> tuple[dict[str, ObjectSummary], set[str]]:
+        """One folder's part of ``listed``: ``wanted`` are sorted paths in ``folder``."""
+        first, last = self.key_of(wanted[0]), self.key_of(wanted[-1])
+        budget = LISTING_SPAN * len(wanted)
+        extra = {"StartAfter": first[:-1]} if first[:-1] else {}
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.key_of(f"{folder}/" if folder else ""), Delimiter="/",
+            # Pages sized to the paths looked for: dense paths end in the first one.
+            PaginationConfig={"PageSize": min(self.page_size, len(wanted) + LISTING_SLACK)}, **extra)
+        found: dict[str, ObjectSummary] = {}
+        seen_up_to = ""
+        try:
+            for page in pages:
+                contents = page.get("Contents", [])
+                passed = False
+                for item in contents:
+                    if item["Key"] > last:
+                        passed = True
+                        break
+                    summary = _summary(self, item)
+                    found[summary.path] = summary
+                if passed or not page.get("IsTruncated") or (contents and contents[-1]["Key"] >= last):
+                    seen_up_to = last  # the listing reached the last wanted key, or ended
+                    break
+                if contents:
+                    seen_up_to = contents[-1]["Key"]
+                budget -= len(contents)
+                if budget <= 0:
+                    break  # too sparse: the rest of this folder gets HEADs
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"listing bucket {self.bucket!r}") from exc
+        return found, {p for p in wanted if self.key_of(p) <= seen_up_to}
 
     def head(self, key: str) -> ObjectMeta:
         """Metadata of one object."""
@@ -175,10 +237,23 @@ def make_client(*, endpoint_url: str = "", access_key: str = "", secret_key: str
     )
     session = botocore.session.Session()
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=fast_timestamp)
-    return session.create_client(
+    client = session.create_client(
         "s3",
         endpoint_url=endpoint_url or None,
         aws_access_key_id=access_key or None,
         aws_secret_access_key=secret_key or None,
         config=config,
     )
+    _skip_embedded_error_check(client)
+    return client
+
+
+def _skip_embedded_error_check(client: Any) -> None:
+    """botocore parses every 200 answer of S3 a second time to look for an error document in
+    it, which only copies and multipart completions can carry; this client makes neither, and
+    the extra parse doubled the CPU of a listing (py-spy, 10 000 creates replayed)."""
+    try:
+        from botocore.handlers import _handle_200_error
+    except ImportError:  # a botocore without it: nothing to skip
+        return
+    client.meta.events.unregister("before-parse.s3.*", _handle_200_error)

@@ -24,7 +24,7 @@ from pathlib import Path
 from sync_service.clients.event_source import EventSource, MessageBatch
 from sync_service.clients.s3_manager import ObjectMeta, S3Manager
 from sync_service.errors import ObjectError, ObjectGone
-from sync_service.models.data_models import FileRecord, canonical_json, iso_utc
+from sync_service.models.data_models import FileRecord, ObjectSummary, canonical_json, iso_utc
 from sync_service.models.events import Event, RawMessage
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.event_parser import EventError, read_message, sequencer_is_newer
@@ -35,7 +35,7 @@ from sync_service.utils.redaction import redact_value
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 500
+BATCH_SIZE = 2000
 POSITION_KEY = "event_position"
 HEAD_CONCURRENCY = 32
 UNREADABLE = ObjectMeta(key="", size=0, etag="", last_modified="", metadata={})
@@ -113,7 +113,7 @@ class EventProcessor:
     def _apply_batch(self, batch: MessageBatch, result: ReplayResult) -> frozenset[str]:
         """Apply one batch in one transaction; returns the positions of rejected messages."""
         parsed = [self._parse(message) for message in batch.messages]
-        metas = self._fetch_metadata([e for p in parsed for e in p.events])
+        metas, as_recorded = self._fetch_metadata([e for p in parsed for e in p.events])
         rejected: list[tuple[RawMessage, str]] = []
         with self.db.transaction():
             for item in parsed:
@@ -123,7 +123,7 @@ class EventProcessor:
                 for reason in item.skipped:
                     result.skipped[reason] = result.skipped.get(reason, 0) + 1
                 for event in item.events:
-                    self._apply_event(event, metas, result)
+                    self._apply_event(event, metas, as_recorded, result)
             for message, reason in rejected:
                 self.db.events.add_dead_letter(self.source.name, message.position, reason,
                                                message.body)
@@ -143,14 +143,36 @@ class EventProcessor:
         except EventError as exc:
             return _Parsed(message, [], str(exc))
 
-    def _fetch_metadata(self, events: list[Event]) -> dict[str, ObjectMeta | None]:
-        """HEAD, concurrently, every path a create without a notification's content needs, and
-        the target of a rename whose source has no record (it becomes a create)."""
+    def _fetch_metadata(self, events: list[Event]) -> tuple[dict[str, ObjectMeta | None],
+                                                             dict[str, ObjectSummary]]:
+        """What creates without a notification's content need to know of their objects, and
+        the targets of renames whose source has no record (they become creates).
+
+        A create of a recorded path is first looked for in a listing of its folder: an object
+        the listing shows as recorded (size, eTag, time) is returned apart, as listed, and
+        needs no HEAD; every other path is HEADed, concurrently (its metadata holds the
+        permissions)."""
         renames = [e for e in events if e.type in ("rename", "move") and e.new_path]
         known = self.db.records.lookup(sorted({e.path for e in renames}))
-        paths = sorted({e.path for e in events if e.type == "create" and e.etag is None}
-                       | {e.new_path for e in renames if e.path not in known and e.new_path})
-        return run_async(self._heads(paths)) if paths else {}
+        creates = sorted({e.path for e in events if e.type == "create" and e.etag is None})
+        paths = set(creates) | {e.new_path for e in renames if e.path not in known and e.new_path}
+        metas: dict[str, ObjectMeta | None] = {}
+        as_recorded: dict[str, ObjectSummary] = {}
+        recorded = self.db.records.lookup(creates)
+        if recorded:
+            listed, covered = self.s3.listed(recorded)
+            for path in covered:
+                summary = listed.get(path)
+                if summary is None:
+                    metas[path] = None  # not in the bucket
+                elif _as_recorded(recorded[path], summary):
+                    as_recorded[path] = summary
+                else:
+                    continue
+                paths.discard(path)
+        if paths:
+            metas.update(run_async(self._heads(sorted(paths))))
+        return metas, as_recorded
 
     async def _heads(self, paths: list[str]) -> dict[str, ObjectMeta | None]:
         slots = asyncio.Semaphore(HEAD_CONCURRENCY)
@@ -178,7 +200,7 @@ class EventProcessor:
     # -- one event ---------------------------------------------------------------------------
 
     def _apply_event(self, event: Event, metas: dict[str, ObjectMeta | None],
-                     result: ReplayResult) -> None:
+                     as_recorded: dict[str, ObjectSummary], result: ReplayResult) -> None:
         events, records = self.db.events, self.db.records
         if events.was_applied(event.event_id):
             result.duplicates += 1
@@ -192,8 +214,18 @@ class EventProcessor:
         touched: list[int | None] = []
         if event.type == "create":
             existed = records.get(event.path) is not None
-            created = (self._create_notified(event) if event.etag is not None else
-                       self._create(event.path, metas.get(event.path), event.permissions))
+            listed = as_recorded.get(event.path)
+            if event.etag is not None:
+                created = self._create_notified(event)
+            elif listed is not None and _as_recorded(records.get(event.path), listed):
+                # The listing showed the object as recorded (and still is, after this batch's
+                # earlier events): only permissions the event itself carries can change.
+                created = (records.set_permissions(event.path, canonical_json(event.permissions))
+                           if event.permissions is not None else None)
+            else:
+                if event.path not in metas:  # listed, but an earlier event changed the record
+                    metas.update(run_async(self._heads([event.path])))
+                created = self._create(event.path, metas.get(event.path), event.permissions)
             touched.append(created)
             if created is not None and not existed:
                 result.created.append(created)
@@ -255,6 +287,12 @@ class EventProcessor:
             perms = permissions_from_metadata(meta.metadata, key=self.permissions_key,
                                               default=self.default_permissions, path=path)
         return self.db.records.upsert(path, meta.size, meta.etag, meta.last_modified, perms)
+
+
+def _as_recorded(record: FileRecord | None, listed: ObjectSummary) -> bool:
+    """Whether a listing shows the object exactly as ``record`` has it."""
+    return record is not None and (record.size, record.etag, record.last_modified) == (
+        listed.size, listed.etag, listed.last_modified)
 
 
 def _iso_or_empty(moment: str | None) -> str:

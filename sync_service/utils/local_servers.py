@@ -142,6 +142,8 @@ def seed_folder(client: Any, bucket: str, folder: Path, permissions: dict[str, A
     permissions metadata for the paths ``permissions`` names; returns how many files."""
     import json
 
+    from boto3.s3.inject import upload_file  # the transfer manager, for a plain botocore client
+
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
     if bucket not in existing:
         client.create_bucket(Bucket=bucket)
@@ -151,7 +153,7 @@ def seed_folder(client: Any, bucket: str, folder: Path, permissions: dict[str, A
         extra: dict[str, Any] = {}
         if relative in permissions:
             extra["ExtraArgs"] = {"Metadata": {"permissions": json.dumps(permissions[relative])}}
-        client.upload_file(str(path), bucket, prefix + relative, **extra)
+        upload_file(client, str(path), bucket, prefix + relative, **extra)
         count += 1
     return count
 
