@@ -95,3 +95,17 @@ def test_listing_change_decides_by_etag_size_and_time() -> None:
     assert listing_change(summary, FileRecord(1, "k", 10, "e0", "2026-01-01T00:00:00Z", "{}", 1)) == "update"
     assert listing_change(summary, FileRecord(1, "k", 11, "e1", "2026-01-01T00:00:00Z", "{}", 1)) == "update"
     assert listing_change(summary, FileRecord(1, "k", 10, "e1", "2025-01-01T00:00:00Z", "{}", 1)) == "refresh"
+
+
+def test_the_event_loop_runs_with_fewer_collections_and_restores_the_collector() -> None:
+    import gc
+
+    from sync_service.utils.aio import YOUNG_GC_THRESHOLD, run_async
+
+    before = gc.get_threshold()
+
+    async def during() -> tuple[int, int, int]:
+        return gc.get_threshold()
+
+    assert run_async(during())[0] == YOUNG_GC_THRESHOLD
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import gc
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+#: The youngest generation's allocation threshold while an event loop runs (CPython's is 700).
+YOUNG_GC_THRESHOLD = 20_000
 
 
 def run_async(work: Coroutine[Any, Any, T]) -> T:
@@ -19,5 +24,27 @@ def run_async(work: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(work)
-    return uvloop.run(work)
+        with fewer_collections():
+            return asyncio.run(work)
+    with fewer_collections():
+        return uvloop.run(work)
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Collect garbage less often while requests are in flight.
+
+    Every HTTP exchange allocates a few hundred short-lived objects, so with CPython's
+    thresholds the collector ran every few requests, walking the modules and objects that live
+    as long as the process: 7 % of the executor's CPU (py-spy --native, 5000 × 1 KiB). Those
+    are frozen out of the collector's view and the youngest generation is collected after
+    20 000 allocations instead of 700; reference counting still frees almost everything.
+    """
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
