@@ -40,11 +40,12 @@ def fewer_collections() -> Iterator[None]:
     are frozen out of the collector's view and the youngest generation is collected after
     20 000 allocations instead of 700; reference counting still frees almost everything.
     """
-    old = gc.get_threshold()
+    old, frozen = gc.get_threshold(), gc.get_freeze_count()
     gc.freeze()
     gc.set_threshold(YOUNG_GC_THRESHOLD, old[1], old[2])
     try:
         yield
     finally:
         gc.set_threshold(*old)
-        gc.unfreeze()
+        if not frozen:  # frozen before (a command's imports): they stay so
+            gc.unfreeze()
