@@ -40,7 +40,7 @@ from sync_service.services.planners import (
 from sync_service.services.progress import Progress
 from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
-from sync_service.services.sync_lock import SyncLock
+from sync_service.services.sync_lock import lock_for
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import unsyncable
@@ -69,14 +69,14 @@ class SyncService:
         self.config = config
         self._s3 = s3
         self.clock = clock or Clock()
-        self.db = db or DatabaseManager(config.database_path)
+        self.db = db or DatabaseManager(config.database)
         self.api = api or InfrastructureAPI(
             config.api_base_url, token=config.api_token, timeout=config.api_timeout,
             max_retries=config.max_retries, pool_size=config.sync_workers + 4, clock=self.clock)
         self.csv = csv or CSVProcessor(config.export_dir)
         self.on_finish = on_finish
         self.interactive = interactive
-        self.lock = SyncLock(config.database_path)
+        self.lock = lock_for(config.database)
 
     @property
     def s3(self) -> S3Manager:
@@ -430,7 +430,7 @@ class SyncService:
             "recent_dead_letters": [{**letter, "raw": _shortened(letter["raw"])}
                                     for letter in self.db.recent_dead_letters(RECENT_SHOWN)],
             "sync_running": self.lock.is_held_elsewhere(),
-            "database": str(self.config.database_path),
+            "database": self.config.database_shown,
             "bucket": self.config.customer_s3_bucket,
             "prefix": self.config.customer_s3_prefix,
             "api": mask_url(self.config.api_base_url),

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sync_service.models.data_models import FileOperation, StoredOperation
-from sync_service.store.database import Database
+from sync_service.store.database import Database, now_iso
 from sync_service.utils.redaction import redact
 
 _FIELDS = set(FileOperation.__dataclass_fields__)
@@ -57,6 +57,12 @@ DELETE FROM dirty WHERE id = ? AND (
                  AND f.content_version = b.content_version AND f.permissions = b.permissions))
 """
 
+# A baseline row replaced whole (SQLite's INSERT OR REPLACE, in the SQL both engines speak).
+_REPLACE_BASELINE = (
+    "ON CONFLICT (id) DO UPDATE SET path = excluded.path, size = excluded.size, "
+    "etag = excluded.etag, last_modified = excluded.last_modified, "
+    "permissions = excluded.permissions, content_version = excluded.content_version")
+
 
 class OperationStore:
     """Reads and changes the ``operations`` and ``baseline`` tables."""
@@ -70,15 +76,16 @@ class OperationStore:
         stored: list[StoredOperation] = []
         with self.db.transaction():
             for seq, operation in enumerate(operations):
-                self.db.execute("UPDATE operations SET status = 'superseded', "
-                                "updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
-                                "WHERE record_id = ? AND status = 'failed'", (operation.record_id,))
-                row_id = int(self.db.execute(
+                self.db.execute("UPDATE operations SET status = 'superseded', updated_at = ? "
+                                "WHERE record_id = ? AND status = 'failed'",
+                                (now_iso(), operation.record_id))
+                row = self.db.execute(
                     "INSERT INTO operations (run_id, op, path, new_path, status, seq, record_id, "
-                    "payload) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    "payload) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
                     (run_id, operation.op, operation.path, operation.new_path or None, seq,
                      operation.record_id, json.dumps(asdict(operation), ensure_ascii=False)),
-                ).lastrowid or 0)
+                ).fetchone()
+                row_id = int(row[0]) if row else 0
                 stored.append(StoredOperation(row_id, f"{run_id}:{row_id}", operation))
         return stored
 
@@ -94,12 +101,13 @@ class OperationStore:
         """Store outcomes in one transaction: status, baseline, record write-back, dirty marks."""
         if not outcomes:
             return
+        now = now_iso()
         with self.db.transaction():
             for outcome in outcomes:
                 self.db.execute(
                     "UPDATE operations SET status = ?, error = ?, attempts = attempts + 1, "
-                    "updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?",
-                    (outcome.status, redact(outcome.error) or None, outcome.stored.row_id))
+                    "updated_at = ? WHERE id = ?",
+                    (outcome.status, redact(outcome.error) or None, now, outcome.stored.row_id))
                 if outcome.status == "done":
                     self._advance(outcome.operation, outcome.delivered)
                 elif outcome.status == "skipped":
@@ -123,14 +131,15 @@ class OperationStore:
         values = (delivered.size, delivered.etag, delivered.last_modified, delivered.permissions)
         if o.op == "create":
             self.db.execute(
-                "INSERT OR REPLACE INTO baseline (id, path, size, etag, last_modified, "
-                "permissions, content_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO baseline (id, path, size, etag, last_modified, permissions, "
+                f"content_version) VALUES (?, ?, ?, ?, ?, ?, ?) {_REPLACE_BASELINE}",
                 (o.record_id, o.target, *values, o.content_version))
         else:  # the path is the business of renames and moves, whatever happened to them
             self.db.execute(
                 "UPDATE baseline SET size = ?, etag = ?, last_modified = ?, permissions = ?, "
-                "content_version = max(content_version, ?) WHERE id = ?",
-                (*values, o.content_version, o.record_id))
+                "content_version = CASE WHEN content_version > ? THEN content_version ELSE ? END "
+                "WHERE id = ?",
+                (*values, o.content_version, o.content_version, o.record_id))
         # The record takes what delivery learnt: the object's etag, and permissions not known
         # when it was planned (only if the record has not changed since).
         self.db.execute(
@@ -144,9 +153,9 @@ class OperationStore:
         with self.db.transaction():
             rows = [(i,) for i in ids]
             self.db.executemany(
-                "INSERT OR REPLACE INTO baseline (id, path, size, etag, last_modified, permissions, "
+                "INSERT INTO baseline (id, path, size, etag, last_modified, permissions, "
                 "content_version) SELECT id, path, size, etag, last_modified, permissions, "
-                "content_version FROM files WHERE id = ?", rows)
+                f"content_version FROM files WHERE id = ? {_REPLACE_BASELINE}", rows)
             self.db.executemany(_CLEAN_DIRTY, rows)
 
     def prune_finished(self, before: str) -> int:
