@@ -143,6 +143,8 @@ class SyncConfig:
     reconcile_interval: int = 86400
     retention_days: int = 30
     sync_workers: int = 16
+    worker_batch: int = 64
+    worker_lease: float = 300.0
     max_retries: int = 5
     data_dir: Path = Path("data")
     database_path: Path = Path("data/sync.db")
@@ -231,6 +233,8 @@ class SyncConfig:
             reconcile_interval=_int(env, "RECONCILE_INTERVAL", 86400, 0, 365 * 24 * 3600),
             retention_days=_int(env, "RETENTION_DAYS", 30, 0, 36500),
             sync_workers=_int(env, "SYNC_WORKERS", 16, 1, 256),
+            worker_batch=_int(env, "WORKER_BATCH", 64, 1, 10_000),
+            worker_lease=_float(env, "WORKER_LEASE_S", 300.0, 0.0, 7 * 24 * 3600.0),
             max_retries=_int(env, "MAX_RETRIES", 5, 0, 50),
             data_dir=data_dir,
             database_path=Path(env.get("DATABASE_PATH", "").strip() or data_dir / "sync.db"),

@@ -41,6 +41,7 @@ from sync_service.services.progress import Progress
 from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
 from sync_service.services.sync_lock import lock_for
+from sync_service.services.worker import Worker, WorkerSettings
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import unsyncable
@@ -182,12 +183,15 @@ class SyncService:
 
     # -- initial sync ------------------------------------------------------------------------
 
-    def initial_sync(self) -> RunReport:
+    def initial_sync(self, *, plan_only: bool = False) -> RunReport:
         """Deliver every object of the bucket to the file manager, then export the state CSV.
 
         Pending operations and earlier failures go first; an interrupted initial sync is
-        continued after the last listing page it planned.
+        continued after the last listing page it planned. With ``plan_only`` the listing is
+        planned and stored, nothing is applied: ``worker`` processes apply it.
         """
+        if plan_only:
+            return self._plan_initial_sync()
         with self._run(INITIAL_SYNC) as report:
             progress = Progress(report, interactive=self.interactive)
             executor = self._executor(progress)
@@ -215,6 +219,27 @@ class SyncService:
                 path = self.csv.export(self.db.iter_records(), name=f"{report.run_id}-state")
                 logger.info("state exported to %s", path)
         return report
+
+    def _plan_initial_sync(self) -> RunReport:
+        with self._run(INITIAL_SYNC) as report:
+            planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock)
+            planned = 0
+            for batch in planner.batches():
+                planned += len(batch.operations)
+                for reason, count in batch.skipped.items():
+                    for _ in range(count):
+                        report.skip(reason)
+            if planner.finished and not self.clock.stopping:
+                planner.complete()
+            logger.info("initial sync %s: %d operations planned for workers", report.run_id, planned)
+        return report
+
+    def work(self, *, until_idle: bool = False) -> RunReport:
+        """Claim pending operations from the shared database and apply them (``worker``)."""
+        self.config.require_bucket()
+        settings = WorkerSettings(batch=self.config.worker_batch, lease_s=self.config.worker_lease,
+                                  until_idle=until_idle)
+        return Worker(self.db, self._executor(), settings, clock=self.clock).run()
 
     def initial_sync_plan(self) -> list[tuple[str, str]]:
         """What an initial sync would do now, as (action, path), without doing anything."""

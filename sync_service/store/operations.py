@@ -5,11 +5,15 @@ the executor records each outcome. A success moves the baseline (what the file m
 to hold) to the operation's new state in the same transaction as its status, and clears the
 record's dirty mark once baseline and record agree; a failure leaves both, so the next run
 plans the record again. An operation's Idempotency-Key is ``<run id>:<row id>``.
+
+Workers (PostgreSQL) claim pending operations: ``claimed_by`` names the worker, ``lease_until``
+(the server's epoch seconds) says until when; a claim whose lease ran out is free again.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -63,6 +67,12 @@ _REPLACE_BASELINE = (
     "etag = excluded.etag, last_modified = excluded.last_modified, "
     "permissions = excluded.permissions, content_version = excluded.content_version")
 
+# The executor's phases (deletes, renames and moves, creates and updates, permissions), in SQL.
+_PHASE = ("CASE op WHEN 'delete' THEN 0 WHEN 'rename' THEN 1 WHEN 'move' THEN 1 "
+          "WHEN 'update_permissions' THEN 3 ELSE 2 END")
+_ORDERED_PHASE = 1  # renames and moves: in the planner's order, so one claimer at a time
+_SERVER_NOW = "extract(epoch FROM clock_timestamp())"
+
 
 class OperationStore:
     """Reads and changes the ``operations`` and ``baseline`` tables."""
@@ -90,12 +100,50 @@ class OperationStore:
         return stored
 
     def pending(self) -> list[StoredOperation]:
-        """Every pending operation, in the order it was planned."""
+        """Every pending operation no worker holds a live claim on, in the order it was planned."""
         return [
             StoredOperation(row_id, f"{run_id}:{row_id}", _operation(payload))
             for row_id, run_id, payload in self.db.query(
-                "SELECT id, run_id, payload FROM operations WHERE status = 'pending' ORDER BY id")
+                "SELECT id, run_id, payload FROM operations WHERE status = 'pending' "
+                "AND (lease_until IS NULL OR lease_until < ?) ORDER BY id", (time.time(),))
         ]
+
+    def claim(self, worker: str, limit: int, lease_s: float) -> list[StoredOperation]:
+        """Claim up to ``limit`` pending operations for ``worker`` for ``lease_s`` seconds
+        (PostgreSQL): from the oldest run with pending operations, its earliest phase; rows
+        another worker is claiming are skipped, not waited for. Renames and moves are claimed
+        whole, by one worker at a time. Empty when nothing is free now."""
+        head = self.db.query(
+            f"SELECT run_id, min({_PHASE}) FROM operations WHERE status = 'pending' AND run_id = "
+            "(SELECT run_id FROM operations WHERE status = 'pending' ORDER BY id LIMIT 1) "
+            "GROUP BY run_id")
+        if not head:
+            return []
+        run_id, phase = head[0]
+        if phase == _ORDERED_PHASE:
+            with self.db.transaction():  # writers queue: no other claimer sees the wave half-taken
+                if self.db.query(f"SELECT 1 FROM operations WHERE status = 'pending' AND run_id = ? "
+                                 f"AND {_PHASE} = ? AND lease_until >= {_SERVER_NOW} LIMIT 1",
+                                 (run_id, phase)):
+                    return []
+                rows = self.db.query(
+                    f"UPDATE operations SET claimed_by = ?, lease_until = {_SERVER_NOW} + ? "
+                    f"WHERE status = 'pending' AND run_id = ? AND {_PHASE} = ? "
+                    "RETURNING id, run_id, payload", (worker, lease_s, run_id, phase))
+        else:
+            rows = self.db.query(
+                f"UPDATE operations SET claimed_by = ?, lease_until = {_SERVER_NOW} + ? WHERE id IN ("
+                f"SELECT id FROM operations WHERE status = 'pending' AND run_id = ? AND {_PHASE} = ? "
+                f"AND (lease_until IS NULL OR lease_until < {_SERVER_NOW}) ORDER BY id LIMIT ? "
+                "FOR UPDATE SKIP LOCKED) RETURNING id, run_id, payload",
+                (worker, lease_s, run_id, phase, limit))
+        return [StoredOperation(row_id, f"{run}:{row_id}", _operation(payload))
+                for row_id, run, payload in sorted(rows)]
+
+    def release(self, worker: str) -> int:
+        """Give back the claims ``worker`` still holds on pending operations (it is stopping)."""
+        return self.db.execute("UPDATE operations SET lease_until = NULL WHERE claimed_by = ? "
+                               "AND status = 'pending'", (worker,)).rowcount
 
     def record(self, outcomes: list[Outcome]) -> None:
         """Store outcomes in one transaction: status, baseline, record write-back, dirty marks."""

@@ -93,6 +93,11 @@ MIGRATIONS: tuple[str, ...] = (
             SELECT 1 FROM operations WHERE status = 'failed' AND record_id IS NULL);
     UPDATE operations SET status = 'superseded' WHERE status = 'failed' AND record_id IS NULL
     """,
+    # 4: claims of workers (who holds a pending operation, until when: epoch seconds)
+    """
+    ALTER TABLE operations ADD COLUMN claimed_by TEXT;
+    ALTER TABLE operations ADD COLUMN lease_until REAL
+    """,
 )
 
 # PostgreSQL: the same tables, versions and columns (in the same order), in its dialect. Text is
@@ -190,6 +195,11 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
             SELECT 1 FROM operations WHERE status = 'failed' AND record_id IS NULL)
         ON CONFLICT DO NOTHING;
     UPDATE operations SET status = 'superseded' WHERE status = 'failed' AND record_id IS NULL
+    """,
+    # 4: claims of workers (who holds a pending operation, until when: epoch seconds)
+    """
+    ALTER TABLE operations ADD COLUMN claimed_by TEXT COLLATE "C";
+    ALTER TABLE operations ADD COLUMN lease_until DOUBLE PRECISION
     """,
 )
 
