@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-killpoints demo lint mock-api bench \
+.PHONY: help install test test-postgres test-killpoints demo lint mock-api bench \
         initial-sync incremental-sync reconcile daemon status test-workflow \
         setup up down clean logs logs-sync shell clean-venv
 
@@ -27,6 +27,17 @@ install: $(STAMP) ## create .venv with the service and its test tools (and node_
 
 test: $(STAMP) ## run the test suite (real S3 servers and the mock API on free ports)
 	$(PY) -m pytest -q -m "not killpoints"
+
+# The sync-behaviour tests again (the kill -9 group included), the service's state in
+# PostgreSQL: a fresh database per test on the server at TEST_DATABASE_URL.
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+POSTGRES_TESTS := tests/test_database_manager.py tests/test_housekeeping.py \
+	tests/test_event_processor.py tests/test_initial_sync.py tests/test_incremental_sync.py \
+	tests/test_reconcile_duty.py tests/test_renames.py tests/test_executor.py tests/test_daemon.py \
+	tests/test_faults.py tests/test_hostile_events.py tests/test_secrets.py tests/test_status_page.py \
+	tests/test_workflow_and_logs.py tests/test_killpoints.py
+test-postgres: $(STAMP) ## the sync-behaviour tests again, state in PostgreSQL (TEST_DATABASE_URL)
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q $(POSTGRES_TESTS)
 
 test-killpoints: $(STAMP) ## kill -9 at 20 seeded moments of a sync (about a minute)
 	$(PY) -m pytest -q -m killpoints

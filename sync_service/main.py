@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "the file manager, record it, export the state CSV")
     initial.add_argument("--dry-run", action="store_true",
                          help="print what would be delivered; call nothing, change nothing")
+    initial.add_argument("--plan-only", action="store_true",
+                         help="list and store the operations, apply none (worker processes apply them)")
     incremental = commands.add_parser("incremental-sync", help="replay events, diff the old and "
                                       "new state, apply the operations")
     incremental.add_argument("--dry-run", action="store_true",
@@ -73,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     status_parser.add_argument("--json", action="store_true", help="print JSON")
     commands.add_parser("test", help="end-to-end check: database, S3, API, an incremental sync, "
                         "CSV export, file manager vs bucket (embedded servers when unconfigured)")
+    work = commands.add_parser("worker", help="claim pending operations from the shared PostgreSQL "
+                               "database (DATABASE_URL) and apply them; run any number of them")
+    work.add_argument("--until-idle", action="store_true",
+                      help="exit once no operation is pending (default: work until SIGTERM)")
     commands.add_parser("help", help="show this help")
     return parser
 
@@ -90,6 +96,7 @@ HANDLERS: dict[str, str] = {
     "check": "check:run",
     "daemon": "daemon:run",
     "test": "workflow_test:run",
+    "worker": "worker:run",
 }
 
 

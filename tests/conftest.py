@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from sync_service.clients.s3_manager import make_client
+from sync_service.services.database_manager import DatabaseManager
 from sync_service.utils.local_servers import (
     ACCESS_KEY,
     REPO_ROOT,
@@ -27,6 +28,9 @@ from sync_service.utils.local_servers import (
 )
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+#: Set (``make test-postgres``): the service under test keeps its state in PostgreSQL on this
+#: server, a fresh database per test. Unset: SQLite in the test's folder.
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 
 
 def unavailable(reason: str) -> None:
@@ -62,6 +66,78 @@ def rclone_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneS3]:
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     yield from serving(lambda: NatsServer(tmp_path_factory.mktemp("nats-store")).start(), "nats-server -js")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """The PostgreSQL server (``TEST_DATABASE_URL``, else the local one on 127.0.0.1:5432)."""
+    from tests.postgres_server import DEFAULT_SERVER_URL, PostgresServer
+
+    url = TEST_DATABASE_URL or DEFAULT_SERVER_URL
+    try:
+        server = PostgresServer(url)
+    except Exception as exc:  # any failure to reach it means the server is unavailable
+        unavailable(f"no PostgreSQL server at {url}: {exc}")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> Iterator[str]:
+    """A fresh, migrated database of this test; dropped after it."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop(url)
+
+
+@pytest.fixture
+def service_database(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where the service under test keeps its state: a PostgreSQL database of this test when
+    ``TEST_DATABASE_URL`` is set, else an SQLite file in the test's folder."""
+    if TEST_DATABASE_URL:
+        return str(request.getfixturevalue("postgres_url"))
+    return tmp_path / "sync.db"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """The store contract runs against both engines: an SQLite file, a PostgreSQL database."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return tmp_path / "sync.db"
+
+
+class Databases:
+    """Opens ``DatabaseManager``s on one target and closes them all after the test."""
+
+    def __init__(self, target: str | Path) -> None:
+        self.target = target
+        self.opened: list[DatabaseManager] = []
+
+    def open(self) -> DatabaseManager:
+        db = DatabaseManager(self.target)
+        self.opened.append(db)
+        return db
+
+    def close(self) -> None:
+        for db in self.opened:
+            db.close()
+
+
+@pytest.fixture
+def databases(store_target: str | Path) -> Iterator[Databases]:
+    """Database managers on the contract's target (both engines)."""
+    opened = Databases(store_target)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def state_db(service_database: str | Path) -> Iterator[DatabaseManager]:
+    """The database of the service under test (see ``service_database``)."""
+    opened = Databases(service_database)
+    yield opened.open()
+    opened.close()
 
 
 @dataclass
@@ -143,12 +219,28 @@ class Cli:
     workdir: Path
     env: dict[str, str]
     started: list[subprocess.Popen[str]] = field(default_factory=list)
+    _state: DatabaseManager | None = None
 
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "sync_service.main", *args]
 
+    @property
+    def database(self) -> str | Path:
+        """Where the service keeps its state in this test."""
+        return self.env.get("DATABASE_URL") or self.workdir / "data" / "sync.db"
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query on the service's state (``?`` placeholders, either engine); none
+        while an SQLite file is not there yet."""
+        if isinstance(self.database, Path) and not self.database.exists():
+            return []
+        if self._state is None:
+            self._state = DatabaseManager(self.database)
+        return self._state.database.query(sql, args)
+
     def full_env(self, **overrides: str) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTOMER_S3_", "API_"))}
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("CUSTOMER_S3_", "API_", "DATABASE_"))}
         return {**base, "PYTHONPATH": str(REPO_ROOT), **self.env, **overrides}
 
     def run(self, *args: str, timeout: float = 180, **overrides: str) -> subprocess.CompletedProcess[str]:
@@ -170,13 +262,18 @@ class Cli:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+        if self._state is not None:
+            self._state.close()
+            self._state = None
 
 
 @pytest.fixture
-def cli(tmp_path: Path, bucket: Bucket, api: Api) -> Iterator[Cli]:
+def cli(request: pytest.FixtureRequest, tmp_path: Path, bucket: Bucket, api: Api) -> Iterator[Cli]:
     workdir = tmp_path / "work"
     workdir.mkdir()
+    database = {"DATABASE_URL": request.getfixturevalue("postgres_url")} if TEST_DATABASE_URL else {}
     cli = Cli(workdir, {
+        **database,
         "CUSTOMER_S3_ENDPOINT": bucket.endpoint,
         "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY,
         "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,

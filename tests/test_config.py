@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,18 @@ def test_a_url_password_beside_api_token_is_refused_as_two_credentials() -> None
     with pytest.raises(ConfigError, match="REPORT_URLS"):
         SyncConfig.from_env({"API_TOKEN": "t0ken", "REPORT_URLS": "http://u:pw@h/r"}, env_file=None)
     assert SyncConfig.from_env({"FILE_MANAGER_API_URL": "http://u:pw@h"}, env_file=None).api_token == ""
+
+
+def test_database_url_chooses_postgresql_and_its_password_is_a_secret() -> None:
+    # given no DATABASE_URL: SQLite at DATABASE_PATH
+    sqlite = SyncConfig.from_env({"DATA_DIR": "/srv/sync"}, env_file=None)
+    assert sqlite.database == Path("/srv/sync/sync.db") and sqlite.database_shown == "/srv/sync/sync.db"
+    # given a PostgreSQL URL: the state is there, shown and masked without its password
+    url = "postgresql://sync:pa55-word@db.internal:5432/state"
+    config = SyncConfig.from_env({"DATABASE_URL": url}, env_file=None)
+    assert config.database == url
+    assert config.database_shown == "postgresql://sync:***@db.internal:5432/state"
+    assert "pa55-word" in config.secrets()
+    assert "pa55-word" not in json.dumps(config.masked())
+    with pytest.raises(ConfigError, match="DATABASE_URL must be a PostgreSQL URL"):
+        SyncConfig.from_env({"DATABASE_URL": "sqlite:///data/sync.db"}, env_file=None)

@@ -88,12 +88,12 @@ def test_sigterm_mid_cycle_exits_quickly_and_loses_nothing(cli: Cli, bucket: Buc
         bucket.put(f"slow/{n:02d}.txt", f"slow {n}".encode())
     api.faults(fail_rate=1.0, latency_ms=150, seed=1)
     daemon = cli.start("daemon", SYNC_INTERVAL="1", METRICS_PORT=str(free_port()), SYNC_WORKERS="2")
-    wait_until(lambda: len(delivered_paths(cli.workdir)) >= 5, timeout=60)
+    wait_until(lambda: len(delivered_paths(cli)) >= 5, timeout=60)
 
     code, took = stop(daemon)
 
     assert code == 0 and took < 10, (cli.workdir / "process-0.log").read_text()[-3000:]
-    assert len(delivered_paths(cli.workdir)) < 60
+    assert len(delivered_paths(cli)) < 60
     status = json.loads(cli.run("status", "--json").stdout)
     assert status["last_runs"]["initial-sync"]["status"] == "interrupted"
     api.faults()
@@ -131,20 +131,20 @@ def test_a_first_sync_interrupted_again_and_again_is_finished_by_the_daemon_alon
     env = {"SYNC_INTERVAL": "1", "SYNC_WORKERS": "4"}
 
     first = cli.start("daemon", METRICS_PORT=str(free_port()), **env)
-    wait_until(lambda: len(delivered_paths(cli.workdir)) >= 40, timeout=60)
+    wait_until(lambda: len(delivered_paths(cli)) >= 40, timeout=60)
     code, _ = stop(first)
     assert code == 0
-    after_sigterm = len(delivered_paths(cli.workdir))
+    after_sigterm = len(delivered_paths(cli))
 
     second = cli.start("daemon", METRICS_PORT=str(free_port()), **env)
-    wait_until(lambda: len(delivered_paths(cli.workdir)) >= after_sigterm + 60, timeout=60)
+    wait_until(lambda: len(delivered_paths(cli)) >= after_sigterm + 60, timeout=60)
     second.kill()  # kill -9: no chance to record what was in flight
     second.wait()
-    assert len(delivered_paths(cli.workdir)) < total
+    assert len(delivered_paths(cli)) < total
 
     api.faults()
     third = cli.start("daemon", METRICS_PORT=str(free_port()), **env)
-    wait_until(lambda: len(delivered_paths(cli.workdir)) == total, timeout=90)
+    wait_until(lambda: len(delivered_paths(cli)) == total, timeout=90)
     stop(third)
 
     assert_mirrors(api, bucket)

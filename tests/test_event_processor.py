@@ -1,4 +1,4 @@
-"""Replay against a real S3 server and SQLite file: ids, sequencers, positions and crashes."""
+"""Replay against a real S3 server and the state database: ids, sequencers, positions and crashes."""
 
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ def write_spool(folder: Path, name: str, events: list[dict[str, object]]) -> Pat
     return path
 
 
-def test_commit_without_acknowledge_does_not_apply_twice(tmp_path: Path, bucket: Bucket) -> None:
+def test_commit_without_acknowledge_does_not_apply_twice(tmp_path: Path, bucket: Bucket,
+        state_db: DatabaseManager) -> None:
     bucket.put("a.txt", b"1", {"read": ["x"]})
-    db = DatabaseManager(tmp_path / "sync.db")
+    db = state_db
     replayer, source = processor(tmp_path, bucket, db)
     spool = write_spool(source.folder, "001.jsonl", [
         {"type": "create", "path": "a.txt"},
@@ -49,9 +50,10 @@ def test_commit_without_acknowledge_does_not_apply_twice(tmp_path: Path, bucket:
     assert parse_position(db.get_setting("event_position")).lines == 2
 
 
-def test_a_crash_before_the_commit_applies_everything_once_later(tmp_path: Path, bucket: Bucket) -> None:
+def test_a_crash_before_the_commit_applies_everything_once_later(tmp_path: Path, bucket: Bucket,
+        state_db: DatabaseManager) -> None:
     bucket.put("c.txt", b"c")
-    db = DatabaseManager(tmp_path / "sync.db")
+    db = state_db
     replayer, source = processor(tmp_path, bucket, db)
     write_spool(source.folder, "001.jsonl", [{"type": "create", "path": "c.txt"},
                                              {"type": "delete", "path": "never-there.txt"}])
@@ -74,9 +76,10 @@ def test_a_crash_before_the_commit_applies_everything_once_later(tmp_path: Path,
     assert db.get_record("c.txt") is not None
 
 
-def test_older_sequencers_and_repeated_ids_are_skipped(tmp_path: Path, bucket: Bucket) -> None:
+def test_older_sequencers_and_repeated_ids_are_skipped(tmp_path: Path, bucket: Bucket,
+        state_db: DatabaseManager) -> None:
     bucket.put("k.txt", b"k")
-    db = DatabaseManager(tmp_path / "sync.db")
+    db = state_db
     replayer, source = processor(tmp_path, bucket, db)
 
     def note(name: str, sequencer: str) -> dict[str, object]:
@@ -94,8 +97,9 @@ def test_older_sequencers_and_repeated_ids_are_skipped(tmp_path: Path, bucket: B
     assert db.get_record("k.txt").permissions == '{"a":1}'  # type: ignore[union-attr]
 
 
-def test_create_of_an_object_gone_from_s3_changes_nothing(tmp_path: Path, bucket: Bucket) -> None:
-    db = DatabaseManager(tmp_path / "sync.db")
+def test_create_of_an_object_gone_from_s3_changes_nothing(tmp_path: Path, bucket: Bucket,
+        state_db: DatabaseManager) -> None:
+    db = state_db
     replayer, source = processor(tmp_path, bucket, db)
     write_spool(source.folder, "001.jsonl", [{"type": "create", "path": "ghost.txt"}])
     assert replayer.replay().applied == 1

@@ -1,5 +1,5 @@
-"""Housekeeping (SPEC §6): real files and a real SQLite file, an injected clock; the NATS stream
-the service creates has a maximum age; the daemon sweeps."""
+"""Housekeeping (SPEC §6): real files and a real database (SQLite and PostgreSQL), an injected
+clock; the NATS stream the service creates has a maximum age; the daemon sweeps."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from pathlib import Path
 
 from sync_service.clients.nats_source import NatsSource
 from sync_service.models.data_models import RunReport, iso_utc
-from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.housekeeping import Housekeeper
 from sync_service.utils.clock import Clock
 from sync_service.utils.local_servers import NatsServer, free_port
-from tests.conftest import Cli
+from tests.conftest import Cli, Databases
 from tests.test_daemon import stop
 from tests.test_initial_sync import wait_until
 
@@ -35,17 +34,17 @@ def aged(path: Path, days: float) -> Path:
     return path
 
 
-def test_a_sweep_removes_only_what_is_past_the_retention(tmp_path: Path) -> None:
+def test_a_sweep_removes_only_what_is_past_the_retention(tmp_path: Path, databases: Databases) -> None:
     # given files and rows of 40 days ago and of yesterday
     folders = {name: tmp_path / name for name in ("exports", "reports", "dead_letters", "processed")}
     old = [aged(folder / "old.json", 40) for folder in folders.values()]
     new = [aged(folder / "new.json", 1) for folder in folders.values()]
-    db = DatabaseManager(tmp_path / "sync.db")
+    db = databases.open()
     with db.transaction():
         db.events.mark_applied("old-event", iso_utc(NOW - timedelta(days=40)))
         db.events.mark_applied("new-event", iso_utc(NOW - timedelta(days=1)))
         db.events.add_dead_letter("file", "x:1", "bad JSON", "{")
-    db.conn.execute("UPDATE dead_letters SET created_at = ?", (iso_utc(NOW - timedelta(days=40)),))
+    db.database.execute("UPDATE dead_letters SET created_at = ?", (iso_utc(NOW - timedelta(days=40)),))
     for day, run_id in ((50, "old"), (45, "newest-reconcile")):
         started = iso_utc(NOW - timedelta(days=day))
         mode = "incremental-sync" if run_id == "old" else "reconcile"
@@ -54,22 +53,22 @@ def test_a_sweep_removes_only_what_is_past_the_retention(tmp_path: Path) -> None
     db.start_run("recent", "incremental-sync", iso_utc(NOW - timedelta(days=1)))
     long_ago = iso_utc(NOW - timedelta(days=40))
     for status in ("done", "failed", "pending", "superseded"):
-        db.conn.execute("INSERT INTO operations (run_id, op, path, status, updated_at) VALUES (?, ?, ?, ?, ?)",
-                        ("old", "create", f"{status}.txt", status, long_ago))
+        db.database.execute("INSERT INTO operations (run_id, op, path, status, updated_at) VALUES (?, ?, ?, ?, ?)",
+                            ("old", "create", f"{status}.txt", status, long_ago))
     # when a sweep runs with a retention of 30 days and a redelivery window of 30 days
     result = Housekeeper(db, folders, retention_days=30, redelivery_window_s=30 * 86400.0,
                          clock=FixedClock()).sweep()
     # then what is older goes, what is newer stays; failed and pending operations always stay
     assert not any(p.exists() for p in old) and all(p.exists() for p in new)
     assert result.files == dict.fromkeys(folders, 1)
-    assert [r[0] for r in db.conn.execute("SELECT event_id FROM applied_events")] == ["new-event"]
+    assert [r[0] for r in db.database.query("SELECT event_id FROM applied_events")] == ["new-event"]
     assert db.dead_letter_count() == 0
-    assert sorted(r[0] for r in db.conn.execute("SELECT run_id FROM runs")) == ["newest-reconcile", "recent"]
-    assert sorted(r[0] for r in db.conn.execute("SELECT status FROM operations")) == ["failed", "pending"]
+    assert sorted(r[0] for r in db.database.query("SELECT run_id FROM runs")) == ["newest-reconcile", "recent"]
+    assert sorted(r[0] for r in db.database.query("SELECT status FROM operations")) == ["failed", "pending"]
 
 
-def test_applied_ids_stay_while_a_redelivery_can_come(tmp_path: Path) -> None:
-    db = DatabaseManager(tmp_path / "sync.db")
+def test_applied_ids_stay_while_a_redelivery_can_come(tmp_path: Path, databases: Databases) -> None:
+    db = databases.open()
     with db.transaction():
         db.events.mark_applied("year-old", iso_utc(NOW - timedelta(days=365)))
     # no window (a stream without a maximum age): nothing is forgotten; RETENTION_DAYS=0: nothing at all

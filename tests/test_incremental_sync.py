@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +113,7 @@ def test_overwrite_is_uploaded_again(cli: Cli, bucket: Bucket, api: Api) -> None
     assert report_of(result)["operations"]["update"] == 1
     assert ("saveToDisk", "report.txt") in ops_of(api, before)
     assert api.files()["report.txt"]["sha256"] == sha(b"version two")
-    with sqlite3.connect(cli.workdir / "data" / "sync.db") as conn:
-        assert conn.execute("SELECT content_version FROM files").fetchone()[0] == 2
+    assert cli.query("SELECT content_version FROM files") == [(2,)]
 
 
 def test_a_thousand_mixed_events_in_one_run(cli: Cli, bucket: Bucket, api: Api) -> None:
@@ -207,11 +205,9 @@ def test_killed_mid_plan_then_run_again_ends_exact(cli: Cli, bucket: Bucket, api
         events.append({"type": "create", "path": f"h/{n:02d}.txt"})
     spool(cli, "001", *events)
     api.faults(fail_rate=1.0, latency_ms=60, seed=3)
-    db = cli.workdir / "data" / "sync.db"
 
     def done_operations() -> int:
-        with sqlite3.connect(db, timeout=30) as conn:
-            return int(conn.execute("SELECT count(*) FROM operations WHERE status = 'done'").fetchone()[0])
+        return int(cli.query("SELECT count(*) FROM operations WHERE status = 'done'")[0][0])
 
     first = cli.start("incremental-sync", SYNC_WORKERS="4")
     wait_until(lambda: done_operations() >= 15)
@@ -250,7 +246,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(cli: Cli, bucket: Bucket, a
     synced(cli, bucket, {"a.txt": b"a"})
     rename_in_bucket(bucket, "a.txt", "b.txt")
     event_file = spool(cli, "001", {"type": "rename", "path": "a.txt", "new_path": "b.txt"})
-    db_before = (cli.workdir / "data" / "sync.db").read_bytes()
+    records_before = cli.query("SELECT id, path, content_version FROM files")
     before = len(api.operations())
 
     result = cli.run("incremental-sync", "--dry-run")
@@ -259,9 +255,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(cli: Cli, bucket: Bucket, a
     assert "rename             a.txt -> b.txt" in result.stdout
     assert event_file.exists()
     assert len(api.operations()) == before
-    with sqlite3.connect(cli.workdir / "data" / "sync.db") as conn:
-        assert [r[0] for r in conn.execute("SELECT path FROM files")] == ["a.txt"]
-    assert db_before  # the real run still has everything to do
+    assert cli.query("SELECT id, path, content_version FROM files") == records_before
+    assert [r[1] for r in records_before] == ["a.txt"]  # the real run still has everything to do
     assert report_of(cli.run("incremental-sync"))["operations"]["rename"] == 1
 
     bucket.put("later.txt", b"l")

@@ -6,12 +6,11 @@ import hashlib
 import json
 import os
 import signal
-import sqlite3
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
+from sync_service.errors import DatabaseError
 from sync_service.utils.local_servers import SECRET_KEY
 from tests.conftest import Api, Bucket, Cli
 
@@ -26,15 +25,11 @@ def report_of(result: Any) -> dict[str, Any]:
     return dict(json.loads(result.stdout))
 
 
-def delivered_paths(workdir: Path) -> set[str]:
+def delivered_paths(cli: Cli) -> set[str]:
     """Paths the database knows the file manager holds (the baseline)."""
-    db = workdir / "data" / "sync.db"
-    if not db.exists():
-        return set()
     try:
-        with sqlite3.connect(db, timeout=30) as conn:
-            return {row[0] for row in conn.execute("SELECT path FROM baseline")}
-    except sqlite3.OperationalError:  # created but not migrated yet
+        return {row[0] for row in cli.query("SELECT path FROM baseline")}
+    except DatabaseError:  # created but not migrated yet
         return set()
 
 
@@ -118,8 +113,7 @@ def test_second_run_uploads_nothing_and_changes_are_picked_up(cli: Cli, bucket: 
     assert ops["update_permissions"] == 1
     assert api.files()["a.txt"]["sha256"] == sha(b"one, edited")
     assert api.files()["b.txt"]["permissions"] == {"read": ["carol"]}
-    with sqlite3.connect(cli.workdir / "data" / "sync.db") as conn:
-        versions = dict(conn.execute("SELECT path, content_version FROM files"))
+    versions = dict(cli.query("SELECT path, content_version FROM files"))
     assert versions == {"a.txt": 2, "b.txt": 1, "c.txt": 1}
 
 
@@ -154,10 +148,10 @@ def test_killed_run_resumes_without_uploading_finished_files_again(cli: Cli, buc
         bucket.put(f"batch/file-{n:03d}.txt", f"content {n}".encode())
     api.faults(fail_rate=1.0, latency_ms=60, seed=1)  # every call slow, none failing
     first = cli.start("initial-sync", SYNC_WORKERS="4")
-    wait_until(lambda: len(delivered_paths(cli.workdir)) >= 20)
+    wait_until(lambda: len(delivered_paths(cli)) >= 20)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    done_before = delivered_paths(cli.workdir)
+    done_before = delivered_paths(cli)
     assert 20 <= len(done_before) < 120, len(done_before)
     api.faults()
     uploads_before = len(api.operations())
@@ -217,8 +211,7 @@ def test_second_concurrent_sync_is_refused_with_exit_3(cli: Cli, bucket: Bucket,
     api.faults(fail_rate=1.0, latency_ms=200, seed=1)
     first = cli.start("initial-sync", SYNC_WORKERS="2")
     try:
-        wait_until(lambda: (cli.workdir / "data" / "sync.db.lock").exists()
-                   and (cli.workdir / "data" / "sync.db.lock").read_text().strip() != "")
+        wait_until(lambda: cli.query("SELECT count(*) FROM runs WHERE status = 'running'") == [(1,)])
         started = time.monotonic()
         second = cli.run("initial-sync")
         assert second.returncode == 3
@@ -276,4 +269,4 @@ def test_unreachable_api_fails_the_run_and_records_nothing_delivered(cli: Cli, b
     result = cli.run("initial-sync", MOCK_API_URL="http://127.0.0.1:9", MAX_RETRIES="1")
     assert result.returncode == 1
     assert report_of(result)["failed"] == 1
-    assert delivered_paths(cli.workdir) == set()
+    assert delivered_paths(cli) == set()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -181,15 +180,13 @@ def test_server_stopped_mid_run_and_restarted_loses_nothing(tmp_path: Path, buck
                 pytest.raises(EventSourceError, match="NATS"):
             replayer.replay()
         source.close()
-        with sqlite3.connect(tmp_path / "sync.db") as conn:
-            first_run = conn.execute("SELECT count(*) FROM applied_events").fetchone()[0]
+        first_run = db.database.query("SELECT count(*) FROM applied_events")[0][0]
         assert first_run == 500
 
         server.start()
 
         def applied_count() -> int:
-            with sqlite3.connect(tmp_path / "sync.db") as conn:
-                return int(conn.execute("SELECT count(*) FROM applied_events").fetchone()[0])
+            return int(db.database.query("SELECT count(*) FROM applied_events")[0][0])
 
         again = source_for(server, n)
         result = replay_until(processor(db, bucket, again, tmp_path), lambda r: applied_count() >= 1500)

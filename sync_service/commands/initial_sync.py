@@ -21,6 +21,6 @@ def run(config: SyncConfig, args: argparse.Namespace) -> int:
         counts = Counter(action.split(" (")[0] for action, _ in planned)
         print(f"dry run: {', '.join(f'{n} {a}' for a, n in counts.items()) or 'nothing to do'}")
         return EXIT_OK
-    report = service.initial_sync()
+    report = service.initial_sync(plan_only=args.plan_only)
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     return EXIT_OK if report.failed == 0 else EXIT_FAILED

@@ -17,7 +17,7 @@ from sync_service.services.plan_order import plan_operations
 def export_csv(config: SyncConfig, args: argparse.Namespace) -> int:
     """Export the current records to a state CSV and print its path."""
     processor = CSVProcessor(config.export_dir)
-    path = processor.export(DatabaseManager(config.database_path).iter_records(), out=args.out)
+    path = processor.export(DatabaseManager(config.database).iter_records(), out=args.out)
     print(path)
     return EXIT_OK
 

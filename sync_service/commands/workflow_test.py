@@ -52,7 +52,7 @@ def run_checks(service: SyncService) -> int:
     config = service.config
     checks = Checklist()
     print(f"bucket {config.customer_s3_bucket!r} at {config.customer_s3_endpoint or 'AWS'}, "
-          f"file manager {config.api_base_url}, database {config.database_path}")
+          f"file manager {config.api_base_url}, database {config.database_shown}")
     checks.step("database", lambda: f"{service.db.get_record_count()} records, "
                 f"{service.db.check() * 1000:.1f} ms")
     checks.step("s3", lambda: f"bucket answers in {service.s3.check() * 1000:.1f} ms")

@@ -94,6 +94,18 @@ def _nats_url(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _database_url(env: Mapping[str, str]) -> str:
+    raw = env.get("DATABASE_URL", "").strip()
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.netloc:
+        raise ConfigError("DATABASE_URL must be a PostgreSQL URL such as "
+                          "postgresql://user@host:5432/database (or empty for SQLite at "
+                          f"DATABASE_PATH), got {mask_url(raw)!r}")
+    return raw
+
+
 def parse_permissions(raw: str, *, source: str) -> dict[str, object] | None:
     """Parse a permissions JSON object; log a warning and return None when it is not one."""
     try:
@@ -131,9 +143,12 @@ class SyncConfig:
     reconcile_interval: int = 86400
     retention_days: int = 30
     sync_workers: int = 16
+    worker_batch: int = 64
+    worker_lease: float = 300.0
     max_retries: int = 5
     data_dir: Path = Path("data")
     database_path: Path = Path("data/sync.db")
+    database_url: str = ""
     export_dir: Path = Path("data/exports")
     events_dir: Path = Path("data/events")
     log_dir: Path = Path("logs")
@@ -218,9 +233,12 @@ class SyncConfig:
             reconcile_interval=_int(env, "RECONCILE_INTERVAL", 86400, 0, 365 * 24 * 3600),
             retention_days=_int(env, "RETENTION_DAYS", 30, 0, 36500),
             sync_workers=_int(env, "SYNC_WORKERS", 16, 1, 256),
+            worker_batch=_int(env, "WORKER_BATCH", 64, 1, 10_000),
+            worker_lease=_float(env, "WORKER_LEASE_S", 300.0, 0.0, 7 * 24 * 3600.0),
             max_retries=_int(env, "MAX_RETRIES", 5, 0, 50),
             data_dir=data_dir,
             database_path=Path(env.get("DATABASE_PATH", "").strip() or data_dir / "sync.db"),
+            database_url=_database_url(env),
             export_dir=Path(env.get("EXPORT_DIR", "").strip() or data_dir / "exports"),
             events_dir=Path(env.get("EVENTS_DIR", "").strip() or data_dir / "events"),
             log_dir=Path(env.get("LOG_DIR", "").strip() or "logs"),
@@ -245,6 +263,16 @@ class SyncConfig:
         return self.file_manager_api_url or self.mock_api_url
 
     @property
+    def database(self) -> Path | str:
+        """Where the state is: the PostgreSQL URL (``DATABASE_URL``), else the SQLite file."""
+        return self.database_url or self.database_path
+
+    @property
+    def database_shown(self) -> str:
+        """Where the state is, safe to show: the URL with its password masked, or the path."""
+        return mask_url(self.database_url) if self.database_url else str(self.database_path)
+
+    @property
     def reports_dir(self) -> Path:
         """Where run reports are written."""
         return self.data_dir / "reports"
@@ -264,7 +292,7 @@ class SyncConfig:
         values = [getattr(self, name) for name in SECRET_FIELDS]
         values += url_passwords((self.nats_url, self.api_base_url, self.mock_api_url,
                                  self.customer_s3_endpoint, self.target_s3_endpoint,
-                                 *self.report_urls))
+                                 self.database_url, *self.report_urls))
         return [v for v in values if v]
 
     def masked(self) -> dict[str, object]:

@@ -1,19 +1,19 @@
-"""``DatabaseManager``: the facade over the service's SQLite stores (``sync_service.store``).
+"""``DatabaseManager``: the facade over the service's stores (``sync_service.store``).
 
-It opens the database (migrating it), gives each store, and keeps the short calls people and
-scripts use, such as ``DatabaseManager(path).get_record_count()``.
+It opens the database (migrating it): an SQLite file given by its path, or PostgreSQL given by
+a ``postgresql://`` URL; gives each store, and keeps the short calls people and scripts use,
+such as ``DatabaseManager(path).get_record_count()``.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sync_service.models.data_models import FileRecord, RunReport, SyncedFile
-from sync_service.store.database import Database
+from sync_service.store.database import Database, open_database
 from sync_service.store.events import EventStore
 from sync_service.store.operations import OperationStore
 from sync_service.store.records import RecordStore
@@ -24,33 +24,33 @@ __all__ = ["MIGRATIONS", "DatabaseManager"]
 
 
 class DatabaseManager:
-    """The service's SQLite database and its stores."""
+    """The service's database and its stores."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.database = Database(path)
-        self.path = self.database.path
+    def __init__(self, target: Path | str) -> None:
+        self.database: Database = open_database(target)
+        self.location = self.database.location
         self.records = RecordStore(self.database)
         self.operations = OperationStore(self.database)
         self.runs = RunStore(self.database)
         self.events = EventStore(self.database, self.runs)
 
     @property
-    def conn(self) -> sqlite3.Connection:
-        """This thread's connection (for tests that inspect the tables)."""
-        return self.database.conn
+    def engine(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.database.engine
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Any]:
         """One write transaction over every store."""
         with self.database.transaction() as conn:
             yield conn
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close this thread's connection (SQLite) or the connection pool (PostgreSQL)."""
         self.database.close()
 
     def copy_to(self, path: Path) -> DatabaseManager:
-        """A consistent copy of the database at ``path``."""
+        """A consistent copy of the database in an SQLite file at ``path`` (for dry runs)."""
         self.database.backup_to(path)
         return DatabaseManager(path)
 
@@ -61,7 +61,7 @@ class DatabaseManager:
 
     @property
     def journal_mode(self) -> str:
-        """SQLite's journal mode (``wal``)."""
+        """SQLite's journal mode (``wal``); empty for PostgreSQL."""
         return self.database.journal_mode
 
     def check(self) -> float:

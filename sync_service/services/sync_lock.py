@@ -1,7 +1,9 @@
 """The single-writer lock beside the database (SPEC §7).
 
-An ``flock`` on ``<database>.lock``: the kernel drops it when the holder dies, even by
-``kill -9``, so a crashed run never leaves a stale lock behind.
+For SQLite, an ``flock`` on ``<database>.lock``: the kernel drops it when the holder dies, even
+by ``kill -9``, so a crashed run never leaves a stale lock behind. For PostgreSQL
+(``DATABASE_URL``), a session advisory lock in the database (``store.advisory_lock``), which the
+server drops when the holder's session ends. ``lock_for`` picks the one that fits.
 """
 
 from __future__ import annotations
@@ -10,8 +12,37 @@ import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from sync_service.errors import LockHeldError
+from sync_service.store.database import is_postgres_url
+
+
+class RunLock(Protocol):
+    """What a run holds so that it is the only writer."""
+
+    def acquire(self) -> None:
+        """Take the lock or raise LockHeldError at once."""
+
+    def release(self) -> None:
+        """Drop the lock."""
+
+    def is_held_elsewhere(self) -> bool:
+        """True when another process holds the lock now."""
+
+    def __enter__(self) -> RunLock: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
+
+
+def lock_for(database: Path | str) -> RunLock:
+    """The lock of the database at ``database`` (an SQLite path or a PostgreSQL URL)."""
+    if is_postgres_url(str(database)):
+        from sync_service.store.advisory_lock import AdvisoryLock
+
+        return AdvisoryLock(str(database))
+    return SyncLock(database)
 
 
 class SyncLock:

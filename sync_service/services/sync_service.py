@@ -40,7 +40,8 @@ from sync_service.services.planners import (
 from sync_service.services.progress import Progress
 from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
-from sync_service.services.sync_lock import SyncLock
+from sync_service.services.sync_lock import lock_for
+from sync_service.services.worker import Worker, WorkerSettings
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import unsyncable
@@ -69,14 +70,14 @@ class SyncService:
         self.config = config
         self._s3 = s3
         self.clock = clock or Clock()
-        self.db = db or DatabaseManager(config.database_path)
+        self.db = db or DatabaseManager(config.database)
         self.api = api or InfrastructureAPI(
             config.api_base_url, token=config.api_token, timeout=config.api_timeout,
             max_retries=config.max_retries, pool_size=config.sync_workers + 4, clock=self.clock)
         self.csv = csv or CSVProcessor(config.export_dir)
         self.on_finish = on_finish
         self.interactive = interactive
-        self.lock = SyncLock(config.database_path)
+        self.lock = lock_for(config.database)
 
     @property
     def s3(self) -> S3Manager:
@@ -182,12 +183,15 @@ class SyncService:
 
     # -- initial sync ------------------------------------------------------------------------
 
-    def initial_sync(self) -> RunReport:
+    def initial_sync(self, *, plan_only: bool = False) -> RunReport:
         """Deliver every object of the bucket to the file manager, then export the state CSV.
 
         Pending operations and earlier failures go first; an interrupted initial sync is
-        continued after the last listing page it planned.
+        continued after the last listing page it planned. With ``plan_only`` the listing is
+        planned and stored, nothing is applied: ``worker`` processes apply it.
         """
+        if plan_only:
+            return self._plan_initial_sync()
         with self._run(INITIAL_SYNC) as report:
             progress = Progress(report, interactive=self.interactive)
             executor = self._executor(progress)
@@ -215,6 +219,27 @@ class SyncService:
                 path = self.csv.export(self.db.iter_records(), name=f"{report.run_id}-state")
                 logger.info("state exported to %s", path)
         return report
+
+    def _plan_initial_sync(self) -> RunReport:
+        with self._run(INITIAL_SYNC) as report:
+            planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock)
+            planned = 0
+            for batch in planner.batches():
+                planned += len(batch.operations)
+                for reason, count in batch.skipped.items():
+                    for _ in range(count):
+                        report.skip(reason)
+            if planner.finished and not self.clock.stopping:
+                planner.complete()
+            logger.info("initial sync %s: %d operations planned for workers", report.run_id, planned)
+        return report
+
+    def work(self, *, until_idle: bool = False) -> RunReport:
+        """Claim pending operations from the shared database and apply them (``worker``)."""
+        self.config.require_bucket()
+        settings = WorkerSettings(batch=self.config.worker_batch, lease_s=self.config.worker_lease,
+                                  until_idle=until_idle)
+        return Worker(self.db, self._executor(), settings, clock=self.clock).run()
 
     def initial_sync_plan(self) -> list[tuple[str, str]]:
         """What an initial sync would do now, as (action, path), without doing anything."""
@@ -430,7 +455,7 @@ class SyncService:
             "recent_dead_letters": [{**letter, "raw": _shortened(letter["raw"])}
                                     for letter in self.db.recent_dead_letters(RECENT_SHOWN)],
             "sync_running": self.lock.is_held_elsewhere(),
-            "database": str(self.config.database_path),
+            "database": self.config.database_shown,
             "bucket": self.config.customer_s3_bucket,
             "prefix": self.config.customer_s3_prefix,
             "api": mask_url(self.config.api_base_url),

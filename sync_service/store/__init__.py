@@ -1,5 +1,6 @@
-"""The service's state in SQLite: one ``Database`` (connections, transactions, migrations) and a
-small store per noun over it. Every SQL statement of the service lives in this package.
+"""The service's state: one ``Database`` (connections, transactions, migrations) over SQLite
+(``sqlite_backend``, the embedded default) or PostgreSQL (``postgres_backend``), and a small
+store per noun over it. Every SQL statement of the service lives in this package.
 
 * ``RecordStore``: the file records (what the bucket holds, as learnt) and the dirty marks;
 * ``OperationStore``: the outbox of planned operations, and the baseline (what the file manager

@@ -1,148 +1,197 @@
-"""One SQLite database: a connection per thread, write transactions, versioned migrations.
+"""One database, whatever engine holds it: re-entrant write transactions, statements, results.
 
-WAL mode with a busy timeout; the schema is versioned through ``PRAGMA user_version``. Every
-library error leaving this module is a ``DatabaseError``; a file that is not a database or a
-damaged one (SQLite's NOTADB and CORRUPT) is a ``CorruptDatabaseError``, which no retry mends.
+``Database`` is what the stores see. Two backends fill in the engine's part, each in its own
+module: ``SQLiteDatabase`` (``sqlite_backend``: the embedded default, a file and a connection
+per thread) and ``PostgresDatabase`` (``postgres_backend``: ``DATABASE_URL``, a connection pool).
+``open_database`` picks one from a path or a URL.
+
+The stores write one SQL that both engines run: ``?`` placeholders (the PostgreSQL backend
+turns them into its own), timestamps passed from Python, ``ON CONFLICT`` rather than
+``INSERT OR …``, ``RETURNING`` rather than ``lastrowid``. What still differs (a scratch table,
+the schema's DDL, versions, checks, copies) is a method of the backend.
+
+Every library error leaving a backend is a ``DatabaseError``; a damaged file is a
+``CorruptDatabaseError``, which no retry mends.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sync_service.errors import CorruptDatabaseError, DatabaseError
-from sync_service.store.schema import MIGRATIONS
-
-BUSY_TIMEOUT_MS = 30_000
-_DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+#: The tables of the schema, in an order that copies cleanly into another database.
+TABLES = ("files", "baseline", "dirty", "runs", "operations", "settings", "applied_events",
+          "key_sequencers", "dead_letters")
 
 
-class Database:
-    """The SQLite file and its connections."""
+class Result:
+    """What a statement returned: its rows (read at once) and how many rows it changed."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+    def __init__(self, rows: Sequence[tuple[Any, ...]], rowcount: int) -> None:
+        self.rows = list(rows)
+        self.rowcount = rowcount
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        """The first row, if any."""
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """Every row."""
+        return self.rows
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+
+class Database(ABC):
+    """A database the stores read and write through; one subclass per engine."""
+
+    #: ``sqlite`` or ``postgresql``.
+    engine = ""
+
+    def __init__(self) -> None:
         self._local = threading.local()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DatabaseError(f"cannot create the folder of {self.path}: {exc}") from exc
-        self._migrate()
 
-    @property
-    def conn(self) -> sqlite3.Connection:
-        """This thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                       isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as exc:
-                raise _translated(self.path, exc, f"cannot open {self.path}") from exc
-            self._local.conn = conn
-        return conn
-
-    def close(self) -> None:
-        """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-    def backup_to(self, path: Path) -> None:
-        """Write a consistent copy of the database to ``path`` (SQLite's online backup)."""
-        target = sqlite3.connect(path)
-        try:
-            self.conn.backup(target)
-        except sqlite3.Error as exc:
-            raise _translated(self.path, exc, f"copying {self.path} failed") from exc
-        finally:
-            target.close()
+    # -- what the stores use ----------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction, taken at once so writers queue instead of deadlocking.
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction; writers queue for it instead of deadlocking.
 
         Inside another transaction of this thread it joins that one, so a store method that is
         atomic on its own can also be one step of a caller's larger transaction.
         """
-        conn = self.conn
-        if conn.in_transaction:
-            yield conn
+        joined = getattr(self._local, "conn", None)
+        if joined is not None:
+            yield joined
             return
+        conn = self._begin()
+        self._local.conn = conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise _translated(self.path, exc, str(self.path)) from exc
+            yield conn
+        except BaseException:
+            self._local.conn = None
+            self._end(conn, commit=False)
+            raise
+        self._local.conn = None
+        self._end(conn, commit=True)
+
+    @property
+    def in_transaction(self) -> bool:
+        """True inside a transaction of this thread."""
+        return getattr(self._local, "conn", None) is not None
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """All rows of a query."""
-        try:
-            return self.conn.execute(sql, tuple(args)).fetchall()
-        except sqlite3.Error as exc:
-            raise _translated(self.path, exc, str(self.path)) from exc
+        return self.execute(sql, args).rows
 
-    def execute(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, args: Iterable[Any] = ()) -> Result:
         """Run one statement (inside the caller's transaction, when there is one)."""
-        try:
-            return self.conn.execute(sql, tuple(args))
-        except sqlite3.Error as exc:
-            raise _translated(self.path, exc, str(self.path)) from exc
+        with self._statement_connection() as conn:
+            return self._run(conn, sql, tuple(args))
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         """Run one statement for each row."""
-        try:
-            self.conn.executemany(sql, (tuple(r) for r in rows))
-        except sqlite3.Error as exc:
-            raise _translated(self.path, exc, str(self.path)) from exc
+        with self._statement_connection() as conn:
+            self._run_many(conn, sql, [tuple(r) for r in rows])
 
-    def _migrate(self) -> None:
-        with self.transaction() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise DatabaseError(
-                    f"{self.path} has schema version {version}, newer than this service knows "
-                    f"({len(MIGRATIONS)}): upgrade the service"
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={number}")
+    @abstractmethod
+    def create_scratch_table(self, name: str, columns: str) -> None:
+        """An empty table only this run uses (a drift scan's seen paths)."""
 
-    def check(self) -> float:
-        """Seconds a trivial query takes; raises DatabaseError when the database is unusable."""
-        started = time.monotonic()
-        self.query("SELECT count(*) FROM sqlite_master")
-        return time.monotonic() - started
+    # -- for the facade: what the database is, and its care -----------------------------------
 
     @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the database is, safe to show: a path, or a URL without its password."""
+
+    @property
+    @abstractmethod
     def schema_version(self) -> int:
         """The schema version the database is at."""
-        return int(self.query("PRAGMA user_version")[0][0])
 
     @property
     def journal_mode(self) -> str:
-        """SQLite's journal mode (``wal``)."""
-        return str(self.query("PRAGMA journal_mode")[0][0])
+        """SQLite's journal mode (``wal``); empty for other engines."""
+        return ""
+
+    @abstractmethod
+    def check(self) -> float:
+        """Seconds a trivial query takes; raises DatabaseError when the database is unusable."""
+
+    @abstractmethod
+    def backup_to(self, path: Path) -> None:
+        """Write a consistent copy of the whole state to an SQLite file at ``path``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Let go of the connections this object holds (of this thread, for SQLite)."""
+
+    # -- what a backend fills in --------------------------------------------------------------
+
+    def _statement_connection(self) -> AbstractContextManager[Any]:
+        """The connection for one statement: the transaction's, or one of the backend's own."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return _Joined(conn)
+        return self._autocommit_connection()
+
+    @abstractmethod
+    def _autocommit_connection(self) -> AbstractContextManager[Any]:
+        """A connection for a statement outside any transaction (it commits on its own)."""
+
+    @abstractmethod
+    def _begin(self) -> Any:
+        """A connection with a write transaction begun on it."""
+
+    @abstractmethod
+    def _end(self, conn: Any, *, commit: bool) -> None:
+        """Commit or roll back the transaction ``_begin`` gave, and let go of its connection."""
+
+    @abstractmethod
+    def _run(self, conn: Any, sql: str, args: tuple[Any, ...]) -> Result:
+        """One statement on ``conn``; library errors come out as DatabaseError."""
+
+    @abstractmethod
+    def _run_many(self, conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """One statement per row on ``conn``; library errors come out as DatabaseError."""
 
 
-def _translated(path: Path, exc: sqlite3.Error, context: str) -> DatabaseError:
-    """The service's error for an SQLite one: damaged files get one that says what to do."""
-    if getattr(exc, "sqlite_errorcode", None) in _DAMAGED:
-        return CorruptDatabaseError(f"{path} is not a usable SQLite database ({exc}): restore it "
-                                    f"from a backup, or move it away to start a new one")
-    return DatabaseError(f"{context}: {exc}")
+class _Joined(AbstractContextManager[Any]):
+    """The transaction's own connection, used for one more statement."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> Any:
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def now_iso() -> str:
+    """The current UTC time as the stores write it (``2026-11-24T07:13:00Z``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def open_database(target: Path | str) -> Database:
+    """The database at ``target``: a ``postgresql://`` URL, or the path of an SQLite file."""
+    if is_postgres_url(str(target)):
+        from sync_service.store.postgres_backend import PostgresDatabase
+
+        return PostgresDatabase(str(target))
+    from sync_service.store.sqlite_backend import SQLiteDatabase
+
+    return SQLiteDatabase(target)
+
+
+def is_postgres_url(target: str) -> bool:
+    """True for a ``postgresql://`` (or ``postgres://``) URL."""
+    return target.startswith(("postgresql://", "postgres://"))

@@ -5,17 +5,21 @@ the executor records each outcome. A success moves the baseline (what the file m
 to hold) to the operation's new state in the same transaction as its status, and clears the
 record's dirty mark once baseline and record agree; a failure leaves both, so the next run
 plans the record again. An operation's Idempotency-Key is ``<run id>:<row id>``.
+
+Workers (PostgreSQL) claim pending operations: ``claimed_by`` names the worker, ``lease_until``
+(the server's epoch seconds) says until when; a claim whose lease ran out is free again.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sync_service.models.data_models import FileOperation, StoredOperation
-from sync_service.store.database import Database
+from sync_service.store.database import Database, now_iso
 from sync_service.utils.redaction import redact
 
 _FIELDS = set(FileOperation.__dataclass_fields__)
@@ -57,6 +61,18 @@ DELETE FROM dirty WHERE id = ? AND (
                  AND f.content_version = b.content_version AND f.permissions = b.permissions))
 """
 
+# A baseline row replaced whole (SQLite's INSERT OR REPLACE, in the SQL both engines speak).
+_REPLACE_BASELINE = (
+    "ON CONFLICT (id) DO UPDATE SET path = excluded.path, size = excluded.size, "
+    "etag = excluded.etag, last_modified = excluded.last_modified, "
+    "permissions = excluded.permissions, content_version = excluded.content_version")
+
+# The executor's phases (deletes, renames and moves, creates and updates, permissions), in SQL.
+_PHASE = ("CASE op WHEN 'delete' THEN 0 WHEN 'rename' THEN 1 WHEN 'move' THEN 1 "
+          "WHEN 'update_permissions' THEN 3 ELSE 2 END")
+_ORDERED_PHASE = 1  # renames and moves: in the planner's order, so one claimer at a time
+_SERVER_NOW = "extract(epoch FROM clock_timestamp())"
+
 
 class OperationStore:
     """Reads and changes the ``operations`` and ``baseline`` tables."""
@@ -70,36 +86,76 @@ class OperationStore:
         stored: list[StoredOperation] = []
         with self.db.transaction():
             for seq, operation in enumerate(operations):
-                self.db.execute("UPDATE operations SET status = 'superseded', "
-                                "updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
-                                "WHERE record_id = ? AND status = 'failed'", (operation.record_id,))
-                row_id = int(self.db.execute(
+                self.db.execute("UPDATE operations SET status = 'superseded', updated_at = ? "
+                                "WHERE record_id = ? AND status = 'failed'",
+                                (now_iso(), operation.record_id))
+                row = self.db.execute(
                     "INSERT INTO operations (run_id, op, path, new_path, status, seq, record_id, "
-                    "payload) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    "payload) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
                     (run_id, operation.op, operation.path, operation.new_path or None, seq,
                      operation.record_id, json.dumps(asdict(operation), ensure_ascii=False)),
-                ).lastrowid or 0)
+                ).fetchone()
+                row_id = int(row[0]) if row else 0
                 stored.append(StoredOperation(row_id, f"{run_id}:{row_id}", operation))
         return stored
 
     def pending(self) -> list[StoredOperation]:
-        """Every pending operation, in the order it was planned."""
+        """Every pending operation no worker holds a live claim on, in the order it was planned."""
         return [
             StoredOperation(row_id, f"{run_id}:{row_id}", _operation(payload))
             for row_id, run_id, payload in self.db.query(
-                "SELECT id, run_id, payload FROM operations WHERE status = 'pending' ORDER BY id")
+                "SELECT id, run_id, payload FROM operations WHERE status = 'pending' "
+                "AND (lease_until IS NULL OR lease_until < ?) ORDER BY id", (time.time(),))
         ]
+
+    def claim(self, worker: str, limit: int, lease_s: float) -> list[StoredOperation]:
+        """Claim up to ``limit`` pending operations for ``worker`` for ``lease_s`` seconds
+        (PostgreSQL): from the oldest run with pending operations, its earliest phase; rows
+        another worker is claiming are skipped, not waited for. Renames and moves are claimed
+        whole, by one worker at a time. Empty when nothing is free now."""
+        head = self.db.query(
+            f"SELECT run_id, min({_PHASE}) FROM operations WHERE status = 'pending' AND run_id = "
+            "(SELECT run_id FROM operations WHERE status = 'pending' ORDER BY id LIMIT 1) "
+            "GROUP BY run_id")
+        if not head:
+            return []
+        run_id, phase = head[0]
+        if phase == _ORDERED_PHASE:
+            with self.db.transaction():  # writers queue: no other claimer sees the wave half-taken
+                if self.db.query(f"SELECT 1 FROM operations WHERE status = 'pending' AND run_id = ? "
+                                 f"AND {_PHASE} = ? AND lease_until >= {_SERVER_NOW} LIMIT 1",
+                                 (run_id, phase)):
+                    return []
+                rows = self.db.query(
+                    f"UPDATE operations SET claimed_by = ?, lease_until = {_SERVER_NOW} + ? "
+                    f"WHERE status = 'pending' AND run_id = ? AND {_PHASE} = ? "
+                    "RETURNING id, run_id, payload", (worker, lease_s, run_id, phase))
+        else:
+            rows = self.db.query(
+                f"UPDATE operations SET claimed_by = ?, lease_until = {_SERVER_NOW} + ? WHERE id IN ("
+                f"SELECT id FROM operations WHERE status = 'pending' AND run_id = ? AND {_PHASE} = ? "
+                f"AND (lease_until IS NULL OR lease_until < {_SERVER_NOW}) ORDER BY id LIMIT ? "
+                "FOR UPDATE SKIP LOCKED) RETURNING id, run_id, payload",
+                (worker, lease_s, run_id, phase, limit))
+        return [StoredOperation(row_id, f"{run}:{row_id}", _operation(payload))
+                for row_id, run, payload in sorted(rows)]
+
+    def release(self, worker: str) -> int:
+        """Give back the claims ``worker`` still holds on pending operations (it is stopping)."""
+        return self.db.execute("UPDATE operations SET lease_until = NULL WHERE claimed_by = ? "
+                               "AND status = 'pending'", (worker,)).rowcount
 
     def record(self, outcomes: list[Outcome]) -> None:
         """Store outcomes in one transaction: status, baseline, record write-back, dirty marks."""
         if not outcomes:
             return
+        now = now_iso()
         with self.db.transaction():
             for outcome in outcomes:
                 self.db.execute(
                     "UPDATE operations SET status = ?, error = ?, attempts = attempts + 1, "
-                    "updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?",
-                    (outcome.status, redact(outcome.error) or None, outcome.stored.row_id))
+                    "updated_at = ? WHERE id = ?",
+                    (outcome.status, redact(outcome.error) or None, now, outcome.stored.row_id))
                 if outcome.status == "done":
                     self._advance(outcome.operation, outcome.delivered)
                 elif outcome.status == "skipped":
@@ -123,14 +179,15 @@ class OperationStore:
         values = (delivered.size, delivered.etag, delivered.last_modified, delivered.permissions)
         if o.op == "create":
             self.db.execute(
-                "INSERT OR REPLACE INTO baseline (id, path, size, etag, last_modified, "
-                "permissions, content_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO baseline (id, path, size, etag, last_modified, permissions, "
+                f"content_version) VALUES (?, ?, ?, ?, ?, ?, ?) {_REPLACE_BASELINE}",
                 (o.record_id, o.target, *values, o.content_version))
         else:  # the path is the business of renames and moves, whatever happened to them
             self.db.execute(
                 "UPDATE baseline SET size = ?, etag = ?, last_modified = ?, permissions = ?, "
-                "content_version = max(content_version, ?) WHERE id = ?",
-                (*values, o.content_version, o.record_id))
+                "content_version = CASE WHEN content_version > ? THEN content_version ELSE ? END "
+                "WHERE id = ?",
+                (*values, o.content_version, o.content_version, o.record_id))
         # The record takes what delivery learnt: the object's etag, and permissions not known
         # when it was planned (only if the record has not changed since).
         self.db.execute(
@@ -144,9 +201,9 @@ class OperationStore:
         with self.db.transaction():
             rows = [(i,) for i in ids]
             self.db.executemany(
-                "INSERT OR REPLACE INTO baseline (id, path, size, etag, last_modified, permissions, "
+                "INSERT INTO baseline (id, path, size, etag, last_modified, permissions, "
                 "content_version) SELECT id, path, size, etag, last_modified, permissions, "
-                "content_version FROM files WHERE id = ?", rows)
+                f"content_version FROM files WHERE id = ? {_REPLACE_BASELINE}", rows)
             self.db.executemany(_CLEAN_DIRTY, rows)
 
     def prune_finished(self, before: str) -> int:

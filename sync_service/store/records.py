@@ -10,22 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from sync_service.models.data_models import FileRecord
-from sync_service.store.database import Database
+from sync_service.store.database import Database, now_iso
 
 LOOKUP_CHUNK = 500
 COLUMNS_SQL = "id, path, size, etag, last_modified, permissions, content_version"
 
 # The one upsert of a record: a new path gets a new id; another etag is a new content version.
 _UPSERT = """
-INSERT INTO files (path, size, etag, last_modified, permissions, content_version)
-VALUES (?, ?, ?, ?, ?, 1)
+INSERT INTO files (path, size, etag, last_modified, permissions, content_version, synced_at)
+VALUES (?, ?, ?, ?, ?, 1, ?)
 ON CONFLICT (path) DO UPDATE SET
-    content_version = files.content_version + (files.etag != excluded.etag),
+    content_version = files.content_version + CASE WHEN files.etag != excluded.etag THEN 1 ELSE 0 END,
     size = excluded.size,
     etag = excluded.etag,
     last_modified = excluded.last_modified,
     permissions = excluded.permissions,
-    synced_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+    synced_at = excluded.synced_at
 RETURNING id
 """
 
@@ -104,8 +104,10 @@ class RecordStore:
     def upsert(self, path: str, size: int, etag: str, last_modified: str, permissions: str) -> int:
         """Record what is known of the object at ``path``; marks it dirty; returns its id."""
         with self.db.transaction():
-            record_id = int(self.db.execute(_UPSERT, (path, size, etag, last_modified,
-                                                      permissions)).fetchone()[0])
+            row = self.db.execute(_UPSERT, (path, size, etag, last_modified, permissions,
+                                            now_iso())).fetchone()
+            assert row is not None  # RETURNING gives the row inserted or updated
+            record_id = int(row[0])
             self.mark_dirty((record_id,))
         return record_id
 
@@ -155,22 +157,23 @@ class RecordStore:
 
     def mark_dirty(self, ids: Iterable[int]) -> None:
         """Mark records as possibly different in the file manager."""
-        self.db.executemany("INSERT OR IGNORE INTO dirty (id) VALUES (?)", ((i,) for i in ids))
+        self.db.executemany("INSERT INTO dirty (id) VALUES (?) ON CONFLICT DO NOTHING",
+                            ((i,) for i in ids))
 
     # -- drift scans: which records a listing did not show -----------------------------------
 
     def start_scan(self) -> None:
-        """Begin remembering the paths a listing shows (a temporary table of this connection)."""
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY)")
-        self.db.execute("DELETE FROM temp.seen")
+        """Begin remembering the paths a listing shows (a scratch table of this run)."""
+        self.db.create_scratch_table("seen", "path TEXT PRIMARY KEY")
 
     def saw(self, paths: Iterable[str]) -> None:
         """Remember paths the listing showed."""
-        self.db.executemany("INSERT OR IGNORE INTO temp.seen (path) VALUES (?)", ((p,) for p in paths))
+        self.db.executemany("INSERT INTO seen (path) VALUES (?) ON CONFLICT DO NOTHING",
+                            ((p,) for p in paths))
 
     def unseen(self) -> list[str]:
         """Paths of records the listing did not show, in order; ends the scan."""
         paths = [row[0] for row in self.db.query(
-            "SELECT path FROM files WHERE path NOT IN (SELECT path FROM temp.seen) ORDER BY path")]
-        self.db.execute("DELETE FROM temp.seen")
+            "SELECT path FROM files WHERE path NOT IN (SELECT path FROM seen) ORDER BY path")]
+        self.db.execute("DELETE FROM seen")
         return paths

@@ -1,0 +1,40 @@
+"""``worker``: claim pending operations from the shared PostgreSQL database and apply them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from types import FrameType
+
+from sync_service.commands import EXIT_FAILED, EXIT_OK
+from sync_service.errors import ConfigError
+from sync_service.models.config import SyncConfig
+from sync_service.services.sync_service import SyncService
+from sync_service.utils.clock import Clock
+
+logger = logging.getLogger(__name__)
+
+
+def run(config: SyncConfig, args: argparse.Namespace) -> int:
+    """Work until SIGTERM or SIGINT (or, with ``--until-idle``, until nothing is pending); print
+    what this worker applied; 1 when any operation failed."""
+    if not config.database_url:
+        raise ConfigError("worker needs DATABASE_URL=postgresql://…: workers share operations "
+                          "through PostgreSQL; with SQLite one process syncs (initial-sync, "
+                          "incremental-sync or daemon)")
+    config.require_bucket()
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        logger.info("%s received: finishing the batch in flight", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    service = SyncService(config, clock=Clock(stop), interactive=False)
+    report = service.work(until_idle=args.until_idle)
+    print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    return EXIT_OK if report.failed == 0 else EXIT_FAILED

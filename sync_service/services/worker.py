@@ -1,0 +1,84 @@
+"""A worker (SPEC §9): claims pending operations from the shared PostgreSQL database in batches
+and applies them with the executor; any number of workers, on any number of machines.
+
+A claim stamps a batch with the worker's name and a lease (``OperationStore.claim``: ``FOR
+UPDATE SKIP LOCKED``, so workers never queue behind each other's claims). A worker killed
+mid-batch leaves its claims until the lease runs out; another worker then claims them again,
+with the same Idempotency-Key (``<run id>:<row id>``), so the file manager applies each
+operation once whoever sends it. Plans keep their order: a worker claims only from the oldest
+run with pending operations, and only from its earliest phase (deletes, renames and moves,
+creates and updates, permissions); renames and moves, which go in the planner's order, are
+claimed whole by one worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+from sync_service.models.data_models import RunReport, iso_utc
+from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.executor import Executor
+from sync_service.utils.clock import Clock
+
+logger = logging.getLogger(__name__)
+
+#: Operations a worker claims at once.
+DEFAULT_BATCH = 64
+#: Seconds a claim lasts; a worker that has not recorded a claimed operation by then is taken
+#: for dead, and the operation goes back to the others.
+DEFAULT_LEASE_S = 300.0
+#: Seconds between looks at the table while there is nothing to claim.
+IDLE_POLL_S = 0.5
+
+
+def worker_name() -> str:
+    """This process's name in the ``claimed_by`` column: ``<host>:<pid>``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class WorkerSettings:
+    """How a worker claims."""
+
+    batch: int = DEFAULT_BATCH
+    lease_s: float = DEFAULT_LEASE_S
+    until_idle: bool = False
+
+
+class Worker:
+    """Claims batches of pending operations and applies them until stopped (or idle)."""
+
+    def __init__(self, db: DatabaseManager, executor: Executor, settings: WorkerSettings | None = None,
+                 *, name: str | None = None, clock: Clock | None = None) -> None:
+        self.db = db
+        self.executor = executor
+        self.settings = settings or WorkerSettings()
+        self.name = name or worker_name()
+        self.clock = clock or Clock()
+
+    def run(self) -> RunReport:
+        """Claim and apply until stopped; with ``until_idle``, until no operation is pending."""
+        report = RunReport(run_id=f"worker-{self.name}", mode="worker",
+                           started_at=iso_utc(self.clock.now()))
+        started = self.clock.monotonic()
+        logger.info("worker %s: claiming up to %d operations at a time, lease %ss",
+                    self.name, self.settings.batch, self.settings.lease_s)
+        while not self.clock.stopping:
+            claimed = self.db.operations.claim(self.name, self.settings.batch, self.settings.lease_s)
+            if claimed:
+                logger.info("worker %s: claimed %d operations (from %s)", self.name, len(claimed),
+                            claimed[0].key)
+                self.executor.apply(claimed, report)
+                continue
+            if self.settings.until_idle and self.db.operations.counts()["pending"] == 0:
+                break
+            self.clock.sleep(IDLE_POLL_S)
+        released = self.db.operations.release(self.name)
+        if released:
+            logger.info("worker %s: stopping; %d claimed operations given back", self.name, released)
+        report.finished_at = iso_utc(self.clock.now())
+        report.duration_s = round(self.clock.monotonic() - started, 3)
+        return report
