@@ -66,8 +66,15 @@ def variables_read_by(reader: Any, env: Mapping[str, str]) -> set[str]:
     return recording.asked
 
 
-def environment(service: str) -> dict[str, str]:
-    return {k: str(v) for k, v in (SERVICES[service].get("environment") or {}).items()}
+def environment(service: str, shell: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A service's environment as Compose passes it, ``${VAR:-default}`` taken from ``shell``
+    (the variables of the shell that runs ``docker compose``; none by default)."""
+    given = shell or {}
+
+    def interpolated(value: str) -> str:
+        return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: given.get(m[1]) or m[2], value)
+
+    return {k: interpolated(str(v)) for k, v in (SERVICES[service].get("environment") or {}).items()}
 
 
 def test_compose_file_matches_the_compose_specification() -> None:
@@ -79,7 +86,10 @@ def test_compose_file_matches_the_compose_specification() -> None:
 
 
 def test_services_and_their_dependencies() -> None:
-    assert set(SERVICES) == {"nats", "minio-customer", "minio-target", "mock-api", "init", "sync-service"}
+    default = {name for name, service in SERVICES.items() if not service.get("profiles")}
+    assert default == {"nats", "minio-customer", "minio-target", "mock-api", "init", "sync-service"}
+    assert {name: SERVICES[name]["profiles"] for name in set(SERVICES) - default} == {
+        "postgres": ["scale"], "sync-worker": ["scale"]}
     sync = SERVICES["sync-service"]
     assert sync["depends_on"]["minio-customer"]["condition"] == "service_healthy"
     assert sync["depends_on"]["mock-api"]["condition"] == "service_healthy"
@@ -321,11 +331,44 @@ def test_the_daemon_may_finish_its_operation_in_flight_when_stopped() -> None:
     assert seconds(SERVICES["sync-service"]["stop_grace_period"]) >= api_timeout + 10
 
 
+def test_the_scale_profile_shares_one_postgresql_between_the_daemon_and_the_workers() -> None:
+    """docker compose --profile scale up: PostgreSQL, and workers applying what the daemon plans
+    into it (the daemon once SYNC_DATABASE_URL points it there, as the README says)."""
+    from sync_service.main import HANDLERS
+
+    postgres, worker = SERVICES["postgres"], SERVICES["sync-worker"]
+    database = postgres["environment"]
+    url = (f"postgresql://{database['POSTGRES_USER']}:{database['POSTGRES_PASSWORD']}@postgres:5432/"
+           f"{database['POSTGRES_DB']}")
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
+
+    assert worker["command"][-1] == "worker" and "worker" in HANDLERS
+    assert worker["deploy"]["replicas"] >= 2
+    assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["mock-api"]["condition"] == "service_healthy"
+    assert "ports" not in worker  # replicas cannot share a host port
+    env = environment("sync-worker")
+    known = variables_read_by(lambda e: SyncConfig.from_env(e, env_file=None), env)
+    assert set(env) <= known, f"unknown variables in compose: {set(env) - known}"
+    assert SyncConfig.from_env(env, env_file=None).database_url == url
+    assert seconds(worker["stop_grace_period"]) >= float(env["API_TIMEOUT"]) + 10
+
+    daemon = environment("sync-service", {"SYNC_DATABASE_URL": url})
+    assert SyncConfig.from_env(daemon, env_file=None).database_url == url
+    assert SyncConfig.from_env(environment("sync-service"), env_file=None).database_url == ""
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert f"SYNC_DATABASE_URL={url} docker compose --profile scale up" in readme
+
+
 def test_long_running_services_restart_and_the_one_shot_init_does_not() -> None:
     for name, service in SERVICES.items():
         if name == "init":
             assert service.get("restart", "no") == "no"
             assert service["healthcheck"] == {"disable": True}  # not the daemon's HEALTHCHECK of the image
+        elif name == "sync-worker":
+            assert service.get("restart") == "unless-stopped"
+            assert service["healthcheck"] == {"disable": True}  # serves no /health
         else:
             assert service.get("restart") in ("unless-stopped", "always", "on-failure"), name
 
