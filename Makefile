@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-postgres test-killpoints demo lint mock-api bench \
+.PHONY: help install test test-postgres test-killpoints demo lint mock-api bench bench-workers \
         initial-sync incremental-sync reconcile daemon status test-workflow \
         setup up down clean logs logs-sync shell clean-venv
 
@@ -54,6 +54,9 @@ mock-api: $(STAMP) ## run the mock file-manager API on MOCK_API_PORT (8001)
 
 bench: $(STAMP) ## initial-sync and incremental benchmarks against rclone serve s3
 	$(PY) scripts/bench.py
+
+bench-workers: $(STAMP) ## 1, 2 and 4 workers on PostgreSQL vs SQLite, API at 20 ms a call (~7 min)
+	$(PY) scripts/bench_workers.py
 
 # -- sync commands: in the Compose stack when it runs, natively otherwise ----------------------
 initial-sync: ## run an initial sync
