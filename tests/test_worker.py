@@ -117,3 +117,30 @@ def test_a_worker_without_postgresql_is_refused_in_one_line(cli: Cli) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("configuration error: worker needs DATABASE_URL"), lines
+
+
+def test_a_worker_beside_a_sync_leaves_the_syncs_own_plan_alone(
+        cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
+    # given a bucket, the state in PostgreSQL, and a worker already polling for work
+    cli.env["DATABASE_URL"] = postgres_url
+    for n in range(60):
+        bucket.put(f"s/{n:02d}.txt", f"object {n}".encode())
+    api.faults(fail_rate=1.0, latency_ms=20, seed=3)
+    worker = cli.start("worker", WORKER_BATCH="4", SYNC_WORKERS="2")
+    name = f"{socket.gethostname()}:{worker.pid}"
+    wait_until(lambda: "claiming up to" in (cli.workdir / "process-0.log").read_text(), timeout=30)
+    # when an initial sync plans and applies beside it
+    try:
+        result = cli.run("initial-sync", SYNC_WORKERS="2")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
+    api.faults()
+    # then the sync applied its whole plan, and the worker sent none of it again
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert report_of(result)["succeeded"] == 60
+    assert api.stats()["replayed"] == 0  # a second send of a key would be answered from the cache
+    saves = Counter(op["path"] for op in api.operations() if op["op"] == "saveToDisk")
+    assert len(saves) == 60 and set(saves.values()) == {1}
+    claimers = {row[0] for row in cli.query("SELECT DISTINCT claimed_by FROM operations")}
+    assert name not in claimers and len(claimers) == 1

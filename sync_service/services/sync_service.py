@@ -41,7 +41,7 @@ from sync_service.services.progress import Progress
 from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
 from sync_service.services.sync_lock import lock_for
-from sync_service.services.worker import Worker, WorkerSettings
+from sync_service.services.worker import Worker, WorkerSettings, worker_name
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import unsyncable
@@ -71,6 +71,10 @@ class SyncService:
         self._s3 = s3
         self.clock = clock or Clock()
         self.db = db or DatabaseManager(config.database)
+        if config.database_url:
+            # A run applies what it plans itself: workers sharing the database must not send
+            # the same operations beside it (they take them over only if this process dies).
+            self.db.operations.holder = (worker_name(), config.worker_lease)
         self.api = api or InfrastructureAPI(
             config.api_base_url, token=config.api_token, timeout=config.api_timeout,
             max_retries=config.max_retries, pool_size=config.sync_workers + 4, clock=self.clock)
@@ -221,6 +225,7 @@ class SyncService:
         return report
 
     def _plan_initial_sync(self) -> RunReport:
+        self.db.operations.holder = None  # stored for workers to claim
         with self._run(INITIAL_SYNC) as report:
             planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock)
             planned = 0

@@ -79,11 +79,17 @@ class OperationStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: ``(worker name, lease seconds)`` of a process that applies the plans it stores
+        #: itself: its operations are stored claimed by it, so that workers sharing the
+        #: database leave them alone unless it dies (its lease runs out). None: stored free.
+        self.holder: tuple[str, float] | None = None
 
     def add(self, run_id: str, operations: Iterable[FileOperation]) -> list[StoredOperation]:
-        """Store ``operations`` as pending, in order; earlier failures of the same records are
-        superseded (this plan retries them). Joins the caller's transaction."""
+        """Store ``operations`` as pending, in order (claimed by ``holder`` when set); earlier
+        failures of the same records are superseded (this plan retries them). Joins the
+        caller's transaction."""
         stored: list[StoredOperation] = []
+        claimed_by, lease_until = (self.holder[0], time.time() + self.holder[1]) if self.holder else (None, None)
         with self.db.transaction():
             for seq, operation in enumerate(operations):
                 self.db.execute("UPDATE operations SET status = 'superseded', updated_at = ? "
@@ -91,9 +97,11 @@ class OperationStore:
                                 (now_iso(), operation.record_id))
                 row = self.db.execute(
                     "INSERT INTO operations (run_id, op, path, new_path, status, seq, record_id, "
-                    "payload) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
+                    "payload, claimed_by, lease_until) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) "
+                    "RETURNING id",
                     (run_id, operation.op, operation.path, operation.new_path or None, seq,
-                     operation.record_id, json.dumps(asdict(operation), ensure_ascii=False)),
+                     operation.record_id, json.dumps(asdict(operation), ensure_ascii=False),
+                     claimed_by, lease_until),
                 ).fetchone()
                 row_id = int(row[0]) if row else 0
                 stored.append(StoredOperation(row_id, f"{run_id}:{row_id}", operation))
