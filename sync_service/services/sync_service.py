@@ -42,6 +42,7 @@ from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
 from sync_service.services.sync_lock import lock_for
 from sync_service.services.worker import Worker, WorkerSettings, worker_name
+from sync_service.store.operations import RUN_HOLDER_PREFIX
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import unsyncable
@@ -74,7 +75,7 @@ class SyncService:
         if config.database_url:
             # A run applies what it plans itself: workers sharing the database must not send
             # the same operations beside it (they take them over only if this process dies).
-            self.db.operations.holder = (worker_name(), config.worker_lease)
+            self.db.operations.holder = (f"{RUN_HOLDER_PREFIX}{worker_name()}", config.worker_lease)
         self.api = api or InfrastructureAPI(
             config.api_base_url, token=config.api_token, timeout=config.api_timeout,
             max_retries=config.max_retries, pool_size=config.sync_workers + 4, clock=self.clock)

@@ -74,6 +74,10 @@ _ORDERED_PHASE = 1  # renames and moves: in the planner's order, so one claimer 
 _SERVER_NOW = "extract(epoch FROM clock_timestamp())"
 
 
+#: How the claims of a run (not a worker) on the operations it planned itself are named.
+RUN_HOLDER_PREFIX = "run:"
+
+
 class OperationStore:
     """Reads and changes the ``operations`` and ``baseline`` tables."""
 
@@ -108,12 +112,16 @@ class OperationStore:
         return stored
 
     def pending(self) -> list[StoredOperation]:
-        """Every pending operation no worker holds a live claim on, in the order it was planned."""
+        """Every pending operation no worker holds a live claim on, in the order it was planned.
+
+        Claims of runs (``RUN_HOLDER_PREFIX``) do not count: only the holder of the run lock
+        asks, so the run that stored them has ended, or died before it could apply them."""
         return [
             StoredOperation(row_id, f"{run_id}:{row_id}", _operation(payload))
             for row_id, run_id, payload in self.db.query(
                 "SELECT id, run_id, payload FROM operations WHERE status = 'pending' "
-                "AND (lease_until IS NULL OR lease_until < ?) ORDER BY id", (time.time(),))
+                "AND (lease_until IS NULL OR lease_until < ? OR claimed_by LIKE ?) ORDER BY id",
+                (time.time(), f"{RUN_HOLDER_PREFIX}%"))
         ]
 
     def claim(self, worker: str, limit: int, lease_s: float) -> list[StoredOperation]:
