@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
 from sync_service.commands import EXIT_OK
 from sync_service.errors import ConfigError
@@ -19,6 +16,7 @@ from sync_service.services.metrics import SyncMetrics
 from sync_service.services.sync_service import SyncService
 from sync_service.utils.clock import Clock
 from sync_service.utils.metrics_server import start_metrics_server
+from sync_service.utils.stop_signals import stop_on_signals
 from sync_service.web.status_cache import StatusCache
 
 logger = logging.getLogger(__name__)
@@ -29,14 +27,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 def run(config: SyncConfig, args: argparse.Namespace) -> int:
     """Run until SIGTERM or SIGINT; restart in place on a source change with LIVE_RELOAD."""
     config.require_bucket()
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        logger.info("%s received: finishing the operation in flight", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = stop_on_signals("the operation in flight")
     metrics = SyncMetrics(config.sync_interval)
     service = SyncService(config, clock=Clock(stop), interactive=False, on_finish=metrics.observe_run)
     try:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
-import threading
-from types import FrameType
 
 from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
 from sync_service.services.sync_service import SyncService
 from sync_service.utils.clock import Clock
+from sync_service.utils.stop_signals import stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -26,14 +24,7 @@ def run(config: SyncConfig, args: argparse.Namespace) -> int:
                           "through PostgreSQL; with SQLite one process syncs (initial-sync, "
                           "incremental-sync or daemon)")
     config.require_bucket()
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        logger.info("%s received: finishing the batch in flight", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = stop_on_signals("the batch in flight")
     service = SyncService(config, clock=Clock(stop), interactive=False)
     report = service.work(until_idle=args.until_idle)
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
