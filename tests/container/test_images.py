@@ -141,5 +141,16 @@ def test_podman_compose_reads_the_compose_file(podman: Podman) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     parsed = yaml.safe_load(result.stdout)["services"]
     declared = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]
-    assert set(parsed) == set(declared)
+    assert set(parsed) == {name for name, service in declared.items() if not service.get("profiles")}
     assert parsed["sync-service"]["stop_grace_period"] == declared["sync-service"]["stop_grace_period"]
+    assert parsed["sync-service"]["environment"]["DATABASE_URL"] in ("", None)  # SQLite by default
+    # The scale profile adds PostgreSQL and the workers; the daemon follows SYNC_DATABASE_URL.
+    url = "postgresql://sync:sync@postgres:5432/sync"
+    scaled = subprocess.run([str(binary), "-f", "docker-compose.yml", "--profile", "scale", "config"],
+                            cwd=REPO_ROOT, env={**podman.env, "SYNC_DATABASE_URL": url},
+                            capture_output=True, text=True, timeout=120)
+    assert scaled.returncode == 0, scaled.stderr[-2000:]
+    services = yaml.safe_load(scaled.stdout)["services"]
+    assert set(services) == set(declared)
+    assert services["sync-service"]["environment"]["DATABASE_URL"] == url
+    assert services["sync-worker"]["environment"]["DATABASE_URL"] == url
