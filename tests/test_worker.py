@@ -144,3 +144,43 @@ def test_a_worker_beside_a_sync_leaves_the_syncs_own_plan_alone(
     assert len(saves) == 60 and set(saves.values()) == {1}
     claimers = {row[0] for row in cli.query("SELECT DISTINCT claimed_by FROM operations")}
     assert name not in claimers and len(claimers) == 1
+
+
+def test_workers_share_an_incremental_cycle_and_its_report_counts_all_of_it(
+        cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
+    from tests.test_incremental_sync import spool, synced
+
+    # given a synced bucket on PostgreSQL, 80 new objects announced by events, and two workers
+    cli.env["DATABASE_URL"] = postgres_url
+    synced(cli, bucket, {"base.txt": b"base"})
+    for n in range(80):
+        bucket.put(f"new/{n:02d}.txt", f"new {n}".encode())
+    spool(cli, "001", *({"type": "create", "path": f"new/{n:02d}.txt"} for n in range(80)))
+    api.faults(fail_rate=1.0, latency_ms=30, seed=7)
+    workers = [cli.start("worker", WORKER_BATCH="4", SYNC_WORKERS="2") for _ in range(2)]
+    names = {f"{socket.gethostname()}:{w.pid}" for w in workers}
+    for n in range(2):
+        wait_until(lambda n=n: "claiming up to" in (cli.workdir / f"process-{n}.log").read_text(), timeout=30)
+    # when an incremental sync replays them and applies its plan
+    try:
+        result = cli.run("incremental-sync", SYNC_WORKERS="2", WORKER_BATCH="4")
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+    api.faults()
+    # then the workers applied part of the cycle, nothing was sent twice, and the run's report
+    # counts every operation of its plan, whoever applied it
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = report_of(result)
+    assert report["succeeded"] == 80 and report["failed"] == 0
+    assert report["operations"]["create"] == 80
+    assert api.stats()["replayed"] == 0
+    saves = Counter(op["path"] for op in api.operations() if op["op"] == "saveToDisk")
+    assert len([p for p in saves if p.startswith("new/")]) == 80 and set(saves.values()) == {1}
+    run_id = report["run_id"]
+    claimers = Counter(row[0] for row in cli.query(
+        "SELECT claimed_by FROM operations WHERE run_id = ?", (run_id,)))
+    assert sum(claimers.values()) == 80
+    assert names & set(claimers), claimers  # the workers took part
+    assert any(c.startswith("run:") for c in claimers), claimers  # and so did the run

@@ -173,7 +173,7 @@ class Executor:
         finally:
             if slots is not None:
                 slots.release()
-        self._count(outcome, report)
+        self.count(outcome, report)
         self._unflushed.append(outcome)
         if (len(self._unflushed) >= FLUSH_EVERY
                 or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S):
@@ -183,7 +183,9 @@ class Executor:
 
     # -- recording (the event loop's thread) ----------------------------------------------------
 
-    def _count(self, outcome: Outcome, report: RunReport) -> None:
+    def count(self, outcome: Outcome, report: RunReport) -> None:
+        """Count an outcome in ``report`` (and remember what it means for this run's later
+        operations: a path whose delete or move failed is not written)."""
         operation = outcome.operation
         self.attempted.add(operation.record_id)
         if outcome.status == "done":

@@ -42,7 +42,7 @@ from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
 from sync_service.services.sync_lock import lock_for
 from sync_service.services.worker import Worker, WorkerSettings, worker_name
-from sync_service.store.operations import RUN_HOLDER_PREFIX
+from sync_service.store.operations import RUN_HOLDER_PREFIX, Outcome
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import unsyncable
@@ -55,6 +55,8 @@ INCREMENTAL_SYNC = "incremental-sync"
 RECONCILE = "reconcile"
 #: Setting: the deletes the last reconcile held back because they were over the guard (JSON).
 HELD_DELETES = "reconcile_held_deletes"
+#: Seconds between looks at a shared plan while workers hold the rest of it.
+SHARED_POLL_S = 0.2
 HELD_PATHS_SHOWN = 20
 #: How many runs and dead letters the status lists.
 RECENT_SHOWN = 20
@@ -173,14 +175,41 @@ class SyncService:
         """Plan the dirty records (but those already tried in this run) and apply the plan."""
         timings = report.phase_seconds
         tick = self.clock.monotonic()
-        stored = plan_dirty(self.db, report.run_id, exclude=exclude, csv=self.csv)
+        holder = self.db.operations.holder
+        self.db.operations.holder = None  # on PostgreSQL, a cycle's plan is shared with workers
+        try:
+            stored = plan_dirty(self.db, report.run_id, exclude=exclude, csv=self.csv)
+        finally:
+            self.db.operations.holder = holder
         timings["plan"], tick = _lap(self.clock, tick)
-        executor.apply(stored, report)
+        if holder is not None and stored:
+            self._apply_shared(report, executor, holder)
+        else:
+            executor.apply(stored, report)
         timings["apply"], tick = _lap(self.clock, tick)
         if stored:
             logger.info("%s: %d operations planned, %d succeeded, %d failed", report.run_id,
                         sum(1 for s in stored if not s.operation.temp), report.succeeded,
                         report.failed)
+
+    def _apply_shared(self, report: RunReport, executor: Executor, holder: tuple[str, float]) -> None:
+        """Apply a stored plan as a worker does, beside any workers sharing the database: claim
+        batches until none of this run's operations is pending; then count in ``report`` what
+        the others applied of it."""
+        name, lease = holder
+        mine: set[int] = set()
+        while not self.clock.stopping:
+            claimed = self.db.operations.claim(name, self.config.worker_batch, lease)
+            if claimed:
+                mine.update(s.row_id for s in claimed)
+                executor.apply(claimed, report)
+            elif self.db.operations.pending_of(report.run_id) == 0:
+                break
+            else:
+                self.clock.sleep(SHARED_POLL_S)  # workers hold the rest
+        for stored, status, error in self.db.operations.finished_of(report.run_id):
+            if stored.row_id not in mine:
+                executor.count(Outcome(stored, status, error), report)
 
     def initial_sync_completed(self) -> bool:
         """True once an initial sync has planned the whole listing."""

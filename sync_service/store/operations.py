@@ -232,6 +232,20 @@ class OperationStore:
 
     # -- for status ----------------------------------------------------------------------------
 
+    def pending_of(self, run_id: str) -> int:
+        """How many of a run's operations are still pending (claimed or not)."""
+        return int(self.db.query("SELECT count(*) FROM operations WHERE run_id = ? AND status = 'pending'",
+                                 (run_id,))[0][0])
+
+    def finished_of(self, run_id: str) -> list[tuple[StoredOperation, str, str]]:
+        """A run's operations that ended (done, failed, skipped), with their status and error."""
+        return [
+            (StoredOperation(row_id, f"{run_id}:{row_id}", _operation(payload)), status, error or "")
+            for row_id, payload, status, error in self.db.query(
+                "SELECT id, payload, status, error FROM operations WHERE run_id = ? "
+                "AND status IN ('done', 'failed', 'skipped') ORDER BY id", (run_id,))
+        ]
+
     def counts(self) -> dict[str, int]:
         """How many operations are pending and failed."""
         counts = {"pending": 0, "failed": 0}
