@@ -9,6 +9,7 @@ import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -50,14 +51,12 @@ def forward(handler: BaseHTTPRequestHandler, upstream: str, body: bytes | None) 
     return None if handler.command == "HEAD" else content
 
 
-class DenyingProxy:
-    """Forwards every request to ``upstream``, but object requests for ``denied`` keys get 403."""
+class S3Proxy:
+    """A threaded HTTP server on a free port in front of ``upstream``: every request, with its
+    decoded path and body read, goes to ``handle``, which answers it (``forward`` passes it on)."""
 
-    def __init__(self, upstream: str, denied: set[str]) -> None:
+    def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
-        self.denied = denied
-        self.denials = 0
-        self.seen: list[tuple[str, str]] = []  # (method, path) of every request
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,25 +66,24 @@ class DenyingProxy:
                 pass
 
             def _handle(self) -> None:
-                path = unquote(urlsplit(self.path).path)
-                proxy.seen.append((self.command, path))
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                if any(path.endswith("/" + key) for key in proxy.denied):
-                    proxy.denials += 1
-                    answer_error(self, 403, ACCESS_DENIED)
-                    return
-                content = forward(self, proxy.upstream, body)
-                if content is not None:
-                    self.wfile.write(content)
+                proxy.handle(self, unquote(urlsplit(self.path).path), body)
 
             do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> DenyingProxy:
+    def handle(self, handler: BaseHTTPRequestHandler, path: str, body: bytes | None) -> None:
+        """Answer one request: by default, as the upstream server answers it."""
+        content = forward(handler, self.upstream, body)
+        if content is not None:
+            handler.wfile.write(content)
+
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -94,11 +92,29 @@ class DenyingProxy:
         self.server.server_close()
 
 
+class DenyingProxy(S3Proxy):
+    """Forwards every request to ``upstream``, but object requests for ``denied`` keys get 403."""
+
+    def __init__(self, upstream: str, denied: set[str]) -> None:
+        super().__init__(upstream)
+        self.denied = denied
+        self.denials = 0
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request
+
+    def handle(self, handler: BaseHTTPRequestHandler, path: str, body: bytes | None) -> None:
+        self.seen.append((handler.command, path))
+        if any(path.endswith("/" + key) for key in self.denied):
+            self.denials += 1
+            answer_error(handler, 403, ACCESS_DENIED)
+            return
+        super().handle(handler, path, body)
+
+
 SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
              b"<Message>Please reduce your request rate.</Message></Error>")
 
 
-class FaultyS3Proxy:
+class FaultyS3Proxy(S3Proxy):
     """Forwards every request to ``upstream``; an object GET of a key with faults queued gets the
     next one instead of a clean answer:
 
@@ -110,50 +126,33 @@ class FaultyS3Proxy:
     """
 
     def __init__(self, upstream: str, faults: dict[str, list[str]], *, stall_s: float = 5.0) -> None:
-        self.upstream = upstream.rstrip("/")
+        super().__init__(upstream)
         self.faults = {key: list(queue) for key, queue in faults.items()}
         self.stall_s = stall_s
         self.applied: list[tuple[str, str]] = []  # (key, fault) in the order they were served
         self.gets: list[tuple[str, float]] = []  # (path, monotonic time) of every GET
         self._lock = threading.Lock()
-        proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:  # quiet
-                pass
-
-            def _handle(self) -> None:
-                path = unquote(urlsplit(self.path).path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                if self.command == "GET":
-                    proxy.gets.append((path, time.monotonic()))
-                fault = proxy._next_fault(self.command, path)
-                if fault == "slowdown":
-                    answer_error(self, 503, SLOW_DOWN, {"Retry-After": "1"})
-                    return
-                content = forward(self, proxy.upstream, body)
-                if content is None:
-                    return
-                if fault is None:
-                    self.wfile.write(content)
-                    return
-                self.wfile.write(content[: len(content) // 2])
-                self.wfile.flush()
-                if fault == "stall":
-                    time.sleep(proxy.stall_s)
-                # SO_LINGER 0: close() sends a RST, the peer sees a reset, not a clean end.
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.close_connection = True
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def handle(self, handler: BaseHTTPRequestHandler, path: str, body: bytes | None) -> None:
+        if handler.command == "GET":
+            self.gets.append((path, time.monotonic()))
+        fault = self._next_fault(handler.command, path)
+        if fault == "slowdown":
+            answer_error(handler, 503, SLOW_DOWN, {"Retry-After": "1"})
+            return
+        content = forward(handler, self.upstream, body)
+        if content is None:
+            return
+        if fault is None:
+            handler.wfile.write(content)
+            return
+        handler.wfile.write(content[: len(content) // 2])
+        handler.wfile.flush()
+        if fault == "stall":
+            time.sleep(self.stall_s)
+        # SO_LINGER 0: close() sends a RST, the peer sees a reset, not a clean end.
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        handler.close_connection = True
 
     def _next_fault(self, method: str, path: str) -> str | None:
         if method != "GET":
@@ -165,11 +164,3 @@ class FaultyS3Proxy:
                     self.applied.append((key, fault))
                     return fault
         return None
-
-    def __enter__(self) -> FaultyS3Proxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
