@@ -24,6 +24,7 @@ from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.diff import diff_records
 from sync_service.services.executor import PlannedBatch
 from sync_service.services.plan_order import plan_operations
+from sync_service.store.operations import Holder
 from sync_service.utils.clock import Clock
 from sync_service.utils.paths import unsyncable
 
@@ -34,7 +35,7 @@ INITIAL_SYNC_COMPLETED = "initial_sync_completed"
 
 
 def plan_dirty(db: DatabaseManager, run_id: str, *, exclude: Iterable[int] = (),
-               csv: CSVProcessor | None = None) -> list[StoredOperation]:
+               csv: CSVProcessor | None = None, held_by: Holder | None = None) -> list[StoredOperation]:
     """Store the plan that brings the file manager to the dirty records (but ``exclude``).
 
     With ``csv``, the cycle's two states are written as ``<run_id>-old.csv`` (baseline rows)
@@ -53,7 +54,7 @@ def plan_dirty(db: DatabaseManager, run_id: str, *, exclude: Iterable[int] = (),
     plan = plan_operations(list(diff_records(old, new)))
     if csv is not None:
         write_operations(plan, csv.export_dir / f"{run_id}-plan.csv")
-    return db.operations.add(run_id, plan)
+    return db.operations.add(run_id, plan, held_by=held_by)
 
 
 def listing_change(summary: ObjectSummary, record: FileRecord | None) -> str | None:
@@ -72,10 +73,11 @@ class InitialPlanner:
     """Plans an initial sync from the listing, page by page, continuing an interrupted one."""
 
     def __init__(self, s3: S3Manager, db: DatabaseManager, *, run_id: str,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, held_by: Holder | None = None) -> None:
         self.s3 = s3
         self.db = db
         self.run_id = run_id
+        self.held_by = held_by  # the pages' operations are claimed by it (see OperationStore.add)
         self.clock = clock or Clock()
         self.finished = False
         self.start_after = self._stored_position()
@@ -126,7 +128,7 @@ class InitialPlanner:
                                                   summary.last_modified, ""))
             plan = list(diff_records(self.db.records.rows_of(ids, "baseline"),
                                      self.db.records.rows_of(ids, "files")))
-            stored = self.db.operations.add(self.run_id, plan)
+            stored = self.db.operations.add(self.run_id, plan, held_by=self.held_by)
             self.db.set_setting(LISTING_POSITION, position)
         return PlannedBatch(stored, skipped)
 

@@ -42,7 +42,7 @@ from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
 from sync_service.services.sync_lock import lock_for
 from sync_service.services.worker import Worker, WorkerSettings, worker_name
-from sync_service.store.operations import RUN_HOLDER_PREFIX, Outcome
+from sync_service.store.operations import RUN_HOLDER_PREFIX, Holder, Outcome
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import unsyncable
@@ -74,10 +74,10 @@ class SyncService:
         self._s3 = s3
         self.clock = clock or Clock()
         self.db = db or DatabaseManager(config.database)
-        if config.database_url:
-            # A run applies what it plans itself: workers sharing the database must not send
-            # the same operations beside it (they take them over only if this process dies).
-            self.db.operations.holder = (f"{RUN_HOLDER_PREFIX}{worker_name()}", config.worker_lease)
+        # On PostgreSQL, workers may share the database: the operations a run applies itself
+        # are claimed in this name, so they never go out twice (see OperationStore.add).
+        self.holder: Holder | None = (
+            (f"{RUN_HOLDER_PREFIX}{worker_name()}", config.worker_lease) if config.database_url else None)
         self.api = api or InfrastructureAPI(
             config.api_base_url, token=config.api_token, timeout=config.api_timeout,
             max_retries=config.max_retries, pool_size=config.sync_workers + 4, clock=self.clock)
@@ -175,15 +175,11 @@ class SyncService:
         """Plan the dirty records (but those already tried in this run) and apply the plan."""
         timings = report.phase_seconds
         tick = self.clock.monotonic()
-        holder = self.db.operations.holder
-        self.db.operations.holder = None  # on PostgreSQL, a cycle's plan is shared with workers
-        try:
-            stored = plan_dirty(self.db, report.run_id, exclude=exclude, csv=self.csv)
-        finally:
-            self.db.operations.holder = holder
+        # Stored unclaimed: on PostgreSQL a cycle's plan is shared with any workers.
+        stored = plan_dirty(self.db, report.run_id, exclude=exclude, csv=self.csv)
         timings["plan"], tick = _lap(self.clock, tick)
-        if holder is not None and stored:
-            self._apply_shared(report, executor, holder)
+        if self.holder is not None and stored:
+            self._apply_shared(report, executor, self.holder)
         else:
             executor.apply(stored, report)
         timings["apply"], tick = _lap(self.clock, tick)
@@ -234,10 +230,12 @@ class SyncService:
                 self._apply_pending(executor, report)
                 timings["pending"], tick = _lap(self.clock, tick)
                 if not self.clock.stopping:
-                    stored = plan_dirty(self.db, report.run_id, exclude=executor.attempted)
+                    stored = plan_dirty(self.db, report.run_id, exclude=executor.attempted,
+                                        held_by=self.holder)
                     executor.apply(stored, report)
                 timings["retry"], tick = _lap(self.clock, tick)
-                planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock)
+                planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock,
+                                         held_by=self.holder)
                 logger.info("initial sync %s: bucket %r prefix %r -> %s, %d workers",
                             report.run_id, self.config.customer_s3_bucket,
                             self.config.customer_s3_prefix, self.config.api_base_url,
@@ -255,7 +253,6 @@ class SyncService:
         return report
 
     def _plan_initial_sync(self) -> RunReport:
-        self.db.operations.holder = None  # stored for workers to claim
         with self._run(INITIAL_SYNC) as report:
             planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock)
             planned = 0

@@ -76,6 +76,8 @@ _SERVER_NOW = "extract(epoch FROM clock_timestamp())"
 
 #: How the claims of a run (not a worker) on the operations it planned itself are named.
 RUN_HOLDER_PREFIX = "run:"
+#: A claimer's name and the seconds its claims last.
+Holder = tuple[str, float]
 
 
 class OperationStore:
@@ -83,17 +85,15 @@ class OperationStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        #: ``(worker name, lease seconds)`` of a process that applies the plans it stores
-        #: itself: its operations are stored claimed by it, so that workers sharing the
-        #: database leave them alone unless it dies (its lease runs out). None: stored free.
-        self.holder: tuple[str, float] | None = None
 
-    def add(self, run_id: str, operations: Iterable[FileOperation]) -> list[StoredOperation]:
-        """Store ``operations`` as pending, in order (claimed by ``holder`` when set); earlier
-        failures of the same records are superseded (this plan retries them). Joins the
-        caller's transaction."""
+    def add(self, run_id: str, operations: Iterable[FileOperation], *,
+            held_by: Holder | None = None) -> list[StoredOperation]:
+        """Store ``operations`` as pending, in order; earlier failures of the same records are
+        superseded (this plan retries them). With ``held_by`` (a process that applies what it
+        stores itself) they are stored claimed by it, so workers sharing the database leave
+        them alone unless its lease runs out. Joins the caller's transaction."""
         stored: list[StoredOperation] = []
-        claimed_by, lease_until = (self.holder[0], time.time() + self.holder[1]) if self.holder else (None, None)
+        claimed_by, lease_until = (held_by[0], time.time() + held_by[1]) if held_by else (None, None)
         with self.db.transaction():
             for seq, operation in enumerate(operations):
                 self.db.execute("UPDATE operations SET status = 'superseded', updated_at = ? "
