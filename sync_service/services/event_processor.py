@@ -213,11 +213,12 @@ class EventProcessor:
             events.set_sequencer(event.path, event.sequencer)
         touched: list[int | None] = []
         if event.type == "create":
-            existed = records.get(event.path) is not None
+            current = records.get(event.path)
+            existed = current is not None
             listed = as_recorded.get(event.path)
             if event.etag is not None:
                 created = self._create_notified(event)
-            elif listed is not None and _as_recorded(records.get(event.path), listed):
+            elif listed is not None and _as_recorded(current, listed):
                 # The listing showed the object as recorded (and still is, after this batch's
                 # earlier events): only permissions the event itself carries can change.
                 created = (records.set_permissions(event.path, canonical_json(event.permissions))
