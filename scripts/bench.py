@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -67,8 +68,14 @@ class Timing:
     seconds: float
     peak_rss_mb: float
     exit_code: int
-    cpu_s: float = 0.0  # the command's own CPU (user + system), sampled as it ran
+    cpu_s: float = 0.0  # the command's own CPU (user + system), from its rusage when it ended
     peer_cpu_s: float = 0.0  # CPU of the server watched beside it (the mock API), meanwhile
+    server_cpu_s: float = 0.0  # CPU of the S3 server (rclone serve s3), meanwhile
+
+    @property
+    def cpu_floor_s(self) -> float:
+        """The seconds the CPU all of them spent takes at least on this machine's cores."""
+        return (self.cpu_s + self.peer_cpu_s + self.server_cpu_s) / (os.cpu_count() or 1)
 
 
 def seed(folder: Path, count: int, size: int) -> int:
@@ -82,35 +89,48 @@ def seed(folder: Path, count: int, size: int) -> int:
     return count * size
 
 
-def cpu_seconds(process: psutil.Process) -> float:
-    """User + system CPU of a process so far."""
+def cpu_seconds(process: psutil.Process | None) -> float:
+    """User + system CPU of a process so far (0 without one)."""
+    if process is None:
+        return 0.0
     times = process.cpu_times()
     return times.user + times.system
 
 
-def timed(command: list[str], *, env: dict[str, str], cwd: Path, peer: int | None = None) -> Timing:
-    """Run ``command``, sampling its resident memory and CPU every 20 ms (and the CPU that the
-    process ``peer`` spends meanwhile)."""
+def children_cpu_seconds() -> float:
+    """User + system CPU of this process's children that have ended."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str], *, env: dict[str, str], cwd: Path, peer: int | None = None,
+          server: int | None = None) -> Timing:
+    """Run ``command``, sampling its resident memory every 20 ms; its CPU comes from its rusage,
+    and the CPU that the processes ``peer`` (the mock API) and ``server`` (the S3 server)
+    spend meanwhile is measured beside it."""
     watched_peer = psutil.Process(peer) if peer is not None else None
-    peer_before = cpu_seconds(watched_peer) if watched_peer else 0.0
+    watched_server = psutil.Process(server) if server is not None else None
+    peer_before, server_before = cpu_seconds(watched_peer), cpu_seconds(watched_server)
+    children_before = children_cpu_seconds()
     with tempfile.TemporaryFile(mode="w+") as log:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
         watched = psutil.Process(process.pid)
-        peak, cpu = 0, 0.0
+        peak = 0
         while process.poll() is None:
             try:
                 peak = max(peak, watched.memory_info().rss)
-                cpu = cpu_seconds(watched)
             except psutil.Error:
                 pass
             time.sleep(0.02)
         elapsed = time.perf_counter() - started
-        peer_cpu = cpu_seconds(watched_peer) - peer_before if watched_peer else 0.0
+        cpu = children_cpu_seconds() - children_before
+        peer_cpu = cpu_seconds(watched_peer) - peer_before
+        server_cpu = cpu_seconds(watched_server) - server_before
         if process.returncode != 0:
             log.seek(0)
             print(log.read()[-2000:], file=sys.stderr)
-    return Timing(elapsed, peak / 1e6, process.returncode, cpu, peer_cpu)
+    return Timing(elapsed, peak / 1e6, process.returncode, cpu, peer_cpu, server_cpu)
 
 
 def sync_env(bucket: str, workers: int, data_dir: Path, workdir: Path, rclone: RcloneS3,
@@ -149,27 +169,32 @@ def bench_set(name: str, count: int, size: int, workers: int, runs: int, workdir
             env = sync_env(bucket, workers, workdir / f"data-{name}-{run}", workdir, rclone, api)
             results.setdefault("initial-sync", []).append(
                 timed([sys.executable, "-m", "sync_service.main", "initial-sync"], env=env, cwd=workdir,
-                      peer=api.pid))
+                      peer=api.pid, server=rclone.pid))
         finally:
             api.stop()
             shutil.rmtree(workdir / f"fm-{name}-{run}", ignore_errors=True)
         copy_env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
                     "AWS_REGION": "us-east-1"}
         for label, command in copiers(bucket, workdir / f"copy-{name}-{run}", rclone).items():
-            results.setdefault(label, []).append(timed(command, env=copy_env, cwd=workdir))
+            results.setdefault(label, []).append(timed(command, env=copy_env, cwd=workdir,
+                                                       server=rclone.pid))
             shutil.rmtree(workdir / f"copy-{name}-{run}", ignore_errors=True)
     mb = count * size / 1e6
     print(f"\n{name}: {count} objects x {size} B = {mb:.1f} MB, SYNC_WORKERS={workers}, "
           f"median of {runs} run(s)")
     print(f"  {'':<16}{'seconds':>9}{'objects/s':>11}{'MB/s':>9}{'peak RSS MB':>13}{'exit':>6}"
-          f"{'x rclone':>10}{'CPU s':>8}{'mock CPU s':>12}")
+          f"{'x rclone':>10}{'CPU s':>8}{'mock CPU s':>12}{'S3 CPU s':>10}{'CPU floor s':>13}")
     reference = median(t.seconds for t in results["rclone copy"])
     for label, timings in results.items():
         seconds = median(t.seconds for t in timings)
-        mock_cpu = f"{median(t.peer_cpu_s for t in timings):>12.2f}" if label == "initial-sync" else ""
+        mock_cpu = f"{median(t.peer_cpu_s for t in timings):>12.2f}" if label == "initial-sync" else f"{'-':>12}"
         print(f"  {label:<16}{seconds:>9.2f}{count / seconds:>11.0f}{mb / seconds:>9.1f}"
               f"{median(t.peak_rss_mb for t in timings):>13.0f}{max(t.exit_code for t in timings):>6}"
-              f"{seconds / reference:>9.2f}x{median(t.cpu_s for t in timings):>8.2f}{mock_cpu}")
+              f"{seconds / reference:>9.2f}x{median(t.cpu_s for t in timings):>8.2f}{mock_cpu}"
+              f"{median(t.server_cpu_s for t in timings):>10.2f}"
+              f"{median(t.cpu_floor_s for t in timings):>13.2f}")
+    print(f"  (CPU floor: the CPU of the command, the mock API and the S3 server over "
+          f"{os.cpu_count()} cores, the least time that work takes here)")
 
 
 def bench_mock_ceiling(count: int, workdir: Path) -> None:

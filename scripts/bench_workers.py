@@ -4,9 +4,10 @@
 One bucket (``--objects``, default 10 000 × 1 KiB, spread over 10 folders) is served by
 ``rclone serve s3``; the mock API answers every call after ``--latency-ms`` (default 20 ms, its
 latency fault), as a remote file manager would. For each worker count, in a fresh PostgreSQL
-database and a fresh mock: ``initial-sync --plan-only`` lists the bucket and stores the
-operations, then that many ``worker --until-idle`` processes start together and apply them;
-objects/s is the objects over the time from their start until the last one exits. Beside
+database and a fresh mock: ``initial-sync --plan-only`` stores the first key range of the
+listing, then that many ``worker --until-idle`` processes start together, list the ranges
+(the 10 folders become ranges of their own) and apply what they list; objects/s is the objects
+over the time from their start until the last one exits. Beside
 them, the embedded default: one ``initial-sync`` with the state in SQLite under the same
 latency. Every worker process runs ``--per-worker`` (SYNC_WORKERS, default 2) operations'
 worth of concurrency (twice that many calls in flight), low enough that the API's latency,

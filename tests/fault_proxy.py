@@ -10,7 +10,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import requests
 
@@ -164,3 +164,25 @@ class FaultyS3Proxy(S3Proxy):
                     self.applied.append((key, fault))
                     return fault
         return None
+
+
+class SlowListingProxy(S3Proxy):
+    """Forwards every request to ``upstream``; listings (ListObjectsV2) are cut to ``max_keys``
+    a page and answered after ``delay_s``, so a listing takes many slow pages. The query of
+    every listing is kept in ``listings``."""
+
+    def __init__(self, upstream: str, max_keys: int, delay_s: float) -> None:
+        super().__init__(upstream)
+        self.max_keys = max_keys
+        self.delay_s = delay_s
+        self.listings: list[dict[str, str]] = []
+
+    def handle(self, handler: BaseHTTPRequestHandler, path: str, body: bytes | None) -> None:
+        parts = urlsplit(handler.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if handler.command == "GET" and query.get("list-type") == "2":
+            self.listings.append(query)
+            query["max-keys"] = str(self.max_keys)
+            handler.path = parts._replace(query=urlencode(query)).geturl()
+            time.sleep(self.delay_s)
+        super().handle(handler, path, body)

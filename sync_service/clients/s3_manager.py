@@ -109,15 +109,23 @@ class S3Manager:
     def iter_pages(self, start_after: str = "") -> Iterator[list[ObjectSummary]]:
         """Yield the bucket listing page by page, never holding more than one page; with
         ``start_after``, only the keys after that one (a listing continued)."""
-        paginator = self.client.get_paginator("list_objects_v2")
-        extra = {"StartAfter": start_after} if start_after else {}
-        pages = paginator.paginate(
-            Bucket=self.bucket, Prefix=self.prefix,
-            PaginationConfig={"PageSize": self.page_size}, **extra,
-        )
+        for summaries, _ in self.iter_scope(self.prefix, start_after=start_after):
+            yield summaries
+
+    def iter_scope(self, scope: str, *, start_after: str = "",
+                   delimited: bool = False) -> Iterator[tuple[list[ObjectSummary], list[str]]]:
+        """Yield the keys below the key prefix ``scope`` page by page, after ``start_after``;
+        ``delimited``: only the keys directly below it, with the folders (common prefixes, '/'
+        as the delimiter) each page found. One page held at a time."""
+        extra: dict[str, str] = {"StartAfter": start_after} if start_after else {}
+        if delimited:
+            extra["Delimiter"] = "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=scope, PaginationConfig={"PageSize": self.page_size}, **extra)
         try:
             for page in pages:
-                yield [_summary(self, item) for item in page.get("Contents", [])]
+                yield ([_summary(self, item) for item in page.get("Contents", [])],
+                       [str(p["Prefix"]) for p in page.get("CommonPrefixes", [])])
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, f"listing bucket {self.bucket!r}") from exc
 

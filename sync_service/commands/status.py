@@ -56,6 +56,10 @@ def render(status: dict[str, Any]) -> str:
 
 
 def _initial_line(state: dict[str, Any]) -> str:
+    ranges = state.get("key_ranges") or {}
+    if ranges.get("left"):
+        return (f"listing in key ranges: {ranges['listed']} of {ranges['listed'] + ranges['left']} "
+                f"listed" + ("; completed before" if state["completed"] else ""))
     if state["completed"]:
         return "completed"
     if state["listing_after"]:

@@ -90,10 +90,10 @@ class RunReport:
     phase_seconds: dict[str, float] = field(default_factory=dict)
     failures: list[OperationFailure] = field(default_factory=list)
 
-    def skip(self, reason: str) -> None:
-        """Count one item left alone, and why."""
-        self.skipped += 1
-        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
+    def skip(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` items left alone, and why."""
+        self.skipped += count
+        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + count
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready values."""

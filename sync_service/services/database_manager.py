@@ -15,6 +15,7 @@ from typing import Any
 from sync_service.models.data_models import FileRecord, RunReport, SyncedFile
 from sync_service.store.database import Database, open_database
 from sync_service.store.events import EventStore
+from sync_service.store.listing_ranges import ListingRangeStore
 from sync_service.store.operations import OperationStore
 from sync_service.store.records import RecordStore
 from sync_service.store.runs import RunStore
@@ -33,6 +34,7 @@ class DatabaseManager:
         self.operations = OperationStore(self.database)
         self.runs = RunStore(self.database)
         self.events = EventStore(self.database, self.runs)
+        self.ranges = ListingRangeStore(self.database)
 
     @property
     def engine(self) -> str:

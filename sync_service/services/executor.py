@@ -143,8 +143,7 @@ class Executor:
                     if batch is None:
                         break
                     for reason, count in batch.skipped.items():
-                        for _ in range(count):
-                            report.skip(reason)
+                        report.skip(reason, count)
                     for item in batch.operations:
                         if self.clock.stopping:
                             break

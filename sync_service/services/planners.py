@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.models.data_models import FileRecord, ObjectSummary, StoredOperation
@@ -69,15 +69,46 @@ def listing_change(summary: ObjectSummary, record: FileRecord | None) -> str | N
     return None
 
 
+def plan_page(db: DatabaseManager, run_id: str, page: list[ObjectSummary], *,
+              then: Callable[[], None] | None = None) -> PlannedBatch:
+    """Plan one listing page: its new and changed objects become records and operations,
+    stored in one transaction with whatever ``then`` writes (the listing's position)."""
+    skipped: Counter[str] = Counter()
+    wanted: list[ObjectSummary] = []
+    for summary in page:
+        reason = unsyncable(summary.key, summary.path, summary.size)
+        if reason is None:
+            wanted.append(summary)
+            continue
+        if reason[0] == "invalid_key":
+            logger.warning("skipping key %r: not a valid path, %s", summary.key, reason[1])
+        skipped[reason[0]] += 1
+    records = db.records.lookup([s.path for s in wanted])
+    with db.transaction():
+        ids = []
+        for summary in wanted:
+            if listing_change(summary, records.get(summary.path)) is None:
+                skipped["unchanged"] += 1
+                continue
+            # Permissions are in the object's metadata, which a listing does not carry:
+            # left unknown (''), they are read from the object when it is delivered.
+            ids.append(db.records.upsert(summary.path, summary.size, summary.etag,
+                                         summary.last_modified, ""))
+        plan = list(diff_records(db.records.rows_of(ids, "baseline"), db.records.rows_of(ids, "files")))
+        stored = db.operations.add(run_id, plan)
+        if then is not None:
+            then()
+    return PlannedBatch(stored, skipped)
+
+
 class InitialPlanner:
     """Plans an initial sync from the listing, page by page, continuing an interrupted one."""
 
     def __init__(self, s3: S3Manager, db: DatabaseManager, *, run_id: str,
-                 clock: Clock | None = None, held_by: Holder | None = None) -> None:
+                 clock: Clock | None = None) -> None:
         self.s3 = s3
         self.db = db
         self.run_id = run_id
-        self.held_by = held_by  # the pages' operations are claimed by it (see OperationStore.add)
         self.clock = clock or Clock()
         self.finished = False
         self.start_after = self._stored_position()
@@ -103,34 +134,9 @@ class InitialPlanner:
         self.finished = True
 
     def _plan_page(self, page: list[ObjectSummary]) -> PlannedBatch:
-        skipped: Counter[str] = Counter()
-        wanted: list[ObjectSummary] = []
-        for summary in page:
-            reason = unsyncable(summary.key, summary.path, summary.size)
-            if reason is None:
-                wanted.append(summary)
-                continue
-            if reason[0] == "invalid_key":
-                logger.warning("skipping key %r: not a valid path, %s", summary.key, reason[1])
-            skipped[reason[0]] += 1
-        records = self.db.records.lookup([s.path for s in wanted])
         position = json.dumps({"bucket": self.s3.bucket, "prefix": self.s3.prefix,
                                "after": page[-1].key}, ensure_ascii=False)
-        with self.db.transaction():
-            ids = []
-            for summary in wanted:
-                if listing_change(summary, records.get(summary.path)) is None:
-                    skipped["unchanged"] += 1
-                    continue
-                # Permissions are in the object's metadata, which a listing does not carry:
-                # left unknown (''), they are read from the object when it is delivered.
-                ids.append(self.db.records.upsert(summary.path, summary.size, summary.etag,
-                                                  summary.last_modified, ""))
-            plan = list(diff_records(self.db.records.rows_of(ids, "baseline"),
-                                     self.db.records.rows_of(ids, "files")))
-            stored = self.db.operations.add(self.run_id, plan, held_by=self.held_by)
-            self.db.set_setting(LISTING_POSITION, position)
-        return PlannedBatch(stored, skipped)
+        return plan_page(self.db, self.run_id, page, then=lambda: self.db.set_setting(LISTING_POSITION, position))
 
     def complete(self) -> None:
         """Mark the initial sync as completed: the next one lists the bucket from the start."""

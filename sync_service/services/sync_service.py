@@ -38,6 +38,7 @@ from sync_service.services.planners import (
     plan_dirty,
 )
 from sync_service.services.progress import Progress
+from sync_service.services.range_lister import RangeLister
 from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
 from sync_service.services.sync_lock import lock_for
@@ -164,7 +165,19 @@ class SyncService:
                         on_progress=progress.update if progress is not None else None)
 
     def _apply_pending(self, executor: Executor, report: RunReport) -> None:
-        """First of every run: what an interrupted run planned and did not apply."""
+        """First of every run: what an interrupted run planned and did not apply. On
+        PostgreSQL it is claimed as workers claim it, so none of it goes out twice."""
+        if self.holder is not None:
+            released = self.db.operations.release_runs()
+            if released:
+                logger.info("%d operations an earlier run held are free again", released)
+            name, lease = self.holder
+            while not self.clock.stopping:
+                claimed = self.db.operations.claim(name, self.config.worker_batch, lease)
+                if not claimed:
+                    return  # none left, or workers hold the rest
+                executor.apply(claimed, report)
+            return
         pending = self.db.operations.pending()
         if pending:
             logger.info("applying %d operations an earlier run left pending", len(pending))
@@ -188,10 +201,11 @@ class SyncService:
                         sum(1 for s in stored if not s.operation.temp), report.succeeded,
                         report.failed)
 
-    def _apply_shared(self, report: RunReport, executor: Executor, holder: tuple[str, float]) -> None:
+    def _apply_shared(self, report: RunReport, executor: Executor, holder: tuple[str, float], *,
+                      listing: Callable[[], bool] = lambda: False) -> None:
         """Apply a stored plan as a worker does, beside any workers sharing the database: claim
-        batches until none of this run's operations is pending; then count in ``report`` what
-        the others applied of it."""
+        batches until none of this run's operations is pending (and ``listing`` says no more
+        are coming); then count in ``report`` what the others applied of it."""
         name, lease = holder
         mine: set[int] = set()
         while not self.clock.stopping:
@@ -199,10 +213,10 @@ class SyncService:
             if claimed:
                 mine.update(s.row_id for s in claimed)
                 executor.apply(claimed, report)
-            elif self.db.operations.pending_of(report.run_id) == 0:
+            elif not listing() and self.db.operations.pending_of(report.run_id) == 0:
                 break
             else:
-                self.clock.sleep(SHARED_POLL_S)  # workers hold the rest
+                self.clock.sleep(SHARED_POLL_S)  # workers hold the rest, or it is being listed
         for stored, status, error in self.db.operations.finished_of(report.run_id):
             if stored.row_id not in mine:
                 executor.count(Outcome(stored, status, error), report)
@@ -234,33 +248,63 @@ class SyncService:
                                         held_by=self.holder)
                     executor.apply(stored, report)
                 timings["retry"], tick = _lap(self.clock, tick)
-                planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock,
-                                         held_by=self.holder)
                 logger.info("initial sync %s: bucket %r prefix %r -> %s, %d workers",
                             report.run_id, self.config.customer_s3_bucket,
                             self.config.customer_s3_prefix, self.config.api_base_url,
                             self.config.sync_workers)
-                if not self.clock.stopping:
-                    executor.apply_stream(planner.batches(), report)
-                if planner.finished and not self.clock.stopping:
-                    planner.complete()
+                if self.holder is not None:
+                    listed = self._list_shared(report, executor, self.holder)
+                else:
+                    listed = self._list_alone(report, executor)
                 timings["listing"], tick = _lap(self.clock, tick)
             finally:
                 progress.close()
-            if planner.finished:
+            if listed:
                 path = self.csv.export(self.db.iter_records(), name=f"{report.run_id}-state")
                 logger.info("state exported to %s", path)
         return report
 
+    def _list_alone(self, report: RunReport, executor: Executor) -> bool:
+        """List the bucket and apply what each page needs as it is planned (SQLite: one
+        process); True once the whole listing was planned."""
+        planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock)
+        if not self.clock.stopping:
+            executor.apply_stream(planner.batches(), report)
+        if planner.finished and not self.clock.stopping:
+            planner.complete()
+        return planner.finished
+
+    def _start_ranges(self, run_id: str) -> int:
+        left = self.db.ranges.start(self.config.customer_s3_bucket, self.config.customer_s3_prefix,
+                                    run_id)
+        logger.info("initial sync %s: %d key ranges of the listing to list", run_id, left)
+        return left
+
+    def _list_shared(self, report: RunReport, executor: Executor, holder: Holder) -> bool:
+        """List the bucket in key ranges beside any workers (PostgreSQL), and apply the plan
+        as they do; True once every range was listed and this run's plan applied."""
+        self._start_ranges(report.run_id)
+        lister = RangeLister(self.s3, self.db, name=holder[0], lease_s=holder[1], clock=self.clock,
+                             report=report, until_listed=True).start()
+        try:
+            self._apply_shared(report, executor, holder, listing=lambda: lister.running)
+        finally:
+            lister.stop()
+        lister.join()
+        return not self.clock.stopping and self.db.ranges.left() == 0
+
     def _plan_initial_sync(self) -> RunReport:
         with self._run(INITIAL_SYNC) as report:
+            if self.holder is not None:
+                # PostgreSQL: workers list the ranges as well as apply what they plan.
+                self._start_ranges(report.run_id)
+                return report
             planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock)
             planned = 0
             for batch in planner.batches():
                 planned += len(batch.operations)
                 for reason, count in batch.skipped.items():
-                    for _ in range(count):
-                        report.skip(reason)
+                    report.skip(reason, count)
             if planner.finished and not self.clock.stopping:
                 planner.complete()
             logger.info("initial sync %s: %d operations planned for workers", report.run_id, planned)
@@ -271,7 +315,7 @@ class SyncService:
         self.config.require_bucket()
         settings = WorkerSettings(batch=self.config.worker_batch, lease_s=self.config.worker_lease,
                                   until_idle=until_idle)
-        return Worker(self.db, self._executor(), settings, clock=self.clock).run()
+        return Worker(self.s3, self.db, self._executor(), settings, clock=self.clock).run()
 
     def initial_sync_plan(self) -> list[tuple[str, str]]:
         """What an initial sync would do now, as (action, path), without doing anything."""
@@ -313,8 +357,7 @@ class SyncService:
         replay.touched |= adopt_renames(self.db, replay.created, replay.deleted)
         report.events_applied, report.events_rejected = replay.applied, replay.rejected
         for reason, count in replay.skipped.items():
-            report.skipped += count
-            report.skipped_reasons[reason] = report.skipped_reasons.get(reason, 0) + count
+            report.skip(reason, count)
         report.phase_seconds["replay"], tick = _lap(self.clock, tick)
         # Records tried by the pending step wait for the next run, unless an event changed them.
         self._plan_and_apply(report, executor, exclude=executor.attempted - replay.touched)
@@ -523,8 +566,11 @@ class SyncService:
 
     def _initial_sync_state(self) -> dict[str, Any]:
         position = self.db.get_setting(LISTING_POSITION)
-        return {"completed": self.initial_sync_completed(),
-                "listing_after": json.loads(position).get("after") if position else None}
+        state = {"completed": self.initial_sync_completed(),
+                 "listing_after": json.loads(position).get("after") if position else None}
+        if self.db.engine == "postgresql":
+            state["key_ranges"] = self.db.ranges.counts()
+        return state
 
 
 def _shortened(text: str, limit: int = 300) -> str:

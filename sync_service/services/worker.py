@@ -9,6 +9,9 @@ operation once whoever sends it. Plans keep their order: a worker claims only fr
 run with pending operations, and only from its earliest phase (deletes, renames and moves,
 creates and updates, permissions); renames and moves, which go in the planner's order, are
 claimed whole by one worker.
+
+Beside its executor each worker lists: a ``RangeLister`` thread claims ranges of an initial
+listing (stored by ``initial-sync``), so the listing of a large bucket is shared out as well.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import os
 import socket
 from dataclasses import dataclass
 
+from sync_service.clients.s3_manager import S3Manager
 from sync_service.models.data_models import RunReport, iso_utc
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.executor import Executor
+from sync_service.services.range_lister import RangeLister
 from sync_service.utils.clock import Clock
 
 logger = logging.getLogger(__name__)
@@ -51,8 +56,10 @@ class WorkerSettings:
 class Worker:
     """Claims batches of pending operations and applies them until stopped (or idle)."""
 
-    def __init__(self, db: DatabaseManager, executor: Executor, settings: WorkerSettings | None = None,
-                 *, name: str | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, s3: S3Manager, db: DatabaseManager, executor: Executor,
+                 settings: WorkerSettings | None = None, *, name: str | None = None,
+                 clock: Clock | None = None) -> None:
+        self.s3 = s3
         self.db = db
         self.executor = executor
         self.settings = settings or WorkerSettings()
@@ -66,6 +73,22 @@ class Worker:
         started = self.clock.monotonic()
         logger.info("worker %s: claiming up to %d operations at a time, lease %ss",
                     self.name, self.settings.batch, self.settings.lease_s)
+        lister = RangeLister(self.s3, self.db, name=self.name, lease_s=self.settings.lease_s,
+                             clock=self.clock, report=report,
+                             until_listed=self.settings.until_idle).start()
+        try:
+            self._apply_claimed(report, lister)
+        finally:
+            lister.stop()
+        lister.join()
+        released = self.db.operations.release(self.name)
+        if released:
+            logger.info("worker %s: stopping; %d claimed operations given back", self.name, released)
+        report.finished_at = iso_utc(self.clock.now())
+        report.duration_s = round(self.clock.monotonic() - started, 3)
+        return report
+
+    def _apply_claimed(self, report: RunReport, lister: RangeLister) -> None:
         while not self.clock.stopping:
             claimed = self.db.operations.claim(self.name, self.settings.batch, self.settings.lease_s)
             if claimed:
@@ -73,12 +96,9 @@ class Worker:
                             claimed[0].key)
                 self.executor.apply(claimed, report)
                 continue
-            if self.settings.until_idle and self.db.operations.counts()["pending"] == 0:
-                break
+            if lister.error is not None:
+                return  # join() raises it
+            if (self.settings.until_idle and not lister.running
+                    and self.db.operations.counts()["pending"] == 0):
+                return
             self.clock.sleep(IDLE_POLL_S)
-        released = self.db.operations.release(self.name)
-        if released:
-            logger.info("worker %s: stopping; %d claimed operations given back", self.name, released)
-        report.finished_at = iso_utc(self.clock.now())
-        report.duration_s = round(self.clock.monotonic() - started, 3)
-        return report

@@ -26,7 +26,7 @@ from typing import Any
 
 #: The tables of the schema, in an order that copies cleanly into another database.
 TABLES = ("files", "baseline", "dirty", "runs", "operations", "settings", "applied_events",
-          "key_sequencers", "dead_letters")
+          "key_sequencers", "dead_letters", "listing_ranges")
 
 
 class Result:

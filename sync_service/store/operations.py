@@ -71,7 +71,7 @@ _REPLACE_BASELINE = (
 _PHASE = ("CASE op WHEN 'delete' THEN 0 WHEN 'rename' THEN 1 WHEN 'move' THEN 1 "
           "WHEN 'update_permissions' THEN 3 ELSE 2 END")
 _ORDERED_PHASE = 1  # renames and moves: in the planner's order, so one claimer at a time
-_SERVER_NOW = "extract(epoch FROM clock_timestamp())"
+SERVER_NOW = "extract(epoch FROM clock_timestamp())"
 
 
 #: How the claims of a run (not a worker) on the operations it planned itself are named.
@@ -139,18 +139,18 @@ class OperationStore:
         if phase == _ORDERED_PHASE:
             with self.db.transaction():  # writers queue: no other claimer sees the wave half-taken
                 if self.db.query(f"SELECT 1 FROM operations WHERE status = 'pending' AND run_id = ? "
-                                 f"AND {_PHASE} = ? AND lease_until >= {_SERVER_NOW} LIMIT 1",
+                                 f"AND {_PHASE} = ? AND lease_until >= {SERVER_NOW} LIMIT 1",
                                  (run_id, phase)):
                     return []
                 rows = self.db.query(
-                    f"UPDATE operations SET claimed_by = ?, lease_until = {_SERVER_NOW} + ? "
+                    f"UPDATE operations SET claimed_by = ?, lease_until = {SERVER_NOW} + ? "
                     f"WHERE status = 'pending' AND run_id = ? AND {_PHASE} = ? "
                     "RETURNING id, run_id, payload", (worker, lease_s, run_id, phase))
         else:
             rows = self.db.query(
-                f"UPDATE operations SET claimed_by = ?, lease_until = {_SERVER_NOW} + ? WHERE id IN ("
+                f"UPDATE operations SET claimed_by = ?, lease_until = {SERVER_NOW} + ? WHERE id IN ("
                 f"SELECT id FROM operations WHERE status = 'pending' AND run_id = ? AND {_PHASE} = ? "
-                f"AND (lease_until IS NULL OR lease_until < {_SERVER_NOW}) ORDER BY id LIMIT ? "
+                f"AND (lease_until IS NULL OR lease_until < {SERVER_NOW}) ORDER BY id LIMIT ? "
                 "FOR UPDATE SKIP LOCKED) RETURNING id, run_id, payload",
                 (worker, lease_s, run_id, phase, limit))
         return [StoredOperation(row_id, f"{run}:{row_id}", _operation(payload))
@@ -160,6 +160,13 @@ class OperationStore:
         """Give back the claims ``worker`` still holds on pending operations (it is stopping)."""
         return self.db.execute("UPDATE operations SET lease_until = NULL WHERE claimed_by = ? "
                                "AND status = 'pending'", (worker,)).rowcount
+
+    def release_runs(self) -> int:
+        """Give back the claims of runs (``RUN_HOLDER_PREFIX``): only the holder of the run lock
+        calls this, so the runs that hold them have ended."""
+        return self.db.execute("UPDATE operations SET claimed_by = NULL, lease_until = NULL "
+                               "WHERE status = 'pending' AND claimed_by LIKE ?",
+                               (f"{RUN_HOLDER_PREFIX}%",)).rowcount
 
     def record(self, outcomes: list[Outcome]) -> None:
         """Store outcomes in one transaction: status, baseline, record write-back, dirty marks."""
@@ -231,6 +238,11 @@ class OperationStore:
                 "('done', 'skipped', 'superseded', 'abandoned')", (before,)).rowcount)
 
     # -- for status ----------------------------------------------------------------------------
+
+    def backlog(self, limit: int) -> int:
+        """Pending operations, counted up to ``limit`` (a cheap "more than ``limit``?")."""
+        return int(self.db.query("SELECT count(*) FROM (SELECT 1 FROM operations "
+                                 "WHERE status = 'pending' LIMIT ?) AS p", (limit,))[0][0])
 
     def pending_of(self, run_id: str) -> int:
         """How many of a run's operations are still pending (claimed or not)."""

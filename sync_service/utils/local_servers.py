@@ -95,6 +95,12 @@ class RcloneS3:
         wait_for_http(self.endpoint, process=self._process)
         return self
 
+    @property
+    def pid(self) -> int:
+        """The server process's id."""
+        assert self._process is not None, "not started"
+        return self._process.pid
+
     def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()

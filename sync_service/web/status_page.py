@@ -104,9 +104,7 @@ def _facts(status: dict[str, Any], runs: list[dict[str, Any]], next_cycle_at: fl
         _fact("pending operations", text(operations["pending"]), "pending"),
         _fact("failed operations", text(operations["failed"]), "failed", bad=operations["failed"] > 0),
         _fact("dead letters", text(status["dead_letters"]), "dead-letters", bad=status["dead_letters"] > 0),
-        _fact("initial sync", "completed" if initial["completed"] else
-              text(f"continues after {initial['listing_after']}") if initial["listing_after"]
-              else "not done yet", "initial-sync"),
+        _fact("initial sync", _initial(initial), "initial-sync"),
         _fact("bucket", text(status["bucket"]) + (f" / {text(status['prefix'])}" if status["prefix"] else ""),
               "bucket"),
         _fact("file manager", text(status["api"]), "api"),
@@ -213,3 +211,14 @@ def _dead_letters_table(letters: list[dict[str, Any]], total: int) -> str:
 def status_json(status: dict[str, Any]) -> str:
     """The status as ``status --json`` prints it."""
     return json.dumps(status, indent=2, ensure_ascii=False)
+
+
+def _initial(state: dict[str, Any]) -> str:
+    ranges = state.get("key_ranges") or {}
+    if ranges.get("left"):
+        return text(f"listing: {ranges['listed']} of {ranges['listed'] + ranges['left']} key ranges listed")
+    if state["completed"]:
+        return "completed"
+    if state["listing_after"]:
+        return text(f"continues after {state['listing_after']}")
+    return "not done yet"

@@ -1,0 +1,147 @@
+"""The lister of the initial listing's key ranges (SPEC §9, PostgreSQL).
+
+Every process that applies operations from the shared database (the initial sync itself and
+each ``worker``) runs one ``RangeLister`` in a thread beside its executor: it claims a range
+(``ListingRangeStore``), lists it page by page and stores each page's plan with the range's new
+position, unclaimed, for whichever process claims it first. A folder range's pages also yield
+the folders below it, which become new ranges that other listers take. The lister waits while
+more than ``BACKLOG`` operations are pending, so listing never runs far ahead of applying.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from functools import partial
+
+from sync_service.clients.s3_manager import S3Manager
+from sync_service.models.data_models import ObjectSummary, RunReport
+from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.planners import plan_page
+from sync_service.store.listing_ranges import ListingRange, LostRange, split_folders
+from sync_service.utils.clock import Clock
+
+logger = logging.getLogger(__name__)
+
+#: Pending operations above which a lister waits before its next page.
+BACKLOG = 4000
+#: Seconds between looks at the table while no range is free, or the backlog is full.
+IDLE_POLL_S = 0.2
+
+
+class RangeLister:
+    """Claims ranges of the initial listing and plans them page by page, until stopped; with
+    ``until_listed``, until no range is left to list."""
+
+    def __init__(self, s3: S3Manager, db: DatabaseManager, *, name: str, lease_s: float,
+                 clock: Clock, report: RunReport | None = None, until_listed: bool = False) -> None:
+        self.s3 = s3
+        self.db = db
+        self.name = name
+        self.lease_s = lease_s
+        self.clock = clock
+        self.report = report  # counts what this lister skipped
+        self.until_listed = until_listed
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- in a thread beside the executor ------------------------------------------------------
+
+    def start(self) -> RangeLister:
+        """Run in a thread of its own."""
+        self._thread = threading.Thread(target=self._run_recording, name=f"lister-{self.name}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the thread to stop after the page it is on (its claims are given back)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once the process or the caller asked to stop."""
+        return self.clock.stopping or self._stop.is_set()
+
+    @property
+    def running(self) -> bool:
+        """True while the thread lists (or waits for a range)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self) -> None:
+        """Wait for the thread; raise what stopped it, if anything did."""
+        if self._thread is not None:
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run_recording(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # handed to join(), in the thread that applies
+            self.error = exc
+
+    # -- the work ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Claim and list ranges until stopped (or, ``until_listed``, until none is left)."""
+        try:
+            while not self.stopping:
+                claimed = self.db.ranges.claim(self.name, self.lease_s)
+                if claimed is None:
+                    if self.until_listed and self.db.ranges.left() == 0:
+                        return
+                    self.clock.sleep(IDLE_POLL_S)  # others hold the rest, or nothing to list
+                    continue
+                try:
+                    self._list(claimed)
+                except LostRange as exc:
+                    logger.warning("%s: %s; its page was not stored", self.name, exc)
+        finally:
+            self.db.ranges.release(self.name)
+
+    def _list(self, listed: ListingRange) -> None:
+        logger.info("%s: listing range %d, %s%s", self.name, listed.id, listed.describe(),
+                    f", continuing after {listed.after!r}" if listed.after else "")
+        after = listed.after
+        for page, folders, after in self._pages(listed):
+            self._wait_for_backlog()
+            if self.stopping:
+                return
+            store = partial(self.db.ranges.advance, listed, self.name, self.lease_s, after,
+                            found=split_folders(listed, folders))
+            batch = plan_page(self.db, listed.run_id, page, then=store)
+            if self.report is not None:
+                for reason, count in batch.skipped.items():
+                    self.report.skip(reason, count)
+        if not self.stopping:
+            with self.db.transaction():
+                self.db.ranges.advance(listed, self.name, self.lease_s, after, done=True)
+
+    def _pages(self, listed: ListingRange) -> Iterator[tuple[list[ObjectSummary], list[str], str]]:
+        """The range's pages after its position: (objects, folders found, the page's last key)."""
+        after = listed.after
+        if listed.folders is None:
+            for page, folders in self.s3.iter_scope(listed.scope, start_after=after, delimited=True):
+                # A listing continued after a folder may name that folder again: it is listed.
+                page = [s for s in page if s.key > after]
+                folders = [f for f in folders if f > after]
+                last = max(page[-1].key if page else "", folders[-1] if folders else "")
+                if last:
+                    after = last
+                    yield page, folders, last
+            return
+        for folder in listed.folders:
+            if folder < after and not after.startswith(folder):
+                continue  # listed whole before the range was continued
+            start = after if after.startswith(folder) else ""
+            for page, _ in self.s3.iter_scope(folder, start_after=start):
+                if page:
+                    after = page[-1].key
+                    yield page, [], after
+
+    def _wait_for_backlog(self) -> None:
+        while not self.stopping and self.db.operations.backlog(BACKLOG + 1) > BACKLOG:
+            self.clock.sleep(IDLE_POLL_S)

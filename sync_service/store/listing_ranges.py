@@ -1,0 +1,170 @@
+"""The initial listing in key ranges (SPEC §9, PostgreSQL): what each range holds, how far it
+has been listed, who lists it now.
+
+A listing starts as one range: the keys directly below the bucket prefix, listed with ``/`` as
+the delimiter (a *folder* range). The folders such a listing finds become ranges of their own:
+a folder alone becomes a folder range one level deeper (until ``MAX_DEPTH``), several
+neighbouring folders together a *subtree* range (``folders``: each listed whole, one after the
+other). Ranges hold disjoint keys, so listers never plan one object twice.
+
+Every page a lister plans is stored with the range's new position (``after``: the last key
+listed) in one transaction, and the new ranges it found; a lister claims a range like a worker
+claims operations (``claimed_by``, ``lease_until`` on the server's clock) and extends the lease
+with each page. A lister killed mid-range leaves its claim until the lease runs out; whoever
+claims it next continues after ``after``. A lister whose lease ran out meanwhile finds the range
+taken (``LostRange``), and its page is not stored: the new holder lists it again.
+
+The range that finishes last marks the initial sync completed, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sync_service.store.database import Database
+from sync_service.store.operations import SERVER_NOW
+from sync_service.store.runs import RunStore
+
+#: Folder levels below the prefix that are listed with a delimiter, so their folders can be
+#: shared out; below that a folder's keys are listed whole by one lister.
+MAX_DEPTH = 3
+#: Ranges made of the folders found on one listing page at most.
+RANGES_PER_PAGE = 8
+#: The setting that says the initial sync listed the whole bucket (planners.INITIAL_SYNC_COMPLETED).
+_COMPLETED = "initial_sync_completed"
+
+
+class LostRange(Exception):
+    """The range's lease ran out and another lister holds it now."""
+
+
+@dataclass(frozen=True)
+class ListingRange:
+    """One range of the listing."""
+
+    id: int
+    run_id: str
+    scope: str  #: the key prefix listed (a folder range lists its keys with '/' as delimiter)
+    folders: tuple[str, ...] | None  #: a subtree range: these folders, each listed whole
+    depth: int
+    after: str  #: the last key (or folder) listed; '' before the first page
+
+    @property
+    def delimited(self) -> bool:
+        """True for a folder range (the keys directly below ``scope``)."""
+        return self.folders is None
+
+    def describe(self) -> str:
+        """For logs: the folder, or the first and last folder of a subtree."""
+        if self.folders is None:
+            return f"folder {self.scope!r}"
+        if len(self.folders) == 1:
+            return f"subtree {self.folders[0]!r}"
+        return f"subtrees {self.folders[0]!r} .. {self.folders[-1]!r} ({len(self.folders)})"
+
+
+def split_folders(parent: ListingRange, folders: list[str]) -> list[tuple[str, tuple[str, ...] | None, int]]:
+    """The ranges the ``folders`` found on one page of the folder range ``parent`` become, as
+    (scope, folders, depth): at most ``RANGES_PER_PAGE``, neighbours grouped in listing order;
+    a folder alone is a folder range one level deeper (a subtree range at ``MAX_DEPTH``)."""
+    if not folders:
+        return []
+    groups = min(RANGES_PER_PAGE, len(folders))
+    size, extra = divmod(len(folders), groups)
+    ranges: list[tuple[str, tuple[str, ...] | None, int]] = []
+    start = 0
+    for n in range(groups):
+        group = folders[start:start + size + (1 if n < extra else 0)]
+        start += len(group)
+        if len(group) == 1 and parent.depth + 1 < MAX_DEPTH:
+            ranges.append((group[0], None, parent.depth + 1))
+        else:
+            ranges.append((parent.scope, tuple(group), parent.depth + 1))
+    return ranges
+
+
+class ListingRangeStore:
+    """Reads and changes the ``listing_ranges`` table (PostgreSQL)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def listing_of(bucket: str, prefix: str) -> str:
+        """The identity of the listing of ``prefix`` in ``bucket``."""
+        return json.dumps([bucket, prefix])
+
+    def start(self, bucket: str, prefix: str, run_id: str) -> int:
+        """Begin the listing of ``prefix`` in ``bucket`` for ``run_id``, or continue it: an
+        unfinished listing of the same bucket and prefix is taken over by this run (its ranges'
+        operations are planned for it); anything else starts over with one folder range.
+        Returns the number of ranges left to list."""
+        listing = self.listing_of(bucket, prefix)
+        with self.db.transaction():
+            left = self.db.query("SELECT count(*) FROM listing_ranges WHERE listing = ? AND done = 0",
+                                 (listing,))[0][0]
+            if left:
+                self.db.execute("DELETE FROM listing_ranges WHERE listing != ?", (listing,))
+                self.db.execute("UPDATE listing_ranges SET run_id = ? WHERE done = 0", (run_id,))
+                return int(left)
+            self.db.execute("DELETE FROM listing_ranges")
+            self._insert(listing, run_id, [(prefix, None, 0)])
+        return 1
+
+    def _insert(self, listing: str, run_id: str,
+                ranges: Iterable[tuple[str, tuple[str, ...] | None, int]]) -> None:
+        for scope, folders, depth in ranges:
+            self.db.execute(
+                "INSERT INTO listing_ranges (listing, run_id, scope, folders, depth) VALUES (?, ?, ?, ?, ?)",
+                (listing, run_id, scope, None if folders is None else json.dumps(folders), depth))
+
+    def claim(self, lister: str, lease_s: float) -> ListingRange | None:
+        """Claim the oldest range no live lease holds, for ``lease_s`` seconds; None when there
+        is none now (all listed, or all held)."""
+        rows = self.db.query(
+            f"UPDATE listing_ranges SET claimed_by = ?, lease_until = {SERVER_NOW} + ? WHERE id = ("
+            "SELECT id FROM listing_ranges WHERE done = 0 AND "
+            f"(lease_until IS NULL OR lease_until < {SERVER_NOW}) ORDER BY id LIMIT 1 "
+            "FOR UPDATE SKIP LOCKED) RETURNING id, run_id, scope, folders, depth, after",
+            (lister, lease_s))
+        if not rows:
+            return None
+        row_id, run_id, scope, folders, depth, after = rows[0]
+        return ListingRange(int(row_id), run_id, scope,
+                            None if folders is None else tuple(json.loads(folders)), int(depth), after)
+
+    def advance(self, listed: ListingRange, lister: str, lease_s: float, after: str, *,
+                found: Iterable[tuple[str, tuple[str, ...] | None, int]] = (), done: bool = False) -> None:
+        """Store that ``lister`` listed ``listed`` up to ``after`` (and the ranges ``found`` on
+        the page), extending its lease; with ``done``, the range is finished, and if it was the
+        last, the initial sync is marked completed. Joins the caller's transaction, which holds
+        the page's plan; raises ``LostRange`` if another lister holds the range now."""
+        with self.db.transaction():
+            changed = self.db.execute(
+                f"UPDATE listing_ranges SET after = ?, done = ?, lease_until = {SERVER_NOW} + ? "
+                "WHERE id = ? AND claimed_by = ? AND done = 0",
+                (after, 1 if done else 0, lease_s, listed.id, lister)).rowcount
+            if changed != 1:
+                raise LostRange(f"range {listed.id} is listed by another lister now")
+            listing = self.db.query("SELECT listing FROM listing_ranges WHERE id = ?", (listed.id,))[0][0]
+            self._insert(listing, listed.run_id, found)
+            # Write transactions queue for one lock (PostgresDatabase._begin), so the count sees
+            # every other finished range: the last finisher knows it is the last.
+            if done and not self.db.query("SELECT 1 FROM listing_ranges WHERE done = 0 LIMIT 1"):
+                RunStore(self.db).set_setting(_COMPLETED, listed.run_id)
+
+    def release(self, lister: str) -> int:
+        """Give back the ranges ``lister`` holds (it is stopping)."""
+        return self.db.execute("UPDATE listing_ranges SET claimed_by = NULL, lease_until = NULL "
+                               "WHERE claimed_by = ? AND done = 0", (lister,)).rowcount
+
+    def left(self) -> int:
+        """Ranges not yet listed to the end."""
+        return int(self.db.query("SELECT count(*) FROM listing_ranges WHERE done = 0")[0][0])
+
+    def counts(self) -> dict[str, int]:
+        """Ranges listed and left (for status)."""
+        rows = dict(self.db.query("SELECT done, count(*) FROM listing_ranges GROUP BY done"))
+        return {"listed": int(rows.get(1, 0)), "left": int(rows.get(0, 0))}
