@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     initial.add_argument("--dry-run", action="store_true",
                          help="print what would be delivered; call nothing, change nothing")
     initial.add_argument("--plan-only", action="store_true",
-                         help="list and store the operations, apply none (worker processes apply them)")
+                         help="apply nothing: with PostgreSQL store the listing's first key range "
+                         "for worker processes to list and apply; with SQLite list and store the "
+                         "operations")
     incremental = commands.add_parser("incremental-sync", help="replay events, diff the old and "
                                       "new state, apply the operations")
     incremental.add_argument("--dry-run", action="store_true",
@@ -75,10 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     status_parser.add_argument("--json", action="store_true", help="print JSON")
     commands.add_parser("test", help="end-to-end check: database, S3, API, an incremental sync, "
                         "CSV export, file manager vs bucket (embedded servers when unconfigured)")
-    work = commands.add_parser("worker", help="claim pending operations from the shared PostgreSQL "
-                               "database (DATABASE_URL) and apply them; run any number of them")
+    work = commands.add_parser("worker", help="claim pending operations and key ranges of an initial "
+                               "listing from the shared PostgreSQL database (DATABASE_URL), apply "
+                               "and list them; run any number of them")
     work.add_argument("--until-idle", action="store_true",
-                      help="exit once no operation is pending (default: work until SIGTERM)")
+                      help="exit once no operation is pending and no range is left to list "
+                      "(default: work until SIGTERM)")
     commands.add_parser("help", help="show this help")
     return parser
 

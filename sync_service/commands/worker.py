@@ -17,8 +17,8 @@ logger = logging.getLogger(__name__)
 
 
 def run(config: SyncConfig, args: argparse.Namespace) -> int:
-    """Work until SIGTERM or SIGINT (or, with ``--until-idle``, until nothing is pending); print
-    what this worker applied; 1 when any operation failed."""
+    """Work until SIGTERM or SIGINT (or, with ``--until-idle``, until nothing is pending or left
+    to list); print what this worker applied; 1 when any operation failed."""
     if not config.database_url:
         raise ConfigError("worker needs DATABASE_URL=postgresql://…: workers share operations "
                           "through PostgreSQL; with SQLite one process syncs (initial-sync, "
