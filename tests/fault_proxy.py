@@ -181,7 +181,7 @@ class SlowListingProxy(S3Proxy):
         parts = urlsplit(handler.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if handler.command == "GET" and query.get("list-type") == "2":
-            self.listings.append(query)
+            self.listings.append(dict(query))
             query["max-keys"] = str(self.max_keys)
             handler.path = parts._replace(query=urlencode(query)).geturl()
             time.sleep(self.delay_s)

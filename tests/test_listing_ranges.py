@@ -1,10 +1,12 @@
-"""The initial listing in key ranges (SPEC §9, PostgreSQL): how a page's folders become ranges,
-what the ranges table promises (one lister a range, positions stored with the page, the last
-range completes the initial sync), and workers sharing a listing, one of them killed with -9
-half-way through a range, which another continues after the position it stored."""
+"""The initial listing in key ranges (SPEC §9, PostgreSQL): how a page's folders become ranges
+and how a long range of keys without folders is split, what the ranges table promises (one
+lister a range, positions stored with the page, the last range completes the initial sync),
+and workers sharing a listing: one of them killed with -9 half-way through a range, which
+another continues after the position it stored; a bucket without folders listed by several."""
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import socket
 from collections import Counter
@@ -12,7 +14,17 @@ from collections import Counter
 import pytest
 
 from sync_service.services.database_manager import DatabaseManager
-from sync_service.store.listing_ranges import MAX_DEPTH, RANGES_PER_PAGE, ListingRange, LostRange, split_folders
+from sync_service.store.listing_ranges import (
+    RANGES_PER_PAGE,
+    ListingRange,
+    ListingRangeStore,
+    LostRange,
+    NewRange,
+    probe_points,
+    split_folders,
+    split_points,
+    split_ranges,
+)
 from tests.conftest import Api, Bucket, Cli
 from tests.fault_proxy import SlowListingProxy
 from tests.test_initial_sync import assert_api_matches_bucket, wait_until
@@ -25,16 +37,41 @@ def folder_range(scope: str, depth: int) -> ListingRange:
 def test_a_pages_folders_become_at_most_eight_ranges_of_neighbours() -> None:
     # a few folders: each a folder range of its own, one level deeper
     assert split_folders(folder_range("p/", 0), ["p/a/", "p/b/", "p/c/"]) == [
-        ("p/a/", None, 1), ("p/b/", None, 1), ("p/c/", None, 1)]
+        NewRange("p/a/", None, 1), NewRange("p/b/", None, 1), NewRange("p/c/", None, 1)]
     # ten: eight ranges, the first two of two neighbouring folders each (listed whole)
     folders = [f"p/{n}/" for n in range(10)]
     ranges = split_folders(folder_range("p/", 0), folders)
     assert len(ranges) == RANGES_PER_PAGE
-    assert ranges[:3] == [("p/", ("p/0/", "p/1/"), 1), ("p/", ("p/2/", "p/3/"), 1), ("p/4/", None, 1)]
-    assert [f for scope, group, _ in ranges for f in (group or (scope,))] == folders  # all, in order
-    # at the deepest delimited level a folder alone is listed whole too
-    assert split_folders(folder_range("p/q/", MAX_DEPTH - 1), ["p/q/r/"]) == [("p/q/", ("p/q/r/",), MAX_DEPTH)]
+    assert ranges[:3] == [NewRange("p/", ("p/0/", "p/1/"), 1), NewRange("p/", ("p/2/", "p/3/"), 1),
+                          NewRange("p/4/", None, 1)]
+    assert [f for r in ranges for f in (r.folders or (r.scope,))] == folders  # all, in order
     assert split_folders(folder_range("p/", 0), []) == []
+
+
+def test_a_long_range_is_split_at_entries_found_between_its_position_and_its_end() -> None:
+    # an unbounded range of hex keys listed up to '0a7': probed at the first character, after '0'
+    root = folder_range("", 0)
+    points = probe_points(root, "0a7")
+    assert points[0] == "1" and "f" in points and "0" not in points
+    # the entries found become at most seven boundaries, spread evenly, and eight ranges
+    found = ["1000", "2000", "3000", "4000", "5000", "6000", "7000", "8000", "9000", "a000",
+             "b000", "c000", "d000", "e000", "f000", "0a5", "0a7"]  # the last two are behind
+    bounds = split_points(root, "0a7", found)
+    assert bounds == ["2000", "4000", "6000", "8000", "a000", "c000", "e000"]
+    assert split_ranges(root, bounds) == [
+        NewRange("", None, 0, after="2000", until="4000"), NewRange("", None, 0, after="4000", until="6000"),
+        NewRange("", None, 0, after="6000", until="8000"), NewRange("", None, 0, after="8000", until="a000"),
+        NewRange("", None, 0, after="a000", until="c000"), NewRange("", None, 0, after="c000", until="e000"),
+        NewRange("", None, 0, after="e000", until=None)]
+    # a bounded range probes where its position and its end differ, up to the end
+    bounded = ListingRange(2, "run-1", "p/", None, 1, "p/2f", until="p/4c")
+    assert probe_points(bounded, "p/2f") == ["p/3", "p/4"]
+    assert split_points(bounded, "p/2f", ["p/3a", "p/4c", "p/4d"]) == ["p/3a"]  # the end is not a bound
+    # keys sharing a longer beginning: deeper levels, below the position's own characters
+    narrow = ListingRange(3, "run-1", "", None, 0, "img_0041", until="img_1000")
+    assert probe_points(narrow, "img_0041") == ["img_1"]
+    assert probe_points(narrow, "img_0041", level=1)[:2] == ["img_01", "img_02"]
+    assert probe_points(narrow, "img_0041", level=9) == []
 
 
 def test_one_lister_a_range_positions_stored_and_the_last_range_completes(postgres_url: str) -> None:
@@ -48,12 +85,13 @@ def test_one_lister_a_range_positions_stored_and_the_last_range_completes(postgr
         assert ranges.claim("B", 60) is None  # held by A
         # when A stores a page that found folders, the position and the new ranges go together
         with db.transaction():
-            ranges.advance(root, "A", 60, "team/y/", found=[("team/x/", None, 1), ("team/", ("team/y/",), 1)])
+            ranges.advance(root, "A", 60, "team/y/",
+                           found=[NewRange("team/x/", None, 1), NewRange("team/", ("team/y/",), 1)])
         assert ranges.counts() == {"listed": 0, "left": 3}
         # and a lister that lost its claim stores nothing: its whole page is rolled back
         with pytest.raises(LostRange), db.transaction():
             db.records.upsert("ghost.txt", 1, "e", "2026-11-26T00:00:00Z", "")
-            ranges.advance(root, "B", 60, "team/z", found=[("team/z/", None, 1)])
+            ranges.advance(root, "B", 60, "team/z", found=[NewRange("team/z/", None, 1)])
         assert db.get_record("ghost.txt") is None and ranges.counts()["left"] == 3
         # a claim whose lease ran out is free again, with the position it stored
         assert ranges.release("A") == 1
@@ -72,6 +110,25 @@ def test_one_lister_a_range_positions_stored_and_the_last_range_completes(postgr
                 ranges.advance(claimed, name, 60, "", done=True)
         assert db.get_setting("initial_sync_completed") == "run-1"
         assert ranges.counts() == {"listed": 3, "left": 0}
+        # a long range shares out its rest: a folder range ends at the first boundary, new
+        # ranges take the rest; a subtree range hands on the folders it has not begun
+        assert ranges.start("bucket", "flat/", "run-5") == 1
+        flat = ranges.claim("H", 60)
+        assert flat is not None
+        narrowed = ranges.split(flat, "H", ["flat/3", "flat/7"])
+        assert narrowed.until == "flat/3"
+        assert [(r.id == flat.id, r.after, r.until) for r in _claim_all(ranges, "I")] == [
+            (False, "flat/3", "flat/7"), (False, "flat/7", None)]
+        with db.transaction():
+            ranges.advance(narrowed, "H", 60, "", found=[NewRange("flat/", ("flat/a/", "flat/b/", "flat/c/"), 1)])
+        group = ranges.claim("J", 60)
+        assert group is not None and group.folders == ("flat/a/", "flat/b/", "flat/c/")
+        kept = ranges.hand_off(group, "J", 1)
+        assert kept.folders == ("flat/a/",)
+        handed = _claim_all(ranges, "K")
+        assert [(r.scope, r.folders, r.depth) for r in handed] == [("flat/b/", None, 1), ("flat/c/", None, 1)]
+        with pytest.raises(LostRange):
+            ranges.hand_off(group, "someone else", 1)
         # and the next listing starts over, as does one of another prefix
         assert ranges.start("bucket", "team/", "run-2") == 1
         assert ranges.start("bucket", "other/", "run-3") == 1
@@ -85,6 +142,13 @@ def test_one_lister_a_range_positions_stored_and_the_last_range_completes(postgr
 
 
 LEASE_S = 3
+
+
+def _claim_all(ranges: ListingRangeStore, lister: str) -> list[ListingRange]:
+    claimed: list[ListingRange] = []
+    while (one := ranges.claim(lister, 60)) is not None:
+        claimed.append(one)
+    return claimed
 
 
 def test_workers_share_the_listing_and_a_killed_listers_range_is_continued_after_its_position(
@@ -108,10 +172,20 @@ def test_workers_share_the_listing_and_a_killed_listers_range_is_continued_after
                 "SELECT id, after FROM listing_ranges WHERE claimed_by = ? AND done = 0 AND after != ''",
                 (victim,))]
 
-        wait_until(lambda: bool(half_listed()), timeout=60, interval=0.02)
+        def stopped_half_way() -> bool:
+            """Stop the victim; keep it stopped only while it holds a range listed half-way."""
+            if not half_listed():
+                return False
+            workers[0].send_signal(signal.SIGSTOP)
+            if half_listed():
+                return True
+            workers[0].send_signal(signal.SIGCONT)  # it moved on meanwhile
+            return False
+
+        wait_until(stopped_half_way, timeout=60, interval=0.02)
+        (range_id, position), = half_listed()
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait()
-        (range_id, position), = half_listed()
         for worker in workers[1:]:
             worker.wait(timeout=120)
     # then the others finished the listing and every object reached the file manager once
@@ -132,3 +206,32 @@ def test_workers_share_the_listing_and_a_killed_listers_range_is_continued_after
     assert {"", "f0/", "f4/", "deep/", "deep/er/"} <= scopes, scopes
     listers = {row[0] for row in cli.query("SELECT DISTINCT claimed_by FROM listing_ranges")}
     assert len(listers - {victim}) == 2
+
+
+def test_a_bucket_without_folders_is_split_by_probing_and_listed_by_several_workers(
+        cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
+    # given 160 keys with no folder (hashed names), listed 4 keys a page
+    keys = sorted(f"{hashlib.sha256(str(n).encode()).hexdigest()[:12]}.bin" for n in range(160))
+    for key in keys:
+        bucket.put(key, key.encode())
+    with SlowListingProxy(bucket.endpoint, max_keys=4, delay_s=0.05) as proxy:
+        cli.env.update(DATABASE_URL=postgres_url, CUSTOMER_S3_ENDPOINT=proxy.endpoint)
+        assert cli.run("initial-sync", "--plan-only").returncode == 0
+        # when three workers list and apply it
+        workers = [cli.start("worker", "--until-idle", SYNC_WORKERS="2") for _ in range(3)]
+        for worker in workers:
+            worker.wait(timeout=120)
+        probes = [q for q in proxy.listings if q.get("max-keys") == "1"]
+    logs = "".join((cli.workdir / f"process-{n}.log").read_text() for n in range(3))
+    assert [w.returncode for w in workers] == [0, 0, 0], logs[-3000:]
+    # then the one range was split at keys the bucket holds, and several workers listed
+    rows = cli.query("SELECT after, until, claimed_by, done FROM listing_ranges ORDER BY id")
+    assert len(rows) > 2 and all(done == 1 for *_, done in rows)
+    bounds = {until for _, until, _, _ in rows if until is not None}
+    assert bounds and bounds <= set(keys), bounds  # every boundary is a key of the bucket
+    assert len({claimed for _, _, claimed, _ in rows}) >= 2
+    assert "split after" in logs and probes
+    # and every object reached the file manager once
+    saves = Counter(op["path"] for op in api.operations() if op["op"] == "saveToDisk")
+    assert sorted(saves) == keys and set(saves.values()) == {1}, saves.most_common(3)
+    assert cli.query("SELECT value FROM settings WHERE key = 'initial_sync_completed'") != []

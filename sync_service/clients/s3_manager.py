@@ -109,14 +109,15 @@ class S3Manager:
     def iter_pages(self, start_after: str = "") -> Iterator[list[ObjectSummary]]:
         """Yield the bucket listing page by page, never holding more than one page; with
         ``start_after``, only the keys after that one (a listing continued)."""
-        for summaries, _ in self.iter_scope(self.prefix, start_after=start_after):
+        for summaries, _, _ in self.iter_scope(self.prefix, start_after=start_after):
             yield summaries
 
     def iter_scope(self, scope: str, *, start_after: str = "",
-                   delimited: bool = False) -> Iterator[tuple[list[ObjectSummary], list[str]]]:
+                   delimited: bool = False) -> Iterator[tuple[list[ObjectSummary], list[str], bool]]:
         """Yield the keys below the key prefix ``scope`` page by page, after ``start_after``;
         ``delimited``: only the keys directly below it, with the folders (common prefixes, '/'
-        as the delimiter) each page found. One page held at a time."""
+        as the delimiter) each page found. With each page: whether more pages follow. One page
+        held at a time."""
         extra: dict[str, str] = {"StartAfter": start_after} if start_after else {}
         if delimited:
             extra["Delimiter"] = "/"
@@ -125,9 +126,29 @@ class S3Manager:
         try:
             for page in pages:
                 yield ([_summary(self, item) for item in page.get("Contents", [])],
-                       [str(p["Prefix"]) for p in page.get("CommonPrefixes", [])])
+                       [str(p["Prefix"]) for p in page.get("CommonPrefixes", [])],
+                       bool(page.get("IsTruncated")))
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, f"listing bucket {self.bucket!r}") from exc
+
+    def first_entries(self, scope: str, points: list[str]) -> list[str]:
+        """For each of ``points``, the first entry directly below ``scope`` after it (a key, or
+        a folder with '/' as delimiter), where there is one: one LIST of one key each, several
+        at once."""
+        def first(point: str) -> str | None:
+            try:
+                page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=scope, StartAfter=point,
+                                                   Delimiter="/", MaxKeys=1)
+            except (BotoCoreError, ClientError) as exc:
+                raise _translate(exc, f"listing bucket {self.bucket!r}") from exc
+            entries = [str(i["Key"]) for i in page.get("Contents", [])[:1]]
+            entries += [str(p["Prefix"]) for p in page.get("CommonPrefixes", [])[:1]]
+            return min(entries) if entries else None
+
+        if not points:
+            return []
+        with ThreadPoolExecutor(min(LISTING_THREADS, len(points)), thread_name_prefix="probe") as pool:
+            return [entry for entry in pool.map(first, points) if entry is not None]
 
     def listed(self, paths: Iterable[str]) -> tuple[dict[str, ObjectSummary], set[str]]:
         """What a listing shows of ``paths``: one listing per folder (folders concurrently),

@@ -19,7 +19,13 @@ from sync_service.clients.s3_manager import S3Manager
 from sync_service.models.data_models import ObjectSummary, RunReport
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.planners import plan_page
-from sync_service.store.listing_ranges import ListingRange, LostRange, split_folders
+from sync_service.store.listing_ranges import (
+    ListingRange,
+    LostRange,
+    probe_points,
+    split_folders,
+    split_points,
+)
 from sync_service.utils.clock import Clock
 
 logger = logging.getLogger(__name__)
@@ -28,6 +34,11 @@ logger = logging.getLogger(__name__)
 BACKLOG = 4000
 #: Seconds between looks at the table while no range is free, or the backlog is full.
 IDLE_POLL_S = 0.2
+#: Full pages of a folder range after which its lister shares the rest out if no other range is
+#: free to list (and again after as many more): a range this long is worth a few one-key LISTs.
+SPLIT_AFTER_PAGES = 4
+#: Character positions probed at most, one after the other, before a range is left whole.
+PROBE_LEVELS = 8
 
 
 class RangeLister:
@@ -106,41 +117,87 @@ class RangeLister:
         logger.info("%s: listing range %d, %s%s", self.name, listed.id, listed.describe(),
                     f", continuing after {listed.after!r}" if listed.after else "")
         after = listed.after
-        for page, folders, after in self._pages(listed):
-            self._wait_for_backlog()
-            if self.stopping:
-                return
-            store = partial(self.db.ranges.advance, listed, self.name, self.lease_s, after,
-                            found=split_folders(listed, folders))
-            batch = plan_page(self.db, listed.run_id, page, then=store)
-            if self.report is not None:
-                for reason, count in batch.skipped.items():
-                    self.report.skip(reason, count)
+        pages = 0
+        while True:
+            for page, folders, last, more in self._pages(listed, after):
+                after = last
+                self._wait_for_backlog()
+                if self.stopping:
+                    return
+                store = partial(self.db.ranges.advance, listed, self.name, self.lease_s, after,
+                                found=split_folders(listed, folders))
+                batch = plan_page(self.db, listed.run_id, page, then=store)
+                if self.report is not None:
+                    for reason, count in batch.skipped.items():
+                        self.report.skip(reason, count)
+                pages += 1
+                if more and pages % SPLIT_AFTER_PAGES == 0:
+                    split = self._split(listed, after)
+                    if split is not None:
+                        listed = split
+                        break  # list on up to the range's new end, or its last folder now
+            else:
+                break
         if not self.stopping:
-            with self.db.transaction():
-                self.db.ranges.advance(listed, self.name, self.lease_s, after, done=True)
+            self.db.ranges.advance(listed, self.name, self.lease_s, after, done=True)
 
-    def _pages(self, listed: ListingRange) -> Iterator[tuple[list[ObjectSummary], list[str], str]]:
-        """The range's pages after its position: (objects, folders found, the page's last key)."""
-        after = listed.after
+    def _split(self, listed: ListingRange, after: str) -> ListingRange | None:
+        """Share out the rest of a long range when no other range is free to list: the folders
+        of a subtree range not begun yet become ranges of their own; a folder range is probed
+        for entries between ``after`` and its end, and what lies beyond the first of them goes
+        to new ranges."""
+        if self.db.ranges.free():
+            return None  # the other listers have ranges to take
+        if listed.folders is not None:
+            begun = sum(1 for f in listed.folders if f < after or after.startswith(f))
+            if len(listed.folders) - begun < 1:
+                return None
+            logger.info("%s: range %d hands %d folders on from %r", self.name, listed.id,
+                        len(listed.folders) - begun, listed.folders[begun])
+            return self.db.ranges.hand_off(listed, self.name, begun)
+        bounds: list[str] = []
+        for level in range(PROBE_LEVELS):
+            points = probe_points(listed, after, level)
+            if not points and level:
+                break
+            bounds = split_points(listed, after, self.s3.first_entries(listed.scope, points))
+            if bounds:
+                break
+        if not bounds:
+            return None
+        split = self.db.ranges.split(listed, self.name, bounds)
+        logger.info("%s: range %d split after %r: %d more ranges from %r", self.name, listed.id,
+                    after, len(bounds), bounds[0])
+        return split
+
+    def _pages(self, listed: ListingRange,
+               after: str) -> Iterator[tuple[list[ObjectSummary], list[str], str, bool]]:
+        """The range's pages after ``after``: (objects, folders found, the page's last entry,
+        whether the listing goes on after it)."""
         if listed.folders is None:
-            for page, folders in self.s3.iter_scope(listed.scope, start_after=after, delimited=True):
+            until = listed.until
+            for page, folders, more in self.s3.iter_scope(listed.scope, start_after=after, delimited=True):
+                # The range ends at ``until``, once a page reaches it.
+                ended = until is not None and max(page[-1].key if page else "",
+                                                  folders[-1] if folders else "") >= until
                 # A listing continued after a folder may name that folder again: it is listed.
-                page = [s for s in page if s.key > after]
-                folders = [f for f in folders if f > after]
+                page = [s for s in page if s.key > after and (until is None or s.key <= until)]
+                folders = [f for f in folders if f > after and (until is None or f <= until)]
                 last = max(page[-1].key if page else "", folders[-1] if folders else "")
                 if last:
                     after = last
-                    yield page, folders, last
+                    yield page, folders, last, more and not ended
+                if ended:
+                    return
             return
         for folder in listed.folders:
             if folder < after and not after.startswith(folder):
                 continue  # listed whole before the range was continued
             start = after if after.startswith(folder) else ""
-            for page, _ in self.s3.iter_scope(folder, start_after=start):
+            for page, _, more in self.s3.iter_scope(folder, start_after=start):
                 if page:
                     after = page[-1].key
-                    yield page, [], after
+                    yield page, [], after, more
 
     def _wait_for_backlog(self) -> None:
         while not self.stopping and self.db.operations.backlog(BACKLOG + 1) > BACKLOG:

@@ -3,9 +3,12 @@ has been listed, who lists it now.
 
 A listing starts as one range: the keys directly below the bucket prefix, listed with ``/`` as
 the delimiter (a *folder* range). The folders such a listing finds become ranges of their own:
-a folder alone becomes a folder range one level deeper (until ``MAX_DEPTH``), several
-neighbouring folders together a *subtree* range (``folders``: each listed whole, one after the
-other). Ranges hold disjoint keys, so listers never plan one object twice.
+a folder alone becomes a folder range one level deeper, several neighbouring folders together
+a *subtree* range (``folders``: each listed whole, one after the other). A folder range that
+turns out long is split again by its lister (``until``: it then ends at that entry, and new
+folder ranges take the rest, each after one entry and up to the next); the boundaries are
+entries the bucket holds, found by probing, so keys without folders are shared out too. Ranges
+hold disjoint keys, so listers never plan one object twice.
 
 Every page a lister plans is stored with the range's new position (``after``: the last key
 listed) in one transaction, and the new ranges it found; a lister claims a range like a worker
@@ -21,16 +24,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sync_service.store.database import Database
 from sync_service.store.operations import SERVER_NOW
 from sync_service.store.runs import RunStore
 
-#: Folder levels below the prefix that are listed with a delimiter, so their folders can be
-#: shared out; below that a folder's keys are listed whole by one lister.
-MAX_DEPTH = 3
-#: Ranges made of the folders found on one listing page at most.
+#: Ranges made of the folders found on one listing page at most, and made by one split.
 RANGES_PER_PAGE = 8
 #: The setting that says the initial sync listed the whole bucket (planners.INITIAL_SYNC_COMPLETED).
 _COMPLETED = "initial_sync_completed"
@@ -38,6 +38,18 @@ _COMPLETED = "initial_sync_completed"
 
 class LostRange(Exception):
     """The range's lease ran out and another lister holds it now."""
+
+
+@dataclass(frozen=True)
+class NewRange:
+    """A range to store: a folder range (``folders`` None) of the entries directly below
+    ``scope`` after ``after`` and up to ``until`` (None: to the end), or a subtree range."""
+
+    scope: str
+    folders: tuple[str, ...] | None = None
+    depth: int = 0
+    after: str = ""
+    until: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class ListingRange:
     folders: tuple[str, ...] | None  #: a subtree range: these folders, each listed whole
     depth: int
     after: str  #: the last key (or folder) listed; '' before the first page
+    until: str | None = None  #: a folder range's last entry (None: to the end of its scope)
 
     @property
     def delimited(self) -> bool:
@@ -59,30 +72,73 @@ class ListingRange:
     def describe(self) -> str:
         """For logs: the folder, or the first and last folder of a subtree."""
         if self.folders is None:
-            return f"folder {self.scope!r}"
+            return f"folder {self.scope!r}" + (f" up to {self.until!r}" if self.until is not None else "")
         if len(self.folders) == 1:
             return f"subtree {self.folders[0]!r}"
         return f"subtrees {self.folders[0]!r} .. {self.folders[-1]!r} ({len(self.folders)})"
 
 
-def split_folders(parent: ListingRange, folders: list[str]) -> list[tuple[str, tuple[str, ...] | None, int]]:
-    """The ranges the ``folders`` found on one page of the folder range ``parent`` become, as
-    (scope, folders, depth): at most ``RANGES_PER_PAGE``, neighbours grouped in listing order;
-    a folder alone is a folder range one level deeper (a subtree range at ``MAX_DEPTH``)."""
+def split_folders(parent: ListingRange, folders: list[str]) -> list[NewRange]:
+    """The ranges the ``folders`` found on one page of the folder range ``parent`` become: at
+    most ``RANGES_PER_PAGE``, neighbours grouped in listing order; a folder alone is a folder
+    range one level deeper, a group a subtree range."""
     if not folders:
         return []
     groups = min(RANGES_PER_PAGE, len(folders))
     size, extra = divmod(len(folders), groups)
-    ranges: list[tuple[str, tuple[str, ...] | None, int]] = []
+    ranges: list[NewRange] = []
     start = 0
     for n in range(groups):
         group = folders[start:start + size + (1 if n < extra else 0)]
         start += len(group)
-        if len(group) == 1 and parent.depth + 1 < MAX_DEPTH:
-            ranges.append((group[0], None, parent.depth + 1))
+        if len(group) == 1:
+            ranges.append(NewRange(group[0], None, parent.depth + 1))
         else:
-            ranges.append((parent.scope, tuple(group), parent.depth + 1))
+            ranges.append(NewRange(parent.scope, tuple(group), parent.depth + 1))
     return ranges
+
+
+#: The characters probed at a position of the keys when a folder range is split; a key may hold
+#: others, which simply fall in the range of the probe before them.
+PROBE_ALPHABET = "".join(sorted("!-.0123456789=ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"))
+
+
+def probe_points(listed: ListingRange, after: str, level: int = 0) -> list[str]:
+    """Where to look for boundaries in the rest of the folder range ``listed``, listed up to
+    ``after``: the probed characters at the first position where ``after`` and the range's end
+    differ, between the two; at ``level`` n > 0, the characters after ``after``'s own n
+    positions deeper (for keys that share a longer beginning). Empty past ``after``'s end."""
+    until = listed.until
+    position = len(listed.scope)
+    if until is not None:
+        while position < min(len(after), len(until)) and after[position] == until[position]:
+            position += 1
+    if level:
+        position += level
+        if position > len(after):
+            return []
+        until = None  # everything that begins as after[:position] comes before the range's end
+    low = after[position] if position < len(after) else ""
+    high = until[position] if until is not None and position < len(until) else None
+    return [after[:position] + c for c in PROBE_ALPHABET if c > low and (high is None or c <= high)]
+
+
+def split_points(listed: ListingRange, after: str, found: Iterable[str]) -> list[str]:
+    """The boundaries of a split, from the entries ``found`` by probing: those after ``after``
+    and before the range's end, at most ``RANGES_PER_PAGE`` - 1, spread evenly."""
+    until = listed.until
+    inside = sorted({e for e in found if e > after and (until is None or e < until)})
+    wanted = RANGES_PER_PAGE - 1
+    if len(inside) <= wanted:
+        return inside
+    return [inside[(n * len(inside)) // RANGES_PER_PAGE] for n in range(1, RANGES_PER_PAGE)]
+
+
+def split_ranges(listed: ListingRange, bounds: list[str]) -> list[NewRange]:
+    """The folder ranges that take the rest of ``listed`` once it ends at ``bounds[0]``."""
+    ends: list[str | None] = [*bounds[1:], listed.until]
+    return [NewRange(listed.scope, None, listed.depth, after=start, until=end)
+            for start, end in zip(bounds, ends, strict=True)]
 
 
 class ListingRangeStore:
@@ -110,15 +166,16 @@ class ListingRangeStore:
                 self.db.execute("UPDATE listing_ranges SET run_id = ? WHERE done = 0", (run_id,))
                 return int(left)
             self.db.execute("DELETE FROM listing_ranges")
-            self._insert(listing, run_id, [(prefix, None, 0)])
+            self._insert(listing, run_id, [NewRange(prefix)])
         return 1
 
-    def _insert(self, listing: str, run_id: str,
-                ranges: Iterable[tuple[str, tuple[str, ...] | None, int]]) -> None:
-        for scope, folders, depth in ranges:
+    def _insert(self, listing: str, run_id: str, ranges: Iterable[NewRange]) -> None:
+        for new in ranges:
             self.db.execute(
-                "INSERT INTO listing_ranges (listing, run_id, scope, folders, depth) VALUES (?, ?, ?, ?, ?)",
-                (listing, run_id, scope, None if folders is None else json.dumps(folders), depth))
+                "INSERT INTO listing_ranges (listing, run_id, scope, folders, depth, after, until) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (listing, run_id, new.scope, None if new.folders is None else json.dumps(new.folders),
+                 new.depth, new.after, new.until))
 
     def claim(self, lister: str, lease_s: float) -> ListingRange | None:
         """Claim the oldest range no live lease holds, for ``lease_s`` seconds; None when there
@@ -127,16 +184,17 @@ class ListingRangeStore:
             f"UPDATE listing_ranges SET claimed_by = ?, lease_until = {SERVER_NOW} + ? WHERE id = ("
             "SELECT id FROM listing_ranges WHERE done = 0 AND "
             f"(lease_until IS NULL OR lease_until < {SERVER_NOW}) ORDER BY id LIMIT 1 "
-            "FOR UPDATE SKIP LOCKED) RETURNING id, run_id, scope, folders, depth, after",
+            "FOR UPDATE SKIP LOCKED) RETURNING id, run_id, scope, folders, depth, after, until",
             (lister, lease_s))
         if not rows:
             return None
-        row_id, run_id, scope, folders, depth, after = rows[0]
+        row_id, run_id, scope, folders, depth, after, until = rows[0]
         return ListingRange(int(row_id), run_id, scope,
-                            None if folders is None else tuple(json.loads(folders)), int(depth), after)
+                            None if folders is None else tuple(json.loads(folders)), int(depth), after,
+                            until)
 
     def advance(self, listed: ListingRange, lister: str, lease_s: float, after: str, *,
-                found: Iterable[tuple[str, tuple[str, ...] | None, int]] = (), done: bool = False) -> None:
+                found: Iterable[NewRange] = (), done: bool = False) -> None:
         """Store that ``lister`` listed ``listed`` up to ``after`` (and the ranges ``found`` on
         the page), extending its lease; with ``done``, the range is finished, and if it was the
         last, the initial sync is marked completed. Joins the caller's transaction, which holds
@@ -155,10 +213,46 @@ class ListingRangeStore:
             if done and not self.db.query("SELECT 1 FROM listing_ranges WHERE done = 0 LIMIT 1"):
                 RunStore(self.db).set_setting(_COMPLETED, listed.run_id)
 
+    def split(self, listed: ListingRange, lister: str, bounds: list[str]) -> ListingRange:
+        """End the folder range ``listed`` at ``bounds[0]`` and store the ranges that take the
+        rest (``split_ranges``); returns the range as it is now. Raises ``LostRange`` if
+        another lister holds it now."""
+        narrowed = replace(listed, until=bounds[0])
+        self._narrow(narrowed, lister, split_ranges(listed, bounds))
+        return narrowed
+
+    def hand_off(self, listed: ListingRange, lister: str, keep: int) -> ListingRange:
+        """Keep the first ``keep`` folders of the subtree range ``listed`` and store the rest
+        as ranges of their own (``split_folders``); returns the range as it is now. Raises
+        ``LostRange`` if another lister holds it now."""
+        assert listed.folders is not None
+        narrowed = replace(listed, folders=listed.folders[:keep])
+        self._narrow(narrowed, lister, split_folders(replace(listed, depth=listed.depth - 1),
+                                                     list(listed.folders[keep:])))
+        return narrowed
+
+    def _narrow(self, narrowed: ListingRange, lister: str, taking_the_rest: list[NewRange]) -> None:
+        with self.db.transaction():
+            folders = None if narrowed.folders is None else json.dumps(narrowed.folders)
+            changed = self.db.execute(
+                "UPDATE listing_ranges SET until = ?, folders = ? "
+                "WHERE id = ? AND claimed_by = ? AND done = 0",
+                (narrowed.until, folders, narrowed.id, lister)).rowcount
+            if changed != 1:
+                raise LostRange(f"range {narrowed.id} is listed by another lister now")
+            listing = self.db.query("SELECT listing FROM listing_ranges WHERE id = ?", (narrowed.id,))[0][0]
+            self._insert(listing, narrowed.run_id, taking_the_rest)
+
     def release(self, lister: str) -> int:
         """Give back the ranges ``lister`` holds (it is stopping)."""
         return self.db.execute("UPDATE listing_ranges SET claimed_by = NULL, lease_until = NULL "
                                "WHERE claimed_by = ? AND done = 0", (lister,)).rowcount
+
+    def free(self) -> int:
+        """Ranges not listed to the end that no lister holds now."""
+        return int(self.db.query(
+            "SELECT count(*) FROM listing_ranges WHERE done = 0 AND "
+            f"(lease_until IS NULL OR lease_until < {SERVER_NOW})")[0][0])
 
     def left(self) -> int:
         """Ranges not yet listed to the end."""

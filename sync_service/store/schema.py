@@ -108,6 +108,7 @@ MIGRATIONS: tuple[str, ...] = (
         folders TEXT,
         depth INTEGER NOT NULL,
         after TEXT NOT NULL DEFAULT '',
+        until TEXT,
         done INTEGER NOT NULL DEFAULT 0,
         claimed_by TEXT,
         lease_until REAL
@@ -227,6 +228,7 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
         folders TEXT COLLATE "C",
         depth INTEGER NOT NULL,
         after TEXT COLLATE "C" NOT NULL DEFAULT '',
+        until TEXT COLLATE "C",
         done INTEGER NOT NULL DEFAULT 0,
         claimed_by TEXT COLLATE "C",
         lease_until DOUBLE PRECISION
