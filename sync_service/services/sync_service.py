@@ -42,7 +42,7 @@ from sync_service.services.range_lister import RangeLister
 from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
 from sync_service.services.sync_lock import lock_for
-from sync_service.services.worker import Worker, WorkerSettings, worker_name
+from sync_service.services.worker import Worker, WorkerSettings, apply_claimed, worker_name
 from sync_service.store.operations import RUN_HOLDER_PREFIX, Holder, Outcome
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
@@ -171,12 +171,9 @@ class SyncService:
             released = self.db.operations.release_runs()
             if released:
                 logger.info("%d operations an earlier run held are free again", released)
-            name, lease = self.holder
-            while not self.clock.stopping:
-                claimed = self.db.operations.claim(name, self.config.worker_batch, lease)
-                if not claimed:
-                    return  # none left, or workers hold the rest
-                executor.apply(claimed, report)
+            # Until nothing is free: none left, or workers hold the rest.
+            apply_claimed(self.db, executor, report, self.holder, self.config.worker_batch,
+                          self.clock, finished=lambda: True, poll_s=SHARED_POLL_S)
             return
         pending = self.db.operations.pending()
         if pending:
@@ -206,17 +203,11 @@ class SyncService:
         """Apply a stored plan as a worker does, beside any workers sharing the database: claim
         batches until none of this run's operations is pending (and ``listing`` says no more
         are coming); then count in ``report`` what the others applied of it."""
-        name, lease = holder
-        mine: set[int] = set()
-        while not self.clock.stopping:
-            claimed = self.db.operations.claim(name, self.config.worker_batch, lease)
-            if claimed:
-                mine.update(s.row_id for s in claimed)
-                executor.apply(claimed, report)
-            elif not listing() and self.db.operations.pending_of(report.run_id) == 0:
-                break
-            else:
-                self.clock.sleep(SHARED_POLL_S)  # workers hold the rest, or it is being listed
+        # While nothing is free to claim, workers hold the rest, or it is still being listed.
+        mine = apply_claimed(
+            self.db, executor, report, holder, self.config.worker_batch, self.clock,
+            poll_s=SHARED_POLL_S,
+            finished=lambda: not listing() and self.db.operations.pending_of(report.run_id) == 0)
         for stored, status, error in self.db.operations.finished_of(report.run_id):
             if stored.row_id not in mine:
                 executor.count(Outcome(stored, status, error), report)

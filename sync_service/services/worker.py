@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sync_service.clients.s3_manager import S3Manager
@@ -26,6 +27,7 @@ from sync_service.models.data_models import RunReport, iso_utc
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.executor import Executor
 from sync_service.services.range_lister import RangeLister
+from sync_service.store.operations import Holder
 from sync_service.utils.clock import Clock
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,29 @@ IDLE_POLL_S = 0.5
 def worker_name() -> str:
     """This process's name in the ``claimed_by`` column: ``<host>:<pid>``."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def apply_claimed(db: DatabaseManager, executor: Executor, report: RunReport, holder: Holder,
+                  batch: int, clock: Clock, *, finished: Callable[[], bool], poll_s: float,
+                  log_claims: bool = False) -> set[int]:
+    """Claim batches of pending operations in ``holder``'s name and apply them, until stopped,
+    or until ``finished()`` says so at a moment nothing is free to claim (else wait ``poll_s``
+    and look again). Returns the row ids applied. Workers and runs on PostgreSQL all claim so."""
+    name, lease = holder
+    applied: set[int] = set()
+    while not clock.stopping:
+        claimed = db.operations.claim(name, batch, lease)
+        if claimed:
+            if log_claims:
+                logger.info("worker %s: claimed %d operations (from %s)", name, len(claimed),
+                            claimed[0].key)
+            applied.update(s.row_id for s in claimed)
+            executor.apply(claimed, report)
+        elif finished():
+            break
+        else:
+            clock.sleep(poll_s)
+    return applied
 
 
 @dataclass
@@ -77,7 +102,9 @@ class Worker:
                              clock=self.clock, report=report,
                              until_listed=self.settings.until_idle).start()
         try:
-            self._apply_claimed(report, lister)
+            apply_claimed(self.db, self.executor, report, (self.name, self.settings.lease_s),
+                          self.settings.batch, self.clock, poll_s=IDLE_POLL_S, log_claims=True,
+                          finished=lambda: self._finished(lister))
         finally:
             lister.stop()
         lister.join()
@@ -88,17 +115,10 @@ class Worker:
         report.duration_s = round(self.clock.monotonic() - started, 3)
         return report
 
-    def _apply_claimed(self, report: RunReport, lister: RangeLister) -> None:
-        while not self.clock.stopping:
-            claimed = self.db.operations.claim(self.name, self.settings.batch, self.settings.lease_s)
-            if claimed:
-                logger.info("worker %s: claimed %d operations (from %s)", self.name, len(claimed),
-                            claimed[0].key)
-                self.executor.apply(claimed, report)
-                continue
-            if lister.error is not None:
-                return  # join() raises it
-            if (self.settings.until_idle and not lister.running
-                    and self.db.operations.counts()["pending"] == 0):
-                return
-            self.clock.sleep(IDLE_POLL_S)
+    def _finished(self, lister: RangeLister) -> bool:
+        """Nothing free to claim: stop if the lister failed (join() raises it), or, with
+        ``until_idle``, once nothing is left to list and nothing is pending."""
+        if lister.error is not None:
+            return True
+        return (self.settings.until_idle and not lister.running
+                and self.db.operations.counts()["pending"] == 0)

@@ -17,6 +17,7 @@ Every library error leaving a backend is a ``DatabaseError``; a damaged file is 
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -53,6 +54,8 @@ class Database(ABC):
 
     #: ``sqlite`` or ``postgresql``.
     engine = ""
+    #: A trivial query of the engine's own catalogue, for ``check``.
+    check_query = ""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -121,9 +124,11 @@ class Database(ABC):
         """SQLite's journal mode (``wal``); empty for other engines."""
         return ""
 
-    @abstractmethod
     def check(self) -> float:
         """Seconds a trivial query takes; raises DatabaseError when the database is unusable."""
+        started = time.monotonic()
+        self.query(self.check_query)
+        return time.monotonic() - started
 
     @abstractmethod
     def backup_to(self, path: Path) -> None:

@@ -8,7 +8,6 @@ schema is versioned through ``PRAGMA user_version``. SQLite's NOTADB and CORRUPT
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -26,6 +25,7 @@ class SQLiteDatabase(Database):
     """The SQLite file and its connections."""
 
     engine = "sqlite"
+    check_query = "SELECT count(*) FROM sqlite_master"
 
     def __init__(self, path: Path | str) -> None:
         super().__init__()
@@ -124,12 +124,6 @@ class SQLiteDatabase(Database):
                 for statement in filter(str.strip, script.split(";")):
                     self._run(conn, statement, ())
                 self._run(conn, f"PRAGMA user_version={number}", ())
-
-    def check(self) -> float:
-        """Seconds a trivial query takes; raises DatabaseError when the database is unusable."""
-        started = time.monotonic()
-        self.query("SELECT count(*) FROM sqlite_master")
-        return time.monotonic() - started
 
     @property
     def schema_version(self) -> int:
