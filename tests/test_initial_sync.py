@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from sync_service.errors import DatabaseError
@@ -40,6 +41,27 @@ def wait_until(condition: Any, timeout: float = 60, interval: float = 0.05) -> N
             return
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+def stop_when(process: Any, condition: Any, timeout: float = 60) -> None:
+    """Stop `process` (SIGSTOP) at a moment `condition()` holds while it is stopped.
+
+    The condition is read again once the process is stopped and a commit it had already sent has
+    landed, so a test that kills it next knows what the killed process left behind."""
+    def stopped_while_true() -> bool:
+        if not condition():
+            return False
+        process.send_signal(signal.SIGSTOP)
+        stat = Path(f"/proc/{process.pid}/stat")
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
+            time.sleep(0.001)
+        time.sleep(0.05)  # a statement sent before the stop finishes on the server
+        if condition():
+            return True
+        process.send_signal(signal.SIGCONT)  # it moved on meanwhile
+        return False
+
+    wait_until(stopped_while_true, timeout=timeout, interval=0.02)
 
 
 def assert_api_matches_bucket(api: Api, bucket: Bucket, permissions: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from sync_service.store.listing_ranges import (
 )
 from tests.conftest import Api, Bucket, Cli
 from tests.fault_proxy import SlowListingProxy
-from tests.test_initial_sync import assert_api_matches_bucket, wait_until
+from tests.test_initial_sync import assert_api_matches_bucket, stop_when
 
 
 def folder_range(scope: str, depth: int) -> ListingRange:
@@ -172,17 +172,7 @@ def test_workers_share_the_listing_and_a_killed_listers_range_is_continued_after
                 "SELECT id, after FROM listing_ranges WHERE claimed_by = ? AND done = 0 AND after != ''",
                 (victim,))]
 
-        def stopped_half_way() -> bool:
-            """Stop the victim; keep it stopped only while it holds a range listed half-way."""
-            if not half_listed():
-                return False
-            workers[0].send_signal(signal.SIGSTOP)
-            if half_listed():
-                return True
-            workers[0].send_signal(signal.SIGCONT)  # it moved on meanwhile
-            return False
-
-        wait_until(stopped_half_way, timeout=60, interval=0.02)
+        stop_when(workers[0], half_listed)
         (range_id, position), = half_listed()
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait()

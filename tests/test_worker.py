@@ -16,7 +16,7 @@ from sync_service.models.data_models import FileOperation
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.store.operations import Outcome
 from tests.conftest import Api, Bucket, Cli
-from tests.test_initial_sync import assert_api_matches_bucket, report_of, wait_until
+from tests.test_initial_sync import assert_api_matches_bucket, report_of, stop_when, wait_until
 
 OBJECTS = 160
 LEASE_S = 3
@@ -45,9 +45,8 @@ def test_four_workers_one_killed_deliver_every_object_once(
         return [row[0] for row in cli.query(
             "SELECT id FROM operations WHERE claimed_by = ? AND status = 'pending' ORDER BY id", (name,))]
 
-    wait_until(lambda: len(held_by_victim()) > 0
-               and cli.query("SELECT count(*) FROM operations WHERE status = 'done'")[0][0] >= 16,
-               timeout=60, interval=0.02)
+    stop_when(victim, lambda: len(held_by_victim()) > 0
+              and cli.query("SELECT count(*) FROM operations WHERE status = 'done'")[0][0] >= 16)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     killed_at = time.monotonic()
