@@ -72,6 +72,17 @@ def test_a_long_range_is_split_at_entries_found_between_its_position_and_its_end
     assert probe_points(narrow, "img_0041") == ["img_1"]
     assert probe_points(narrow, "img_0041", level=1)[:2] == ["img_01", "img_02"]
     assert probe_points(narrow, "img_0041", level=9) == []
+    # a subtree range listing its last folder probes that folder, and its rest goes to ranges
+    # of that one folder
+    subtree = ListingRange(4, "run-1", "p/", ("p/a/", "p/big/"), 1, "p/big/3/0041")
+    assert subtree.prefix_of("p/big/3/0041") == "p/big/"
+    assert probe_points(subtree, "p/big/3/0041")[:2] == ["p/big/4", "p/big/5"]
+    assert probe_points(subtree, "p/big/3/0041", level=2)[:2] == ["p/big/3/1", "p/big/3/2"]
+    bounds = split_points(subtree, "p/big/3/0041", ["p/big/5/0", "p/big/8/1", "p/big/3/0040"])
+    assert bounds == ["p/big/5/0", "p/big/8/1"]
+    assert split_ranges(subtree, bounds) == [
+        NewRange("p/", ("p/big/",), 1, after="p/big/5/0", until="p/big/8/1"),
+        NewRange("p/", ("p/big/",), 1, after="p/big/8/1", until=None)]
 
 
 def test_one_lister_a_range_positions_stored_and_the_last_range_completes(postgres_url: str) -> None:
@@ -221,6 +232,39 @@ def test_a_bucket_without_folders_is_split_by_probing_and_listed_by_several_work
     assert bounds and bounds <= set(keys), bounds  # every boundary is a key of the bucket
     assert len({claimed for _, _, claimed, _ in rows}) >= 2
     assert "split after" in logs and probes
+    # and every object reached the file manager once
+    saves = Counter(op["path"] for op in api.operations() if op["op"] == "saveToDisk")
+    assert sorted(saves) == keys and set(saves.values()) == {1}, saves.most_common(3)
+    assert cli.query("SELECT value FROM settings WHERE key = 'initial_sync_completed'") != []
+
+
+def test_a_huge_folder_among_small_neighbours_is_split_by_probing_it(
+        cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
+    # given twelve folders on one listing page, so grouped into eight ranges: the huge one
+    # ('big/', 400 keys in 16 folders of its own) shares a subtree range with a small neighbour
+    keys = sorted([f"f{n:02d}/only.txt" for n in range(11)]
+                  + [f"big/{n % 16:x}/{n:03d}.bin" for n in range(400)])
+    for key in keys:
+        bucket.put(key, key.encode())
+    with SlowListingProxy(bucket.endpoint, max_keys=16, delay_s=0.05) as proxy:
+        cli.env.update(DATABASE_URL=postgres_url, CUSTOMER_S3_ENDPOINT=proxy.endpoint)
+        assert cli.run("initial-sync", "--plan-only").returncode == 0
+        # when three workers list and apply it
+        workers = [cli.start("worker", "--until-idle", SYNC_WORKERS="2") for _ in range(3)]
+        for worker in workers:
+            worker.wait(timeout=120)
+    logs = "".join((cli.workdir / f"process-{n}.log").read_text() for n in range(3))
+    assert [w.returncode for w in workers] == [0, 0, 0], logs[-3000:]
+    # then the subtree range handed its neighbour on, and the huge folder was cut at keys it
+    # holds into ranges of that folder alone, listed by more than one worker
+    rows = cli.query("SELECT scope, folders, until, claimed_by, done FROM listing_ranges ORDER BY id")
+    assert all(done == 1 for *_, done in rows)
+    assert ("f00/", None) in {(scope, folders) for scope, folders, *_ in rows}
+    assert "hands 1 folders on from 'f00/'" in logs
+    big = [(until, claimed) for _, folders, until, claimed, _ in rows if folders == '["big/"]']
+    bounds = {until for until, _ in big if until is not None}
+    assert len(big) > 2 and bounds and bounds <= set(keys), big
+    assert len({claimed for _, claimed in big}) >= 2, big
     # and every object reached the file manager once
     saves = Counter(op["path"] for op in api.operations() if op["op"] == "saveToDisk")
     assert sorted(saves) == keys and set(saves.values()) == {1}, saves.most_common(3)

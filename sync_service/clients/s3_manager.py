@@ -131,14 +131,16 @@ class S3Manager:
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, f"listing bucket {self.bucket!r}") from exc
 
-    def first_entries(self, scope: str, points: list[str]) -> list[str]:
-        """For each of ``points``, the first entry directly below ``scope`` after it (a key, or
-        a folder with '/' as delimiter), where there is one: one LIST of one key each, several
-        at once."""
+    def first_entries(self, scope: str, points: list[str], *, delimited: bool = True) -> list[str]:
+        """For each of ``points``, the first entry below ``scope`` after it, where there is
+        one: one LIST of one key each, several at once. ``delimited``: an entry directly below
+        ``scope`` (a key, or a folder with '/' as delimiter); otherwise any key below it."""
+        extra = {"Delimiter": "/"} if delimited else {}
+
         def first(point: str) -> str | None:
             try:
                 page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=scope, StartAfter=point,
-                                                   Delimiter="/", MaxKeys=1)
+                                                   MaxKeys=1, **extra)
             except (BotoCoreError, ClientError) as exc:
                 raise _translate(exc, f"listing bucket {self.bucket!r}") from exc
             entries = [str(i["Key"]) for i in page.get("Contents", [])[:1]]

@@ -34,8 +34,8 @@ logger = logging.getLogger(__name__)
 BACKLOG = 4000
 #: Seconds between looks at the table while no range is free, or the backlog is full.
 IDLE_POLL_S = 0.2
-#: Full pages of a folder range after which its lister shares the rest out if no other range is
-#: free to list (and again after as many more): a range this long is worth a few one-key LISTs.
+#: Full pages of a range after which its lister shares the rest out if no other range is free to
+#: list (and again after as many more): a range this long is worth a few one-key LISTs.
 SPLIT_AFTER_PAGES = 4
 #: Character positions probed at most, one after the other, before a range is left whole.
 PROBE_LEVELS = 8
@@ -143,24 +143,24 @@ class RangeLister:
 
     def _split(self, listed: ListingRange, after: str) -> ListingRange | None:
         """Share out the rest of a long range when no other range is free to list: the folders
-        of a subtree range not begun yet become ranges of their own; a folder range is probed
-        for entries between ``after`` and its end, and what lies beyond the first of them goes
-        to new ranges."""
+        of a subtree range not begun yet become ranges of their own; otherwise the range (or
+        the subtree range's folder being listed) is probed for entries between ``after`` and
+        its end, and what lies beyond the first of them goes to new ranges."""
         if self.db.ranges.free():
             return None  # the other listers have ranges to take
         if listed.folders is not None:
             begun = sum(1 for f in listed.folders if f < after or after.startswith(f))
-            if len(listed.folders) - begun < 1:
-                return None
-            logger.info("%s: range %d hands %d folders on from %r", self.name, listed.id,
-                        len(listed.folders) - begun, listed.folders[begun])
-            return self.db.ranges.hand_off(listed, self.name, begun)
+            if begun < len(listed.folders):
+                logger.info("%s: range %d hands %d folders on from %r", self.name, listed.id,
+                            len(listed.folders) - begun, listed.folders[begun])
+                return self.db.ranges.hand_off(listed, self.name, begun)
         bounds: list[str] = []
         for level in range(PROBE_LEVELS):
             points = probe_points(listed, after, level)
             if not points and level:
                 break
-            bounds = split_points(listed, after, self.s3.first_entries(listed.scope, points))
+            found = self.s3.first_entries(listed.prefix_of(after), points, delimited=listed.delimited)
+            bounds = split_points(listed, after, found)
             if bounds:
                 break
         if not bounds:
@@ -174,8 +174,8 @@ class RangeLister:
                after: str) -> Iterator[tuple[list[ObjectSummary], list[str], str, bool]]:
         """The range's pages after ``after``: (objects, folders found, the page's last entry,
         whether the listing goes on after it)."""
+        until = listed.until
         if listed.folders is None:
-            until = listed.until
             for page, folders, more in self.s3.iter_scope(listed.scope, start_after=after, delimited=True):
                 # The range ends at ``until``, once a page reaches it.
                 ended = until is not None and max(page[-1].key if page else "",
@@ -195,9 +195,13 @@ class RangeLister:
                 continue  # listed whole before the range was continued
             start = after if after.startswith(folder) else ""
             for page, _, more in self.s3.iter_scope(folder, start_after=start):
+                ended = until is not None and bool(page) and page[-1].key >= until
+                page = [s for s in page if until is None or s.key <= until]
                 if page:
                     after = page[-1].key
-                    yield page, [], after, more
+                    yield page, [], after, more and not ended
+                if ended:
+                    return
 
     def _wait_for_backlog(self) -> None:
         while not self.stopping and self.db.operations.backlog(BACKLOG + 1) > BACKLOG:

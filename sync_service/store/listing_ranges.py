@@ -4,11 +4,13 @@ has been listed, who lists it now.
 A listing starts as one range: the keys directly below the bucket prefix, listed with ``/`` as
 the delimiter (a *folder* range). The folders such a listing finds become ranges of their own:
 a folder alone becomes a folder range one level deeper, several neighbouring folders together
-a *subtree* range (``folders``: each listed whole, one after the other). A folder range that
-turns out long is split again by its lister (``until``: it then ends at that entry, and new
-folder ranges take the rest, each after one entry and up to the next); the boundaries are
-entries the bucket holds, found by probing, so keys without folders are shared out too. Ranges
-hold disjoint keys, so listers never plan one object twice.
+a *subtree* range (``folders``: each listed whole, one after the other). A range that turns
+out long is split again by its lister. A subtree range first hands on the folders it has not
+begun. Otherwise the rest is cut at entries the bucket holds, found by probing (``until``: the
+range then ends at the first, and new ranges of the same kind take the rest, each after one
+entry and up to the next; a subtree range's new ranges hold the folder it was listing). So keys
+without folders, and one huge folder among small neighbours, are shared out too. Ranges hold
+disjoint keys, so listers never plan one object twice.
 
 Every page a lister plans is stored with the range's new position (``after``: the last key
 listed) in one transaction, and the new ranges it found; a lister claims a range like a worker
@@ -62,20 +64,29 @@ class ListingRange:
     folders: tuple[str, ...] | None  #: a subtree range: these folders, each listed whole
     depth: int
     after: str  #: the last key (or folder) listed; '' before the first page
-    until: str | None = None  #: a folder range's last entry (None: to the end of its scope)
+    until: str | None = None  #: the range's last entry (None: to the end of its scope or folders)
 
     @property
     def delimited(self) -> bool:
         """True for a folder range (the keys directly below ``scope``)."""
         return self.folders is None
 
-    def describe(self) -> str:
-        """For logs: the folder, or the first and last folder of a subtree."""
+    def prefix_of(self, after: str) -> str:
+        """The key prefix listed at the position ``after``: a folder range's scope, or the
+        folder of a subtree range that ``after`` lies in."""
         if self.folders is None:
-            return f"folder {self.scope!r}" + (f" up to {self.until!r}" if self.until is not None else "")
-        if len(self.folders) == 1:
-            return f"subtree {self.folders[0]!r}"
-        return f"subtrees {self.folders[0]!r} .. {self.folders[-1]!r} ({len(self.folders)})"
+            return self.scope
+        return next((f for f in self.folders if after.startswith(f)), self.scope)
+
+    def describe(self) -> str:
+        """For logs: the folder, or the first and last folder of a subtree; and where it ends."""
+        if self.folders is None:
+            named = f"folder {self.scope!r}"
+        elif len(self.folders) == 1:
+            named = f"subtree {self.folders[0]!r}"
+        else:
+            named = f"subtrees {self.folders[0]!r} .. {self.folders[-1]!r} ({len(self.folders)})"
+        return named + (f" up to {self.until!r}" if self.until is not None else "")
 
 
 def split_folders(parent: ListingRange, folders: list[str]) -> list[NewRange]:
@@ -104,12 +115,13 @@ PROBE_ALPHABET = "".join(sorted("!-.0123456789=ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdef
 
 
 def probe_points(listed: ListingRange, after: str, level: int = 0) -> list[str]:
-    """Where to look for boundaries in the rest of the folder range ``listed``, listed up to
-    ``after``: the probed characters at the first position where ``after`` and the range's end
-    differ, between the two; at ``level`` n > 0, the characters after ``after``'s own n
-    positions deeper (for keys that share a longer beginning). Empty past ``after``'s end."""
+    """Where to look for boundaries in the rest of the range ``listed`` (of the folder a
+    subtree range is in), listed up to ``after``: the probed characters at the first position
+    where ``after`` and the range's end differ, between the two; at ``level`` n > 0, the
+    characters after ``after``'s own n positions deeper (for keys that share a longer
+    beginning). Empty past ``after``'s end."""
     until = listed.until
-    position = len(listed.scope)
+    position = len(listed.prefix_of(after))
     if until is not None:
         while position < min(len(after), len(until)) and after[position] == until[position]:
             position += 1
@@ -135,9 +147,11 @@ def split_points(listed: ListingRange, after: str, found: Iterable[str]) -> list
 
 
 def split_ranges(listed: ListingRange, bounds: list[str]) -> list[NewRange]:
-    """The folder ranges that take the rest of ``listed`` once it ends at ``bounds[0]``."""
+    """The ranges that take the rest of ``listed`` once it ends at ``bounds[0]``: folder
+    ranges, or subtree ranges of the one folder the bounds lie in."""
     ends: list[str | None] = [*bounds[1:], listed.until]
-    return [NewRange(listed.scope, None, listed.depth, after=start, until=end)
+    folders = None if listed.folders is None else (listed.prefix_of(bounds[0]),)
+    return [NewRange(listed.scope, folders, listed.depth, after=start, until=end)
             for start, end in zip(bounds, ends, strict=True)]
 
 
@@ -214,7 +228,7 @@ class ListingRangeStore:
                 RunStore(self.db).set_setting(_COMPLETED, listed.run_id)
 
     def split(self, listed: ListingRange, lister: str, bounds: list[str]) -> ListingRange:
-        """End the folder range ``listed`` at ``bounds[0]`` and store the ranges that take the
+        """End the range ``listed`` at ``bounds[0]`` and store the ranges that take the
         rest (``split_ranges``); returns the range as it is now. Raises ``LostRange`` if
         another lister holds it now."""
         narrowed = replace(listed, until=bounds[0])
