@@ -13,6 +13,9 @@ latency. Every worker process runs ``--per-worker`` (SYNC_WORKERS, default 2) op
 worth of concurrency (twice that many calls in flight), low enough that the API's latency,
 not these two cores, is what one process waits on.
 
+Then ``import-state`` (moving an SQLite state to PostgreSQL) of ``--import-records`` records
+(default 10^6, in step with the file manager) into an empty database: seconds and records/s.
+
 Needs a PostgreSQL server (``--server``, default ``postgresql://postgres@127.0.0.1:5432/postgres``,
 a role that may create databases); the databases it makes are dropped at the end.
 """
@@ -35,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from scripts.bench import seed, sync_env  # noqa: E402
+from scripts.bench import seed, seed_records, sync_env  # noqa: E402
 from sync_service.utils.local_servers import MockApiProcess, RcloneS3  # noqa: E402
 
 BUCKET = "bench-workers"
@@ -106,6 +109,29 @@ def run_config(label: str, workers: int, args: argparse.Namespace, workdir: Path
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')  # type: ignore[attr-defined]
 
 
+def bench_import(records: int, server: str, workdir: Path, admin: object) -> None:
+    """Time ``import-state`` of an SQLite state of ``records`` records into an empty database."""
+    source = workdir / "import" / "sync.db"
+    seed_records(source, records)
+    name = f"s3sync_bench_{os.getpid()}_{secrets.token_hex(3)}_import"
+    admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
+    try:
+        env = {**os.environ, "DATABASE_URL": with_database(server, name), "LOG_LEVEL": "WARNING",
+               "PYTHONPATH": str(REPO)}
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "sync_service.main", "import-state", "--from", str(source)],
+                              env=env, cwd=workdir, capture_output=True, text=True)
+        took = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"import-state exit {done.returncode}: {done.stderr[-2000:]}")
+        copied = json.loads(done.stdout)["copied"]
+        rows = sum(copied.values())
+        print(f"import-state of {copied['files']} records ({rows} rows: files, baseline, ...): "
+              f"{took:.2f} s, {copied['files'] / took:.0f} records/s")
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, default=int(os.environ.get("BENCH_WORKER_OBJECTS", 10_000)))
@@ -115,6 +141,8 @@ def main() -> int:
                         help="SYNC_WORKERS of each worker process (and of the SQLite run)")
     parser.add_argument("--server", default=os.environ.get("BENCH_POSTGRES_URL",
                                                            "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--import-records", type=int, default=1_000_000,
+                        help="records of the SQLite state import-state copies (0 to skip)")
     args = parser.parse_args()
     import psycopg
 
@@ -135,6 +163,8 @@ def main() -> int:
             ratio = f"{rate / (args.objects / one[2]):>11.2f}x" if one else ""
             shown = "SQLite, 1 process" if label == "sqlite" else label.replace("-", " ")
             print(f"  {shown:<14}{planning:>8.2f}{applying:>9.2f}{rate:>11.0f}{held:>11}{ratio}")
+        if args.import_records:
+            bench_import(args.import_records, args.server, workdir, admin)
     finally:
         admin.close()
         rclone.stop()

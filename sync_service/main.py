@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--until-idle", action="store_true",
                       help="exit once no operation is pending and no range is left to list "
                       "(default: work until SIGTERM)")
+    move = commands.add_parser("import-state", help="copy the SQLite state into the empty "
+                               "PostgreSQL database at DATABASE_URL, to move to it without "
+                               "delivering every object again")
+    move.add_argument("--from", dest="source", default=None, metavar="PATH",
+                      help="the SQLite file to copy (default: DATABASE_PATH)")
     commands.add_parser("help", help="show this help")
     return parser
 
@@ -101,6 +106,7 @@ HANDLERS: dict[str, str] = {
     "daemon": "daemon:run",
     "test": "workflow_test:run",
     "worker": "worker:run",
+    "import-state": "import_state:run",
 }
 
 

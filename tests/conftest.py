@@ -220,6 +220,7 @@ class Cli:
     env: dict[str, str]
     started: list[subprocess.Popen[str]] = field(default_factory=list)
     _state: DatabaseManager | None = None
+    _state_of: str | Path | None = None
 
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "sync_service.main", *args]
@@ -234,8 +235,11 @@ class Cli:
         while an SQLite file is not there yet."""
         if isinstance(self.database, Path) and not self.database.exists():
             return []
+        if self._state is not None and self._state_of != self.database:  # DATABASE_URL changed
+            self._state.close()
+            self._state = None
         if self._state is None:
-            self._state = DatabaseManager(self.database)
+            self._state, self._state_of = DatabaseManager(self.database), self.database
         return self._state.database.query(sql, args)
 
     def full_env(self, **overrides: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit, urlunsplit
 
+from sync_service.services.sync_lock import SyncLock
 from tests.conftest import Api, Bucket, Cli
 from tests.test_initial_sync import report_of, wait_until
 
@@ -78,3 +79,61 @@ def test_a_wrong_database_url_is_one_line_naming_it(cli: Cli) -> None:
     assert down.returncode == 1
     assert "cannot connect to postgresql://sync:***@127.0.0.1:9/state" in down.stderr
     assert PASSWORD not in down.stdout + down.stderr
+
+
+def test_an_sqlite_state_imported_into_postgresql_goes_on_without_delivering_again(
+        cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
+    # given a service on SQLite that delivered 30 objects, and one the file manager refused
+    for n in range(30):
+        bucket.put(f"docs/{n:02d}.txt", f"doc {n}".encode(), {"read": ["team"]} if n % 5 == 0 else None)
+    bucket.put("late.txt", b"late")
+    api.faults(fail_rate=1.0, status=400, match="late")
+    first = cli.run("initial-sync")
+    assert first.returncode == 1 and report_of(first)["failed"] == 1, first.stderr
+    api.faults()
+    tables = ("files", "baseline", "dirty", "runs", "operations", "settings")
+    on_sqlite = {t: cli.query(f"SELECT count(*) FROM {t}")[0][0] for t in tables}
+    assert on_sqlite["files"] == 31 and on_sqlite["baseline"] == 30 and on_sqlite["dirty"] == 1
+    # when it is imported into an empty PostgreSQL database
+    imported = cli.run("import-state", DATABASE_URL=postgres_url)
+    # then every row arrived, and the SQLite file is as it was
+    assert imported.returncode == 0, imported.stderr
+    shown = json.loads(imported.stdout)
+    assert shown["from"] == "data/sync.db" and shown["to"] == postgres_url
+    assert {t: shown["copied"][t] for t in tables} == on_sqlite
+    assert {t: cli.query(f"SELECT count(*) FROM {t}")[0][0] for t in tables} == on_sqlite
+    cli.env["DATABASE_URL"] = postgres_url
+    assert {t: cli.query(f"SELECT count(*) FROM {t}")[0][0] for t in tables} == on_sqlite
+    # and the service goes on from there on PostgreSQL: the refused object is delivered, nothing
+    # else again; a new object gets a record of its own
+    delivered = len(api.operations())
+    retried = cli.run("incremental-sync")
+    assert retried.returncode == 0, retried.stderr
+    bucket.put("docs/new.txt", b"new")
+    repaired = cli.run("reconcile")
+    assert repaired.returncode == 0, repaired.stderr
+    sent = [(op["op"], op["path"]) for op in api.operations()[delivered:] if op["op"] != "syncResults"]
+    assert [path for op, path in sent if op == "saveToDisk"] == ["late.txt", "docs/new.txt"]
+    assert {path for _, path in sent} == {"late.txt", "docs/new.txt"}, sent  # with their permissions
+    assert json.loads(cli.run("status", "--json").stdout)["records"] == 32
+    assert cli.run("check").returncode == 0
+    # a second import is refused before it changes anything
+    again = cli.run("import-state")
+    assert again.returncode == 1
+    assert "already holds a state (files 32" in again.stderr and "nothing was imported" in again.stderr
+    assert cli.query("SELECT count(*) FROM files")[0][0] == 32
+
+
+def test_import_state_needs_postgresql_a_state_to_copy_and_both_locks(
+        cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
+    no_url = cli.run("import-state")
+    assert no_url.returncode == 2 and "set DATABASE_URL=postgresql://" in no_url.stderr
+    missing = cli.run("import-state", "--from", "nowhere.db", DATABASE_URL=postgres_url)
+    assert missing.returncode == 2 and "no SQLite state at nowhere.db" in missing.stderr
+    bucket.put("a.txt", b"a")
+    assert cli.run("initial-sync").returncode == 0
+    with SyncLock(cli.workdir / "data" / "sync.db"):  # a sync on SQLite is running
+        locked = cli.run("import-state", DATABASE_URL=postgres_url)
+    assert locked.returncode == 3 and "holds the lock" in locked.stderr
+    cli.env["DATABASE_URL"] = postgres_url
+    assert cli.query("SELECT count(*) FROM files") == [(0,)]

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from sync_service.errors import DatabaseError
+from sync_service.errors import DatabaseError, RefusedError
 from sync_service.store.database import TABLES, Database, Result
 from sync_service.store.schema import POSTGRES_MIGRATIONS
 from sync_service.store.sqlite_backend import SQLiteDatabase
@@ -40,6 +40,8 @@ CONNECT_TIMEOUT_S = 10
 #: How long a statement waits for a lock (a writer's turn, a row) before it fails.
 LOCK_TIMEOUT_MS = 30_000
 COPY_BATCH = 5_000
+#: The tables whose ``id`` comes from an identity sequence (moved past imported ids).
+IDENTITY_TABLES = ("files", "operations", "dead_letters", "listing_ranges")
 
 
 class PostgresDatabase(Database):
@@ -99,6 +101,35 @@ class PostgresDatabase(Database):
                                 copy.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
         finally:
             copy.close()
+
+    def import_from(self, source: SQLiteDatabase) -> dict[str, int]:
+        """Copy the whole state of the SQLite database ``source`` into this one, which must
+        hold no state yet (``RefusedError`` otherwise): one transaction, all or nothing, with
+        ``COPY``. Ids are kept and the id sequences moved past them; pending operations and
+        unfinished key ranges lose their claims (their holders worked on the other database).
+        Returns the rows copied per table."""
+        copied: dict[str, int] = {}
+        with self.transaction() as conn, source.transaction() as reading:
+            held = {t: n for t in TABLES if (n := int(self.query(f"SELECT count(*) FROM {t}")[0][0]))}
+            if held:
+                rows = ", ".join(f"{t} {n}" for t, n in held.items())
+                raise RefusedError(f"{self._shown} already holds a state ({rows}); nothing was "
+                                   "imported: import into an empty database")
+            for table in TABLES:
+                columns = ", ".join(row[1] for row in source.query(f"PRAGMA table_info({table})"))
+                copied[table] = 0
+                with self._translating(f"importing into {self._shown} failed"), \
+                        conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for row in reading.execute(f"SELECT {columns} FROM {table} ORDER BY rowid"):
+                        copy.write_row(_values(row))
+                        copied[table] += 1
+            for table in IDENTITY_TABLES:
+                self.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                             f"COALESCE(max(id), 0) + 1, false) FROM {table}")
+            self.execute("UPDATE operations SET claimed_by = NULL, lease_until = NULL "
+                         "WHERE status = 'pending'")
+            self.execute("UPDATE listing_ranges SET claimed_by = NULL, lease_until = NULL WHERE done = 0")
+        return copied
 
     # -- the engine's part ----------------------------------------------------------------------
 
