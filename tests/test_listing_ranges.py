@@ -140,6 +140,21 @@ def test_one_lister_a_range_positions_stored_and_the_last_range_completes(postgr
         assert [(r.scope, r.folders, r.depth) for r in handed] == [("flat/b/", None, 1), ("flat/c/", None, 1)]
         with pytest.raises(LostRange):
             ranges.hand_off(group, "someone else", 1)
+        # what listers skipped is summed per run, whichever lister stored it
+        assert ranges.skipped("run-1") == {}
+        assert ranges.start("bucket", "skips/", "run-6") == 1
+        first = ranges.claim("L", 60)
+        assert first is not None
+        with db.transaction():
+            ranges.advance(first, "L", 60, "skips/m", skipped={"folder_marker": 2},
+                           found=[NewRange("skips/z/", None, 1)])
+        second = ranges.claim("M", 60)
+        assert second is not None and second.scope == "skips/z/"
+        with db.transaction():
+            ranges.advance(second, "M", 60, "skips/z/1", skipped={"folder_marker": 1, "invalid_key": 4},
+                           done=True)
+            ranges.advance(first, "L", 60, "skips/n", skipped={"unchanged": 5}, done=True)
+        assert ranges.skipped("run-6") == {"folder_marker": 3, "invalid_key": 4, "unchanged": 5}
         # and the next listing starts over, as does one of another prefix
         assert ranges.start("bucket", "team/", "run-2") == 1
         assert ranges.start("bucket", "other/", "run-3") == 1

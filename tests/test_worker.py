@@ -125,7 +125,9 @@ def test_a_worker_beside_an_initial_sync_shares_it_and_nothing_goes_out_twice(
     # given a bucket, the state in PostgreSQL, and a worker already polling for work
     cli.env["DATABASE_URL"] = postgres_url
     for n in range(60):
-        bucket.put(f"s/{n:02d}.txt", f"object {n}".encode())
+        bucket.put(f"s{n % 3}/{n:02d}.txt", f"object {n}".encode())
+    for folder in ("s0/", "s1/", "s2/"):
+        bucket.put(folder, b"")  # folder markers: left alone, and counted, by whoever lists them
     api.faults(fail_rate=1.0, latency_ms=20, seed=3)
     worker = cli.start("worker", WORKER_BATCH="4", SYNC_WORKERS="2")
     name = f"{socket.gethostname()}:{worker.pid}"
@@ -140,6 +142,7 @@ def test_a_worker_beside_an_initial_sync_shares_it_and_nothing_goes_out_twice(
     # then the run's report counts its whole plan, whoever applied it, and nothing went out twice
     assert result.returncode == 0, result.stderr[-3000:]
     assert report_of(result)["succeeded"] == 60 and report_of(result)["failed"] == 0
+    assert report_of(result)["skipped_reasons"] == {"folder_marker": 3}
     assert api.stats()["replayed"] == 0  # a second send of a key would be answered from the cache
     saves = Counter(op["path"] for op in api.operations() if op["op"] == "saveToDisk")
     assert len(saves) == 60 and set(saves.values()) == {1}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.models.data_models import FileRecord, ObjectSummary, StoredOperation
@@ -70,9 +70,10 @@ def listing_change(summary: ObjectSummary, record: FileRecord | None) -> str | N
 
 
 def plan_page(db: DatabaseManager, run_id: str, page: list[ObjectSummary], *,
-              then: Callable[[], None] | None = None) -> PlannedBatch:
+              then: Callable[[Mapping[str, int]], None] | None = None) -> PlannedBatch:
     """Plan one listing page: its new and changed objects become records and operations,
-    stored in one transaction with whatever ``then`` writes (the listing's position)."""
+    stored in one transaction with whatever ``then`` writes (the listing's position), given
+    what the page left alone, by reason."""
     skipped: Counter[str] = Counter()
     wanted: list[ObjectSummary] = []
     for summary in page:
@@ -97,7 +98,7 @@ def plan_page(db: DatabaseManager, run_id: str, page: list[ObjectSummary], *,
         plan = list(diff_records(db.records.rows_of(ids, "baseline"), db.records.rows_of(ids, "files")))
         stored = db.operations.add(run_id, plan)
         if then is not None:
-            then()
+            then(skipped)
     return PlannedBatch(stored, skipped)
 
 
@@ -136,7 +137,7 @@ class InitialPlanner:
     def _plan_page(self, page: list[ObjectSummary]) -> PlannedBatch:
         position = json.dumps({"bucket": self.s3.bucket, "prefix": self.s3.prefix,
                                "after": page[-1].key}, ensure_ascii=False)
-        return plan_page(self.db, self.run_id, page, then=lambda: self.db.set_setting(LISTING_POSITION, position))
+        return plan_page(self.db, self.run_id, page, then=lambda _: self.db.set_setting(LISTING_POSITION, position))
 
     def complete(self) -> None:
         """Mark the initial sync as completed: the next one lists the bucket from the start."""

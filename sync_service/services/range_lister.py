@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from functools import partial
+from collections.abc import Callable, Iterator, Mapping
 
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.models.data_models import ObjectSummary, RunReport
@@ -52,7 +51,7 @@ class RangeLister:
         self.name = name
         self.lease_s = lease_s
         self.clock = clock
-        self.report = report  # counts what this lister skipped
+        self.report = report  # counts what this lister skipped (the range stores it too)
         self.until_listed = until_listed
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -124,9 +123,7 @@ class RangeLister:
                 self._wait_for_backlog()
                 if self.stopping:
                     return
-                store = partial(self.db.ranges.advance, listed, self.name, self.lease_s, after,
-                                found=split_folders(listed, folders))
-                batch = plan_page(self.db, listed.run_id, page, then=store)
+                batch = plan_page(self.db, listed.run_id, page, then=self._storing(listed, after, folders))
                 if self.report is not None:
                     for reason, count in batch.skipped.items():
                         self.report.skip(reason, count)
@@ -140,6 +137,15 @@ class RangeLister:
                 break
         if not self.stopping:
             self.db.ranges.advance(listed, self.name, self.lease_s, after, done=True)
+
+    def _storing(self, listed: ListingRange, after: str,
+                 folders: list[str]) -> Callable[[Mapping[str, int]], None]:
+        """What a page's transaction stores of the range: its position ``after``, the ranges
+        the page's ``folders`` become, and what the page left alone."""
+        def store(skipped: Mapping[str, int]) -> None:
+            self.db.ranges.advance(listed, self.name, self.lease_s, after,
+                                   found=split_folders(listed, folders), skipped=skipped)
+        return store
 
     def _split(self, listed: ListingRange, after: str) -> ListingRange | None:
         """Share out the rest of a long range when no other range is free to list: the folders

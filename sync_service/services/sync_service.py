@@ -276,12 +276,14 @@ class SyncService:
         as they do; True once every range was listed and this run's plan applied."""
         self._start_ranges(report.run_id)
         lister = RangeLister(self.s3, self.db, name=holder[0], lease_s=holder[1], clock=self.clock,
-                             report=report, until_listed=True).start()
+                             until_listed=True).start()
         try:
             self._apply_shared(report, executor, holder, listing=lambda: lister.running)
         finally:
             lister.stop()
         lister.join()
+        for reason, count in sorted(self.db.ranges.skipped(report.run_id).items()):
+            report.skip(reason, count)  # whichever process listed the range
         return not self.clock.stopping and self.db.ranges.left() == 0
 
     def _plan_initial_sync(self) -> RunReport:

@@ -25,7 +25,8 @@ The range that finishes last marks the initial sync completed, in the same trans
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from sync_service.store.database import Database
@@ -208,11 +209,13 @@ class ListingRangeStore:
                             until)
 
     def advance(self, listed: ListingRange, lister: str, lease_s: float, after: str, *,
-                found: Iterable[NewRange] = (), done: bool = False) -> None:
+                found: Iterable[NewRange] = (), skipped: Mapping[str, int] | None = None,
+                done: bool = False) -> None:
         """Store that ``lister`` listed ``listed`` up to ``after`` (and the ranges ``found`` on
-        the page), extending its lease; with ``done``, the range is finished, and if it was the
-        last, the initial sync is marked completed. Joins the caller's transaction, which holds
-        the page's plan; raises ``LostRange`` if another lister holds the range now."""
+        the page, and what it ``skipped``, by reason), extending its lease; with ``done``, the
+        range is finished, and if it was the last, the initial sync is marked completed. Joins
+        the caller's transaction, which holds the page's plan; raises ``LostRange`` if another
+        lister holds the range now."""
         with self.db.transaction():
             changed = self.db.execute(
                 f"UPDATE listing_ranges SET after = ?, done = ?, lease_until = {SERVER_NOW} + ? "
@@ -220,7 +223,12 @@ class ListingRangeStore:
                 (after, 1 if done else 0, lease_s, listed.id, lister)).rowcount
             if changed != 1:
                 raise LostRange(f"range {listed.id} is listed by another lister now")
-            listing = self.db.query("SELECT listing FROM listing_ranges WHERE id = ?", (listed.id,))[0][0]
+            listing, before = self.db.query("SELECT listing, skipped FROM listing_ranges WHERE id = ?",
+                                            (listed.id,))[0]
+            if skipped:
+                total = Counter(json.loads(before or "{}")) + Counter(skipped)
+                self.db.execute("UPDATE listing_ranges SET skipped = ? WHERE id = ?",
+                                (json.dumps(dict(sorted(total.items()))), listed.id))
             self._insert(listing, listed.run_id, found)
             # Write transactions queue for one lock (PostgresDatabase._begin), so the count sees
             # every other finished range: the last finisher knows it is the last.
@@ -271,6 +279,14 @@ class ListingRangeStore:
     def left(self) -> int:
         """Ranges not yet listed to the end."""
         return int(self.db.query("SELECT count(*) FROM listing_ranges WHERE done = 0")[0][0])
+
+    def skipped(self, run_id: str) -> Counter[str]:
+        """What the listers of ``run_id``'s ranges left alone, by reason."""
+        total: Counter[str] = Counter()
+        for (counts,) in self.db.query("SELECT skipped FROM listing_ranges WHERE run_id = ? "
+                                       "AND skipped IS NOT NULL", (run_id,)):
+            total.update(json.loads(counts))
+        return total
 
     def counts(self) -> dict[str, int]:
         """Ranges listed and left (for status)."""

@@ -115,6 +115,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX listing_ranges_done ON listing_ranges (done, id)
     """,
+    # 6: what the listers of a range left alone, by reason (JSON), for the initial sync's report
+    """
+    ALTER TABLE listing_ranges ADD COLUMN skipped TEXT
+    """,
 )
 
 # PostgreSQL: the same tables, versions and columns (in the same order), in its dialect. Text is
@@ -234,6 +238,10 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
         lease_until DOUBLE PRECISION
     );
     CREATE INDEX listing_ranges_done ON listing_ranges (done, id)
+    """,
+    # 6: what the listers of a range left alone, by reason (JSON), for the initial sync's report
+    """
+    ALTER TABLE listing_ranges ADD COLUMN skipped TEXT
     """,
 )
 
