@@ -224,22 +224,37 @@ def test_workers_share_the_listing_and_a_killed_listers_range_is_continued_after
     assert len(listers - {victim}) == 2
 
 
+def listed_by_three_workers(cli: Cli, bucket: Bucket, postgres_url: str, keys: list[str],
+                            max_keys: int) -> tuple[str, list[dict[str, str]]]:
+    """Put ``keys`` in the bucket, start an initial sync on PostgreSQL with ``--plan-only`` and
+    have three ``worker --until-idle`` list and apply it through a proxy that cuts listings to
+    ``max_keys`` a page (0.05 s each); returns the workers' logs and the listings' queries."""
+    for key in keys:
+        bucket.put(key, key.encode())
+    with SlowListingProxy(bucket.endpoint, max_keys=max_keys, delay_s=0.05) as proxy:
+        cli.env.update(DATABASE_URL=postgres_url, CUSTOMER_S3_ENDPOINT=proxy.endpoint)
+        assert cli.run("initial-sync", "--plan-only").returncode == 0
+        workers = [cli.start("worker", "--until-idle", SYNC_WORKERS="2") for _ in range(3)]
+        for worker in workers:
+            worker.wait(timeout=120)
+    logs = "".join((cli.workdir / f"process-{n}.log").read_text() for n in range(3))
+    assert [w.returncode for w in workers] == [0, 0, 0], logs[-3000:]
+    return logs, proxy.listings
+
+
+def assert_delivered_once(cli: Cli, api: Api, keys: list[str]) -> None:
+    saves = Counter(op["path"] for op in api.operations() if op["op"] == "saveToDisk")
+    assert sorted(saves) == keys and set(saves.values()) == {1}, saves.most_common(3)
+    assert cli.query("SELECT value FROM settings WHERE key = 'initial_sync_completed'") != []
+
+
 def test_a_bucket_without_folders_is_split_by_probing_and_listed_by_several_workers(
         cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
     # given 160 keys with no folder (hashed names), listed 4 keys a page
     keys = sorted(f"{hashlib.sha256(str(n).encode()).hexdigest()[:12]}.bin" for n in range(160))
-    for key in keys:
-        bucket.put(key, key.encode())
-    with SlowListingProxy(bucket.endpoint, max_keys=4, delay_s=0.05) as proxy:
-        cli.env.update(DATABASE_URL=postgres_url, CUSTOMER_S3_ENDPOINT=proxy.endpoint)
-        assert cli.run("initial-sync", "--plan-only").returncode == 0
-        # when three workers list and apply it
-        workers = [cli.start("worker", "--until-idle", SYNC_WORKERS="2") for _ in range(3)]
-        for worker in workers:
-            worker.wait(timeout=120)
-        probes = [q for q in proxy.listings if q.get("max-keys") == "1"]
-    logs = "".join((cli.workdir / f"process-{n}.log").read_text() for n in range(3))
-    assert [w.returncode for w in workers] == [0, 0, 0], logs[-3000:]
+    # when three workers list and apply it
+    logs, listings = listed_by_three_workers(cli, bucket, postgres_url, keys, max_keys=4)
+    probes = [q for q in listings if q.get("max-keys") == "1"]
     # then the one range was split at keys the bucket holds, and several workers listed
     rows = cli.query("SELECT after, until, claimed_by, done FROM listing_ranges ORDER BY id")
     assert len(rows) > 2 and all(done == 1 for *_, done in rows)
@@ -248,9 +263,7 @@ def test_a_bucket_without_folders_is_split_by_probing_and_listed_by_several_work
     assert len({claimed for _, _, claimed, _ in rows}) >= 2
     assert "split after" in logs and probes
     # and every object reached the file manager once
-    saves = Counter(op["path"] for op in api.operations() if op["op"] == "saveToDisk")
-    assert sorted(saves) == keys and set(saves.values()) == {1}, saves.most_common(3)
-    assert cli.query("SELECT value FROM settings WHERE key = 'initial_sync_completed'") != []
+    assert_delivered_once(cli, api, keys)
 
 
 def test_a_huge_folder_among_small_neighbours_is_split_by_probing_it(
@@ -259,17 +272,8 @@ def test_a_huge_folder_among_small_neighbours_is_split_by_probing_it(
     # ('big/', 400 keys in 16 folders of its own) shares a subtree range with a small neighbour
     keys = sorted([f"f{n:02d}/only.txt" for n in range(11)]
                   + [f"big/{n % 16:x}/{n:03d}.bin" for n in range(400)])
-    for key in keys:
-        bucket.put(key, key.encode())
-    with SlowListingProxy(bucket.endpoint, max_keys=16, delay_s=0.05) as proxy:
-        cli.env.update(DATABASE_URL=postgres_url, CUSTOMER_S3_ENDPOINT=proxy.endpoint)
-        assert cli.run("initial-sync", "--plan-only").returncode == 0
-        # when three workers list and apply it
-        workers = [cli.start("worker", "--until-idle", SYNC_WORKERS="2") for _ in range(3)]
-        for worker in workers:
-            worker.wait(timeout=120)
-    logs = "".join((cli.workdir / f"process-{n}.log").read_text() for n in range(3))
-    assert [w.returncode for w in workers] == [0, 0, 0], logs[-3000:]
+    # when three workers list and apply it
+    logs, _ = listed_by_three_workers(cli, bucket, postgres_url, keys, max_keys=16)
     # then the subtree range handed its neighbour on, and the huge folder was cut at keys it
     # holds into ranges of that folder alone, listed by more than one worker
     rows = cli.query("SELECT scope, folders, until, claimed_by, done FROM listing_ranges ORDER BY id")
@@ -281,6 +285,4 @@ def test_a_huge_folder_among_small_neighbours_is_split_by_probing_it(
     assert len(big) > 2 and bounds and bounds <= set(keys), big
     assert len({claimed for _, claimed in big}) >= 2, big
     # and every object reached the file manager once
-    saves = Counter(op["path"] for op in api.operations() if op["op"] == "saveToDisk")
-    assert sorted(saves) == keys and set(saves.values()) == {1}, saves.most_common(3)
-    assert cli.query("SELECT value FROM settings WHERE key = 'initial_sync_completed'") != []
+    assert_delivered_once(cli, api, keys)
