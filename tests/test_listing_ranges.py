@@ -72,6 +72,9 @@ def test_a_long_range_is_split_at_entries_found_between_its_position_and_its_end
     assert probe_points(narrow, "img_0041") == ["img_1"]
     assert probe_points(narrow, "img_0041", level=1)[:2] == ["img_01", "img_02"]
     assert probe_points(narrow, "img_0041", level=9) == []
+    # names past ASCII are probed at points spread over their scripts, in code-point order
+    assert probe_points(root, "0a7")[-2:] == ["\ud400", "\U0001f300"]
+    assert probe_points(folder_range("", 0), "写真_0001")[:3] == ["\u5800", "\u6200", "\u6c00"]
     # a subtree range listing its last folder probes that folder, and its rest goes to ranges
     # of that one folder
     subtree = ListingRange(4, "run-1", "p/", ("p/a/", "p/big/"), 1, "p/big/3/0041")

@@ -47,6 +47,18 @@ def test_listing_is_paged_and_relative_to_the_prefix(any_bucket: Bucket) -> None
     assert all(s.last_modified.endswith("Z") for s in summaries)
 
 
+def test_one_key_probes_find_the_first_entry_after_each_point(any_bucket: Bucket) -> None:
+    # given keys and a folder with names in and past ASCII
+    for key in ("p/a/1.txt", "p/b.txt", "p/写真/1.jpg", "p/文件.txt", "p/\U0001f389.txt"):
+        any_bucket.put(key, b"x")
+    s3 = S3Manager(any_bucket.client, any_bucket.name)
+    # when the key ranges' lister probes it: the first entry after each point, none past the end
+    points = ["p/", "p/a0", "p/\u4e00", "p/\u5800", "p/\U0001f300", "p/\U0001f400"]
+    assert s3.first_entries("p/", points) == ["p/a/", "p/b.txt", "p/写真/", "p/文件.txt", "p/\U0001f389.txt"]
+    # and without the delimiter, keys inside folders
+    assert s3.first_entries("p/", ["p/a", "p/\u4e00"], delimited=False) == ["p/a/1.txt", "p/写真/1.jpg"]
+
+
 def test_streaming_get_and_head_agree_with_the_listing(any_bucket: Bucket) -> None:
     body = os.urandom(3 * 1024 * 1024 + 17)
     any_bucket.put("big.bin", body, {"read": ["x"]})

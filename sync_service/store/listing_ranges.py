@@ -110,9 +110,15 @@ def split_folders(parent: ListingRange, folders: list[str]) -> list[NewRange]:
     return ranges
 
 
-#: The characters probed at a position of the keys when a folder range is split; a key may hold
-#: others, which simply fall in the range of the probe before them.
-PROBE_ALPHABET = "".join(sorted("!-.0123456789=ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"))
+#: The characters probed at a position of the keys when a range is split: printable ASCII names,
+#: then points spread over the scripts past it (Latin letters with accents, Cyrillic, Arabic,
+#: Thai, kana, the CJK ideographs, Hangul, emoji), in code-point order, which is the UTF-8 byte
+#: order S3 lists in. A key may hold other characters, which fall in the range of the probe
+#: before them.
+PROBE_ALPHABET = "".join(sorted(
+    "!-.0123456789=ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"
+    "\u00c0\u0400\u0600\u0e00\u3040\u30a0\u4e00\u5800\u6200\u6c00\u7600\u8000\u8a00\u9400"
+    "\uac00\uc000\ud400\U0001f300"))
 
 
 def probe_points(listed: ListingRange, after: str, level: int = 0) -> list[str]:
