@@ -51,9 +51,14 @@ def stop_when(process: Any, condition: Any, timeout: float = 60) -> None:
     def stopped_while_true() -> bool:
         if not condition():
             return False
+        if process.poll() is not None:
+            raise AssertionError(f"the process exited ({process.returncode}) before it could be stopped")
         process.send_signal(signal.SIGSTOP)
         stat = Path(f"/proc/{process.pid}/stat")
-        while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
+        deadline = time.monotonic() + 5
+        while (state := stat.read_text().rsplit(")", 1)[1].split()[0]) != "T":
+            if state in "ZX" or time.monotonic() > deadline:  # it exited meanwhile
+                raise AssertionError(f"the process did not stop (state {state})")
             time.sleep(0.001)
         time.sleep(0.05)  # a statement sent before the stop finishes on the server
         if condition():
