@@ -162,10 +162,18 @@ def test_one_lister_a_range_positions_stored_and_the_last_range_completes(postgr
         assert ranges.start("bucket", "team/", "run-2") == 1
         assert ranges.start("bucket", "other/", "run-3") == 1
         assert [r[0] for r in db.database.query("SELECT scope FROM listing_ranges")] == ["other/"]
-        # while an unfinished listing of the same prefix is taken over by the next run
+        # while an unfinished listing of the same prefix is taken over by the next run, which
+        # counts afresh what its ranges skip (the run that listed their first pages reported it)
+        begun = ranges.claim("F2", 60)
+        assert begun is not None
+        with db.transaction():
+            ranges.advance(begun, "F2", 60, "other/k", skipped={"folder_marker": 1})
+        ranges.release("F2")
+        assert ranges.skipped("run-3") == {"folder_marker": 1}
         assert ranges.start("bucket", "other/", "run-4") == 1
         taken = ranges.claim("G", 60)
-        assert taken is not None and taken.run_id == "run-4"
+        assert taken is not None and taken.run_id == "run-4" and taken.after == "other/k"
+        assert ranges.skipped("run-4") == {} and ranges.skipped("run-3") == {}
     finally:
         db.close()
 

@@ -176,15 +176,17 @@ class ListingRangeStore:
     def start(self, bucket: str, prefix: str, run_id: str) -> int:
         """Begin the listing of ``prefix`` in ``bucket`` for ``run_id``, or continue it: an
         unfinished listing of the same bucket and prefix is taken over by this run (its ranges'
-        operations are planned for it); anything else starts over with one folder range.
-        Returns the number of ranges left to list."""
+        operations are planned for it, and what they skip is counted afresh: the run that
+        listed their first pages reported those); anything else starts over with one folder
+        range. Returns the number of ranges left to list."""
         listing = self.listing_of(bucket, prefix)
         with self.db.transaction():
             left = self.db.query("SELECT count(*) FROM listing_ranges WHERE listing = ? AND done = 0",
                                  (listing,))[0][0]
             if left:
                 self.db.execute("DELETE FROM listing_ranges WHERE listing != ?", (listing,))
-                self.db.execute("UPDATE listing_ranges SET run_id = ? WHERE done = 0", (run_id,))
+                self.db.execute("UPDATE listing_ranges SET run_id = ?, skipped = NULL WHERE done = 0",
+                                (run_id,))
                 return int(left)
             self.db.execute("DELETE FROM listing_ranges")
             self._insert(listing, run_id, [NewRange(prefix)])
