@@ -9,6 +9,7 @@ from typing import Any
 from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.models.config import SyncConfig
 from sync_service.services.sync_service import SyncService
+from sync_service.web.status_page import initial_sync_summary
 
 
 def run(config: SyncConfig, args: argparse.Namespace) -> int:
@@ -28,7 +29,7 @@ def render(status: dict[str, Any]) -> str:
         f"file manager  {status['api']}",
         f"records       {status['records']}",
         f"sync running  {'yes' if status['sync_running'] else 'no'}",
-        f"initial sync  {_initial_line(status['initial_sync'])}",
+        f"initial sync  {initial_sync_summary(status['initial_sync'])}",
         f"operations    {status['operations']['pending']} pending, "
         f"{status['operations']['failed']} failed",
         f"event position {status['event_position'] or '(none)'}",
@@ -53,18 +54,6 @@ def render(status: dict[str, Any]) -> str:
         result = f"ok ({check['latency_ms']} ms)" if check["ok"] else f"FAILED: {check['error']}"
         lines.append(f"  {name:<9} {result}")
     return "\n".join(lines)
-
-
-def _initial_line(state: dict[str, Any]) -> str:
-    ranges = state.get("key_ranges") or {}
-    if ranges.get("left"):
-        return (f"listing in key ranges: {ranges['listed']} of {ranges['listed'] + ranges['left']} "
-                f"listed" + ("; completed before" if state["completed"] else ""))
-    if state["completed"]:
-        return "completed"
-    if state["listing_after"]:
-        return f"interrupted; continues after {state['listing_after']!r}"
-    return "not done yet"
 
 
 def _reconcile_line(state: dict[str, Any]) -> str:

@@ -104,7 +104,7 @@ def _facts(status: dict[str, Any], runs: list[dict[str, Any]], next_cycle_at: fl
         _fact("pending operations", text(operations["pending"]), "pending"),
         _fact("failed operations", text(operations["failed"]), "failed", bad=operations["failed"] > 0),
         _fact("dead letters", text(status["dead_letters"]), "dead-letters", bad=status["dead_letters"] > 0),
-        _fact("initial sync", _initial(initial), "initial-sync"),
+        _fact("initial sync", text(initial_sync_summary(initial)), "initial-sync"),
         _fact("bucket", text(status["bucket"]) + (f" / {text(status['prefix'])}" if status["prefix"] else ""),
               "bucket"),
         _fact("file manager", text(status["api"]), "api"),
@@ -213,12 +213,15 @@ def status_json(status: dict[str, Any]) -> str:
     return json.dumps(status, indent=2, ensure_ascii=False)
 
 
-def _initial(state: dict[str, Any]) -> str:
+def initial_sync_summary(state: dict[str, Any]) -> str:
+    """Where the initial sync stands, in one line (``status`` and the page): its key ranges
+    while a shared listing runs, else completed, continued after a key, or not done yet."""
     ranges = state.get("key_ranges") or {}
     if ranges.get("left"):
-        return text(f"listing: {ranges['listed']} of {ranges['listed'] + ranges['left']} key ranges listed")
+        return (f"listing in key ranges: {ranges['listed']} of {ranges['listed'] + ranges['left']} "
+                f"listed" + ("; completed before" if state["completed"] else ""))
     if state["completed"]:
         return "completed"
     if state["listing_after"]:
-        return text(f"continues after {state['listing_after']}")
+        return f"interrupted; continues after {state['listing_after']!r}"
     return "not done yet"
