@@ -40,8 +40,9 @@ CONNECT_TIMEOUT_S = 10
 #: How long a statement waits for a lock (a writer's turn, a row) before it fails.
 LOCK_TIMEOUT_MS = 30_000
 COPY_BATCH = 5_000
-#: The tables whose ``id`` comes from an identity sequence (moved past imported ids).
-IDENTITY_TABLES = ("files", "operations", "dead_letters", "listing_ranges")
+#: The columns an identity sequence numbers (moved past the ids an import brings).
+_IDENTITY_COLUMNS = ("SELECT table_name, column_name FROM information_schema.columns "
+                     "WHERE table_schema = current_schema() AND is_identity = 'YES'")
 
 
 class PostgresDatabase(Database):
@@ -92,7 +93,7 @@ class PostgresDatabase(Database):
                     conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 for table in TABLES:
-                    columns = ", ".join(row[1] for row in copy.query(f"PRAGMA table_info({table})"))
+                    columns = ", ".join(copy.columns(table))
                     marks = ", ".join("?" * len(columns.split(", ")))
                     with conn.cursor(name=f"copy_{table}") as cursor:
                         cursor.execute(f"SELECT {columns} FROM {table}")
@@ -116,16 +117,16 @@ class PostgresDatabase(Database):
                 raise RefusedError(f"{self._shown} already holds a state ({rows}); nothing was "
                                    "imported: import into an empty database")
             for table in TABLES:
-                columns = ", ".join(row[1] for row in source.query(f"PRAGMA table_info({table})"))
+                columns = ", ".join(source.columns(table))
                 copied[table] = 0
                 with self._translating(f"importing into {self._shown} failed"), \
                         conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     for row in reading.execute(f"SELECT {columns} FROM {table} ORDER BY rowid"):
                         copy.write_row(_values(row))
                         copied[table] += 1
-            for table in IDENTITY_TABLES:
-                self.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                             f"COALESCE(max(id), 0) + 1, false) FROM {table}")
+            for table, column in self.query(_IDENTITY_COLUMNS):
+                self.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                             f"COALESCE(max({column}), 0) + 1, false) FROM {table}")
             self.execute("UPDATE operations SET claimed_by = NULL, lease_until = NULL "
                          "WHERE status = 'pending'")
             self.execute("UPDATE listing_ranges SET claimed_by = NULL, lease_until = NULL WHERE done = 0")

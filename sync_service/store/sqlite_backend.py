@@ -125,6 +125,10 @@ class SQLiteDatabase(Database):
                     self._run(conn, statement, ())
                 self._run(conn, f"PRAGMA user_version={number}", ())
 
+    def columns(self, table: str) -> list[str]:
+        """The columns of ``table``, in the schema's order."""
+        return [row[1] for row in self.query(f"PRAGMA table_info({table})")]
+
     @property
     def schema_version(self) -> int:
         """The schema version the database is at."""
