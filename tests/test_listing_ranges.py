@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import signal
 import socket
+import time
 from collections import Counter
 
 import pytest
@@ -233,6 +234,40 @@ def test_workers_share_the_listing_and_a_killed_listers_range_is_continued_after
     assert {"", "f0/", "f4/", "deep/", "deep/er/"} <= scopes, scopes
     listers = {row[0] for row in cli.query("SELECT DISTINCT claimed_by FROM listing_ranges")}
     assert len(listers - {victim}) == 2
+
+
+def test_a_run_killed_while_listing_leaves_a_range_the_next_run_takes_at_once(
+        cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
+    # given an initial sync on PostgreSQL killed with -9 while its lister holds a range half-listed
+    keys = [f"f{f}/{n:02d}.txt" for f in range(3) for n in range(12)]
+    for key in keys:
+        bucket.put(key, key.encode())
+    with SlowListingProxy(bucket.endpoint, max_keys=3, delay_s=0.2) as proxy:
+        cli.env.update(DATABASE_URL=postgres_url, CUSTOMER_S3_ENDPOINT=proxy.endpoint,
+                       WORKER_LEASE_S="300")
+        first = cli.start("initial-sync")
+        holder = f"run:{socket.gethostname()}:{first.pid}"
+
+        def listing_held() -> list[tuple[int]]:
+            return [(row[0],) for row in cli.query(
+                "SELECT id FROM listing_ranges WHERE claimed_by = ? AND done = 0 AND after != ''",
+                (holder,))]
+
+        stop_when(first, listing_held)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        # when the next initial sync runs, the range's 300 s lease still far from over
+        started = time.monotonic()
+        second = cli.run("initial-sync", timeout=120)
+        took = time.monotonic() - started
+    # then it took the dead run's range at once and delivered every object once
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "listing ranges an earlier run held are free again" in second.stderr
+    assert took < 100, took  # not after the lease
+    saves = Counter(op["path"] for op in api.operations() if op["op"] == "saveToDisk")
+    assert set(saves) == set(keys) and max(saves.values()) <= 2, saves.most_common(3)
+    assert_api_matches_bucket(api, bucket, {})
+    assert cli.query("SELECT value FROM settings WHERE key = 'initial_sync_completed'") != []
 
 
 def listed_by_three_workers(cli: Cli, bucket: Bucket, postgres_url: str, keys: list[str],

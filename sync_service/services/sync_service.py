@@ -168,9 +168,13 @@ class SyncService:
         """First of every run: what an interrupted run planned and did not apply. On
         PostgreSQL it is claimed as workers claim it, so none of it goes out twice."""
         if self.holder is not None:
+            # The run lock proves the runs that claimed these are dead: no lease to wait out.
             released = self.db.operations.release_runs()
             if released:
                 logger.info("%d operations an earlier run held are free again", released)
+            released = self.db.ranges.release_runs()
+            if released:
+                logger.info("%d listing ranges an earlier run held are free again", released)
             # Until nothing is free: none left, or workers hold the rest.
             apply_claimed(self.db, executor, report, self.holder, self.config.worker_batch,
                           self.clock, finished=lambda: True, poll_s=SHARED_POLL_S)

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from sync_service.store.database import Database
-from sync_service.store.operations import SERVER_NOW
+from sync_service.store.operations import RUN_HOLDER_PREFIX, SERVER_NOW
 from sync_service.store.runs import RunStore
 
 #: Ranges made of the folders found on one listing page at most, and made by one split.
@@ -277,6 +277,13 @@ class ListingRangeStore:
         """Give back the ranges ``lister`` holds (it is stopping)."""
         return self.db.execute("UPDATE listing_ranges SET claimed_by = NULL, lease_until = NULL "
                                "WHERE claimed_by = ? AND done = 0", (lister,)).rowcount
+
+    def release_runs(self) -> int:
+        """Give back the ranges runs hold (``RUN_HOLDER_PREFIX``), workers' left alone: only the
+        holder of the run lock calls this, so the runs that hold them have ended."""
+        return self.db.execute("UPDATE listing_ranges SET claimed_by = NULL, lease_until = NULL "
+                               "WHERE claimed_by LIKE ? AND done = 0",
+                               (f"{RUN_HOLDER_PREFIX}%",)).rowcount
 
     def free(self) -> int:
         """Ranges not listed to the end that no lister holds now."""
