@@ -179,9 +179,6 @@ def test_one_lister_a_range_positions_stored_and_the_last_range_completes(postgr
         db.close()
 
 
-LEASE_S = 3
-
-
 def _claim_all(ranges: ListingRangeStore, lister: str) -> list[ListingRange]:
     claimed: list[ListingRange] = []
     while (one := ranges.claim(lister, 60)) is not None:
@@ -191,7 +188,8 @@ def _claim_all(ranges: ListingRangeStore, lister: str) -> list[ListingRange]:
 
 def test_workers_share_the_listing_and_a_killed_listers_range_is_continued_after_its_position(
         cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
-    # given a bucket of folders whose listing comes 4 keys a page, each page after 0.2 s
+    # given a bucket of folders whose listing comes 4 keys a page, each page after 0.2 s, and
+    # a file manager answering in 30 ms
     keys = ([f"top-{n}.txt" for n in range(3)] + [f"f{f}/{n:02d}.txt" for f in range(5) for n in range(24)]
             + [f"deep/er/{n}.txt" for n in range(8)])
     for key in keys:
@@ -200,8 +198,10 @@ def test_workers_share_the_listing_and_a_killed_listers_range_is_continued_after
         cli.env.update(DATABASE_URL=postgres_url, CUSTOMER_S3_ENDPOINT=proxy.endpoint)
         planned = cli.run("initial-sync", "--plan-only")
         assert planned.returncode == 0, planned.stderr
-        # when three workers list and apply it, and one is killed with -9 half-way through a range
-        workers = [cli.start("worker", "--until-idle", WORKER_LEASE_S=str(LEASE_S), SYNC_WORKERS="2")
+        api.faults(fail_rate=1.0, latency_ms=30, seed=3)
+        # when three workers list and apply it (the default lease: 30 s, renewed while they
+        # live), and one is killed with -9 half-way through a range, holding operations
+        workers = [cli.start("worker", "--until-idle", WORKER_BATCH="8", SYNC_WORKERS="2")
                    for _ in range(3)]
         victim = f"{socket.gethostname()}:{workers[0].pid}"
 
@@ -210,12 +210,20 @@ def test_workers_share_the_listing_and_a_killed_listers_range_is_continued_after
                 "SELECT id, after FROM listing_ranges WHERE claimed_by = ? AND done = 0 AND after != ''",
                 (victim,))]
 
-        stop_when(workers[0], half_listed)
+        def claimed() -> list[int]:
+            return [row[0] for row in cli.query(
+                "SELECT id FROM operations WHERE claimed_by = ? AND status = 'pending'", (victim,))]
+
+        stop_when(workers[0], lambda: half_listed() and claimed())
         (range_id, position), = half_listed()
+        orphaned = claimed()
         workers[0].send_signal(signal.SIGKILL)
         workers[0].wait()
+        killed_at = time.monotonic()
         for worker in workers[1:]:
             worker.wait(timeout=120)
+        finished_in = time.monotonic() - killed_at
+        api.faults()
     # then the others finished the listing and every object reached the file manager once
     logs = "".join((cli.workdir / f"process-{n}.log").read_text() for n in (1, 2))
     for worker in workers[1:]:
@@ -224,9 +232,14 @@ def test_workers_share_the_listing_and_a_killed_listers_range_is_continued_after
     assert sorted(saves) == sorted(keys) and set(saves.values()) == {1}, saves.most_common(3)
     assert_api_matches_bucket(api, bucket, {})
     assert cli.query("SELECT value FROM settings WHERE key = 'initial_sync_completed'") != []
-    # the killed lister's range was taken over and continued after the position it had stored
+    # the killed lister's range and operations were taken over and finished within the lease
+    # and a look: not after a lease long enough for the slowest batch
+    assert finished_in < 45, finished_in
     (done, claimed_by), = cli.query("SELECT done, claimed_by FROM listing_ranges WHERE id = ?", (range_id,))
     assert done == 1 and claimed_by != victim
+    taken_over = cli.query("SELECT status, claimed_by FROM operations WHERE id IN "
+                           f"({', '.join(map(str, orphaned))})")
+    assert {status for status, _ in taken_over} == {"done"} and victim not in {c for _, c in taken_over}
     assert f"listing range {range_id}, " in logs and f"continuing after {position!r}" in logs
     assert any(q.get("start-after") == position for q in proxy.listings)
     # and the listing was shared out: the folders were ranges of their own

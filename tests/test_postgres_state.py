@@ -49,8 +49,9 @@ def test_a_second_sync_on_the_same_postgresql_database_exits_3(
         cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
     for n in range(20):
         bucket.put(f"slow/{n}.txt", b"x")
-    api.faults(fail_rate=1.0, latency_ms=200, seed=1)
-    first = cli.start("initial-sync", DATABASE_URL=postgres_url, SYNC_WORKERS="2")
+    # every call slow: the first sync holds the lock for 20 s at least, however busy the machine
+    api.faults(fail_rate=1.0, latency_ms=1000, seed=1)
+    first = cli.start("initial-sync", DATABASE_URL=postgres_url, SYNC_WORKERS="1")
     cli.env["DATABASE_URL"] = postgres_url  # for cli.query
     try:
         wait_until(lambda: cli.query("SELECT count(*) FROM runs WHERE status = 'running'") == [(1,)])

@@ -144,7 +144,7 @@ class SyncConfig:
     retention_days: int = 30
     sync_workers: int = 16
     worker_batch: int = 64
-    worker_lease: float = 300.0
+    worker_lease: float = 30.0
     max_retries: int = 5
     data_dir: Path = Path("data")
     database_path: Path = Path("data/sync.db")
@@ -234,7 +234,7 @@ class SyncConfig:
             retention_days=_int(env, "RETENTION_DAYS", 30, 0, 36500),
             sync_workers=_int(env, "SYNC_WORKERS", 16, 1, 256),
             worker_batch=_int(env, "WORKER_BATCH", 64, 1, 10_000),
-            worker_lease=_float(env, "WORKER_LEASE_S", 300.0, 0.0, 7 * 24 * 3600.0),
+            worker_lease=_float(env, "WORKER_LEASE_S", 30.0, 0.0, 7 * 24 * 3600.0),
             max_retries=_int(env, "MAX_RETRIES", 5, 0, 50),
             data_dir=data_dir,
             database_path=Path(env.get("DATABASE_PATH", "").strip() or data_dir / "sync.db"),

@@ -140,8 +140,10 @@ class FileOperation:
 
 @dataclass(frozen=True)
 class StoredOperation:
-    """A planned operation as the operations table holds it: its row and Idempotency-Key."""
+    """A planned operation as the operations table holds it: its row and Idempotency-Key, and
+    who claimed it (None: applied by the holder of the run lock without a claim)."""
 
     row_id: int
     key: str
     operation: FileOperation
+    claimed_by: str | None = None

@@ -9,7 +9,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.diff import diff_records
 from sync_service.services.event_processor import POSITION_KEY, EventProcessor, ReplayResult
 from sync_service.services.executor import Executor
+from sync_service.services.heartbeat import Heartbeat
 from sync_service.services.housekeeping import DAY_S, Housekeeper
 from sync_service.services.plan_order import plan_operations
 from sync_service.services.planners import (
@@ -133,7 +134,7 @@ class SyncService:
     def _run(self, mode: str) -> Iterator[RunReport]:
         """Hold the lock for one run, record it, and close it with its report whatever happens."""
         self.config.require_bucket()
-        with self.lock:
+        with self.lock, self._heartbeat():
             report = RunReport(run_id=self.new_run_id(mode), mode=mode,
                                started_at=iso_utc(self.clock.now()))
             started = self.clock.monotonic()
@@ -155,6 +156,12 @@ class SyncService:
             finally:
                 self._finish(report, status, started)
                 set_run_id(None)
+
+    def _heartbeat(self) -> AbstractContextManager[Any]:
+        """Renews the leases of what this run claims (PostgreSQL) while it runs."""
+        if self.holder is None:
+            return nullcontext()
+        return Heartbeat(self.db, [self.holder[0]], self.holder[1])
 
     # -- the one way operations reach the file manager -------------------------------------
 

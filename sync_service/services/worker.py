@@ -2,8 +2,9 @@
 and applies them with the executor; any number of workers, on any number of machines.
 
 A claim stamps a batch with the worker's name and a lease (``OperationStore.claim``: ``FOR
-UPDATE SKIP LOCKED``, so workers never queue behind each other's claims). A worker killed
-mid-batch leaves its claims until the lease runs out; another worker then claims them again,
+UPDATE SKIP LOCKED``, so workers never queue behind each other's claims), which the worker's
+``Heartbeat`` renews while it lives. A worker killed mid-batch stops beating: once its lease
+runs out (30 s by default) another worker claims its operations again,
 with the same Idempotency-Key (``<run id>:<row id>``), so the file manager applies each
 operation once whoever sends it. Plans keep their order: a worker claims only from the oldest
 run with pending operations, and only from its earliest phase (deletes, renames and moves,
@@ -26,6 +27,7 @@ from sync_service.clients.s3_manager import S3Manager
 from sync_service.models.data_models import RunReport, iso_utc
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.executor import Executor
+from sync_service.services.heartbeat import Heartbeat
 from sync_service.services.range_lister import RangeLister
 from sync_service.store.operations import Holder
 from sync_service.utils.clock import Clock
@@ -34,9 +36,9 @@ logger = logging.getLogger(__name__)
 
 #: Operations a worker claims at once.
 DEFAULT_BATCH = 64
-#: Seconds a claim lasts; a worker that has not recorded a claimed operation by then is taken
-#: for dead, and the operation goes back to the others.
-DEFAULT_LEASE_S = 300.0
+#: Seconds a claim lasts unless its holder's heartbeat renews it (every third of it): a worker
+#: that stopped beating is taken for dead, and what it claimed goes back to the others.
+DEFAULT_LEASE_S = 30.0
 #: Seconds between looks at the table while there is nothing to claim.
 IDLE_POLL_S = 0.5
 
@@ -98,16 +100,17 @@ class Worker:
         started = self.clock.monotonic()
         logger.info("worker %s: claiming up to %d operations at a time, lease %ss",
                     self.name, self.settings.batch, self.settings.lease_s)
-        lister = RangeLister(self.s3, self.db, name=self.name, lease_s=self.settings.lease_s,
-                             clock=self.clock, report=report,
-                             until_listed=self.settings.until_idle).start()
-        try:
-            apply_claimed(self.db, self.executor, report, (self.name, self.settings.lease_s),
-                          self.settings.batch, self.clock, poll_s=IDLE_POLL_S, log_claims=True,
-                          finished=lambda: self._finished(lister))
-        finally:
-            lister.stop()
-        lister.join()
+        with Heartbeat(self.db, [self.name], self.settings.lease_s):
+            lister = RangeLister(self.s3, self.db, name=self.name, lease_s=self.settings.lease_s,
+                                 clock=self.clock, report=report,
+                                 until_listed=self.settings.until_idle).start()
+            try:
+                apply_claimed(self.db, self.executor, report, (self.name, self.settings.lease_s),
+                              self.settings.batch, self.clock, poll_s=IDLE_POLL_S, log_claims=True,
+                              finished=lambda: self._finished(lister))
+            finally:
+                lister.stop()
+            lister.join()
         released = self.db.operations.release(self.name)
         if released:
             logger.info("worker %s: stopping; %d claimed operations given back", self.name, released)

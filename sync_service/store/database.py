@@ -56,6 +56,9 @@ class Database(ABC):
     engine = ""
     #: A trivial query of the engine's own catalogue, for ``check``.
     check_query = ""
+    #: The database server's clock in seconds since the epoch, as SQL: leases are stamped and
+    #: compared on it, so the clocks of the machines sharing the database never mix.
+    server_now = ""
 
     def __init__(self) -> None:
         self._local = threading.local()

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from sync_service.store.database import Database
-from sync_service.store.operations import RUN_HOLDER_PREFIX, SERVER_NOW
+from sync_service.store.operations import RUN_HOLDER_PREFIX
 from sync_service.store.runs import RunStore
 
 #: Ranges made of the folders found on one listing page at most, and made by one split.
@@ -204,9 +204,9 @@ class ListingRangeStore:
         """Claim the oldest range no live lease holds, for ``lease_s`` seconds; None when there
         is none now (all listed, or all held)."""
         rows = self.db.query(
-            f"UPDATE listing_ranges SET claimed_by = ?, lease_until = {SERVER_NOW} + ? WHERE id = ("
+            f"UPDATE listing_ranges SET claimed_by = ?, lease_until = {self.db.server_now} + ? WHERE id = ("
             "SELECT id FROM listing_ranges WHERE done = 0 AND "
-            f"(lease_until IS NULL OR lease_until < {SERVER_NOW}) ORDER BY id LIMIT 1 "
+            f"(lease_until IS NULL OR lease_until < {self.db.server_now}) ORDER BY id LIMIT 1 "
             "FOR UPDATE SKIP LOCKED) RETURNING id, run_id, scope, folders, depth, after, until",
             (lister, lease_s))
         if not rows:
@@ -226,7 +226,7 @@ class ListingRangeStore:
         lister holds the range now."""
         with self.db.transaction():
             changed = self.db.execute(
-                f"UPDATE listing_ranges SET after = ?, done = ?, lease_until = {SERVER_NOW} + ? "
+                f"UPDATE listing_ranges SET after = ?, done = ?, lease_until = {self.db.server_now} + ? "
                 "WHERE id = ? AND claimed_by = ? AND done = 0",
                 (after, 1 if done else 0, lease_s, listed.id, lister)).rowcount
             if changed != 1:
@@ -278,6 +278,12 @@ class ListingRangeStore:
         return self.db.execute("UPDATE listing_ranges SET claimed_by = NULL, lease_until = NULL "
                                "WHERE claimed_by = ? AND done = 0", (lister,)).rowcount
 
+    def renew(self, lister: str, lease_s: float) -> int:
+        """Extend the leases of the ranges ``lister`` holds (its heartbeat)."""
+        return self.db.execute(f"UPDATE listing_ranges SET lease_until = {self.db.server_now} + ? "
+                               "WHERE claimed_by = ? AND done = 0 AND lease_until IS NOT NULL",
+                               (lease_s, lister)).rowcount
+
     def release_runs(self) -> int:
         """Give back the ranges runs hold (``RUN_HOLDER_PREFIX``), workers' left alone: only the
         holder of the run lock calls this, so the runs that hold them have ended."""
@@ -289,7 +295,7 @@ class ListingRangeStore:
         """Ranges not listed to the end that no lister holds now."""
         return int(self.db.query(
             "SELECT count(*) FROM listing_ranges WHERE done = 0 AND "
-            f"(lease_until IS NULL OR lease_until < {SERVER_NOW})")[0][0])
+            f"(lease_until IS NULL OR lease_until < {self.db.server_now})")[0][0])
 
     def left(self) -> int:
         """Ranges not yet listed to the end."""

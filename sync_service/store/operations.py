@@ -13,7 +13,7 @@ Workers (PostgreSQL) claim pending operations: ``claimed_by`` names the worker, 
 from __future__ import annotations
 
 import json
-import time
+import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -21,6 +21,8 @@ from typing import Any
 from sync_service.models.data_models import FileOperation, StoredOperation
 from sync_service.store.database import Database, now_iso
 from sync_service.utils.redaction import redact
+
+logger = logging.getLogger(__name__)
 
 _FIELDS = set(FileOperation.__dataclass_fields__)
 
@@ -71,7 +73,6 @@ _REPLACE_BASELINE = (
 _PHASE = ("CASE op WHEN 'delete' THEN 0 WHEN 'rename' THEN 1 WHEN 'move' THEN 1 "
           "WHEN 'update_permissions' THEN 3 ELSE 2 END")
 _ORDERED_PHASE = 1  # renames and moves: in the planner's order, so one claimer at a time
-SERVER_NOW = "extract(epoch FROM clock_timestamp())"
 
 
 #: How the claims of a run (not a worker) on the operations it planned itself are named.
@@ -93,7 +94,7 @@ class OperationStore:
         stores itself) they are stored claimed by it, so workers sharing the database leave
         them alone unless its lease runs out. Joins the caller's transaction."""
         stored: list[StoredOperation] = []
-        claimed_by, lease_until = (held_by[0], time.time() + held_by[1]) if held_by else (None, None)
+        claimed_by, lease_s = held_by if held_by else (None, None)
         with self.db.transaction():
             for seq, operation in enumerate(operations):
                 self.db.execute("UPDATE operations SET status = 'superseded', updated_at = ? "
@@ -101,14 +102,14 @@ class OperationStore:
                                 (now_iso(), operation.record_id))
                 row = self.db.execute(
                     "INSERT INTO operations (run_id, op, path, new_path, status, seq, record_id, "
-                    "payload, claimed_by, lease_until) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) "
-                    "RETURNING id",
+                    "payload, claimed_by, lease_until) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, "
+                    f"{self.db.server_now} + ?) RETURNING id",
                     (run_id, operation.op, operation.path, operation.new_path or None, seq,
                      operation.record_id, json.dumps(asdict(operation), ensure_ascii=False),
-                     claimed_by, lease_until),
+                     claimed_by, lease_s),
                 ).fetchone()
                 row_id = int(row[0]) if row else 0
-                stored.append(StoredOperation(row_id, f"{run_id}:{row_id}", operation))
+                stored.append(StoredOperation(row_id, f"{run_id}:{row_id}", operation, claimed_by))
         return stored
 
     def pending(self) -> list[StoredOperation]:
@@ -120,8 +121,8 @@ class OperationStore:
             StoredOperation(row_id, f"{run_id}:{row_id}", _operation(payload))
             for row_id, run_id, payload in self.db.query(
                 "SELECT id, run_id, payload FROM operations WHERE status = 'pending' "
-                "AND (lease_until IS NULL OR lease_until < ? OR claimed_by LIKE ?) ORDER BY id",
-                (time.time(), f"{RUN_HOLDER_PREFIX}%"))
+                f"AND (lease_until IS NULL OR lease_until < {self.db.server_now} OR claimed_by LIKE ?) "
+                "ORDER BY id", (f"{RUN_HOLDER_PREFIX}%",))
         ]
 
     def claim(self, worker: str, limit: int, lease_s: float) -> list[StoredOperation]:
@@ -129,6 +130,7 @@ class OperationStore:
         (PostgreSQL): from the oldest run with pending operations, its earliest phase; rows
         another worker is claiming are skipped, not waited for. Renames and moves are claimed
         whole, by one worker at a time. Empty when nothing is free now."""
+        now = self.db.server_now
         head = self.db.query(
             f"SELECT run_id, min({_PHASE}) FROM operations WHERE status = 'pending' AND run_id = "
             "(SELECT run_id FROM operations WHERE status = 'pending' ORDER BY id LIMIT 1) "
@@ -139,22 +141,28 @@ class OperationStore:
         if phase == _ORDERED_PHASE:
             with self.db.transaction():  # writers queue: no other claimer sees the wave half-taken
                 if self.db.query(f"SELECT 1 FROM operations WHERE status = 'pending' AND run_id = ? "
-                                 f"AND {_PHASE} = ? AND lease_until >= {SERVER_NOW} LIMIT 1",
+                                 f"AND {_PHASE} = ? AND lease_until >= {now} LIMIT 1",
                                  (run_id, phase)):
                     return []
                 rows = self.db.query(
-                    f"UPDATE operations SET claimed_by = ?, lease_until = {SERVER_NOW} + ? "
+                    f"UPDATE operations SET claimed_by = ?, lease_until = {now} + ? "
                     f"WHERE status = 'pending' AND run_id = ? AND {_PHASE} = ? "
                     "RETURNING id, run_id, payload", (worker, lease_s, run_id, phase))
         else:
             rows = self.db.query(
-                f"UPDATE operations SET claimed_by = ?, lease_until = {SERVER_NOW} + ? WHERE id IN ("
+                f"UPDATE operations SET claimed_by = ?, lease_until = {now} + ? WHERE id IN ("
                 f"SELECT id FROM operations WHERE status = 'pending' AND run_id = ? AND {_PHASE} = ? "
-                f"AND (lease_until IS NULL OR lease_until < {SERVER_NOW}) ORDER BY id LIMIT ? "
+                f"AND (lease_until IS NULL OR lease_until < {now}) ORDER BY id LIMIT ? "
                 "FOR UPDATE SKIP LOCKED) RETURNING id, run_id, payload",
                 (worker, lease_s, run_id, phase, limit))
-        return [StoredOperation(row_id, f"{run}:{row_id}", _operation(payload))
+        return [StoredOperation(row_id, f"{run}:{row_id}", _operation(payload), worker)
                 for row_id, run, payload in sorted(rows)]
+
+    def renew(self, holder: str, lease_s: float) -> int:
+        """Extend the leases of the pending operations ``holder`` claimed (its heartbeat)."""
+        return self.db.execute(f"UPDATE operations SET lease_until = {self.db.server_now} + ? "
+                               "WHERE claimed_by = ? AND status = 'pending' AND lease_until IS NOT NULL",
+                               (lease_s, holder)).rowcount
 
     def release(self, worker: str) -> int:
         """Give back the claims ``worker`` still holds on pending operations (it is stopping)."""
@@ -168,17 +176,31 @@ class OperationStore:
                                "WHERE status = 'pending' AND claimed_by LIKE ?",
                                (f"{RUN_HOLDER_PREFIX}%",)).rowcount
 
-    def record(self, outcomes: list[Outcome]) -> None:
-        """Store outcomes in one transaction: status, baseline, record write-back, dirty marks."""
+    def record(self, outcomes: list[Outcome]) -> int:
+        """Store outcomes in one transaction: status, baseline, record write-back, dirty marks.
+
+        Fenced: an outcome of a claimed operation is stored only while its claimer still holds
+        the claim, so a holder whose lease was taken over never writes over the new holder's
+        outcome. Returns how many outcomes were refused so."""
         if not outcomes:
-            return
+            return 0
         now = now_iso()
+        fenced = 0
         with self.db.transaction():
             for outcome in outcomes:
-                self.db.execute(
+                claimer = outcome.stored.claimed_by
+                changed = self.db.execute(
                     "UPDATE operations SET status = ?, error = ?, attempts = attempts + 1, "
-                    "updated_at = ? WHERE id = ?",
-                    (outcome.status, redact(outcome.error) or None, now, outcome.stored.row_id))
+                    "updated_at = ? WHERE id = ? AND status = 'pending'"
+                    + (" AND claimed_by = ?" if claimer is not None else ""),
+                    (outcome.status, redact(outcome.error) or None, now, outcome.stored.row_id,
+                     *((claimer,) if claimer is not None else ()))).rowcount
+                if changed != 1:
+                    fenced += 1
+                    logger.warning("%s %r: outcome not recorded: the claim of %s was taken over "
+                                   "(its lease ran out)", outcome.operation.op,
+                                   outcome.operation.path, claimer or "this run")
+                    continue
                 if outcome.status == "done":
                     self._advance(outcome.operation, outcome.delivered)
                 elif outcome.status == "skipped":
@@ -187,6 +209,7 @@ class OperationStore:
                     self.db.execute("DELETE FROM files WHERE id = ? AND content_version = ?",
                                     (outcome.operation.record_id, outcome.operation.content_version))
             self.db.executemany(_CLEAN_DIRTY, {(o.operation.record_id,) for o in outcomes})
+        return fenced
 
     def _advance(self, o: FileOperation, delivered: Delivered | None) -> None:
         """Make the baseline (and, for what was learnt on delivery, the record) reflect ``o``."""

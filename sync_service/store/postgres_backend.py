@@ -50,6 +50,7 @@ class PostgresDatabase(Database):
 
     engine = "postgresql"
     check_query = "SELECT count(*) FROM schema_version"
+    server_now = "extract(epoch FROM clock_timestamp())"
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         super().__init__()

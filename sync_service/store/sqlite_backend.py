@@ -26,6 +26,7 @@ class SQLiteDatabase(Database):
 
     engine = "sqlite"
     check_query = "SELECT count(*) FROM sqlite_master"
+    server_now = "((julianday('now') - 2440587.5) * 86400.0)"
 
     def __init__(self, path: Path | str) -> None:
         super().__init__()

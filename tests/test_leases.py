@@ -1,0 +1,65 @@
+"""Leases of claims (SPEC §7): a claim lives while its holder's heartbeat renews it, goes to
+another claimer once the beats stop, and a holder that lost its claim cannot record over the
+new holder (fencing)."""
+
+from __future__ import annotations
+
+import time
+
+from sync_service.models.data_models import FileOperation, StoredOperation
+from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.heartbeat import Heartbeat
+from sync_service.store.operations import Outcome
+from tests.test_initial_sync import wait_until
+
+
+def _plan_of_creates(db: DatabaseManager, paths: str) -> None:
+    ids = [db.records.upsert(p, 1, "e", "2026-12-03T00:00:00Z", "{}") for p in paths]
+    db.operations.add("r1", [FileOperation("create", i, p) for i, p in zip(ids, paths, strict=True)])
+
+
+def test_a_claim_lives_while_its_holder_beats_and_goes_when_the_beats_stop(postgres_url: str) -> None:
+    db = DatabaseManager(postgres_url)
+    try:
+        _plan_of_creates(db, "abc")
+        db.ranges.start("bucket", "", "r1")
+        # given a worker holding operations and the listing range on a 1 s lease, beating
+        held = db.operations.claim("w1", 10, 1.0)
+        assert len(held) == 3 and db.ranges.claim("w1", 1.0) is not None
+        with Heartbeat(db, ["w1"], 1.0):
+            # when three leases' time passes, nobody else can take them
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                assert db.operations.claim("w2", 10, 60) == []
+                assert db.ranges.claim("w2", 60) is None
+                time.sleep(0.1)
+        # then, the beats stopped, they go to the next claimer once the lease ran out
+        wait_until(lambda: len(db.operations.claim("w2", 10, 60)) == 3, timeout=10)
+        taken = db.ranges.claim("w2", 60)
+        assert taken is not None and taken.scope == ""
+    finally:
+        db.close()
+
+
+def test_a_holder_whose_lease_was_taken_over_cannot_record_its_late_outcome(postgres_url: str) -> None:
+    db = DatabaseManager(postgres_url)
+    try:
+        _plan_of_creates(db, "a")
+        # given w1's claim taken over by w2 after w1's lease ran out
+        (late,) = db.operations.claim("w1", 10, 0.0)
+        taken: list[StoredOperation] = []
+        wait_until(lambda: taken.extend(db.operations.claim("w2", 10, 60)) or taken != [])
+        (current,) = taken
+        assert current.row_id == late.row_id and current.claimed_by == "w2"
+        # when w1 records its outcome late
+        assert db.operations.record([Outcome(late, "failed", "too late")]) == 1
+        # then nothing of it is stored: the operation is still w2's, pending, no baseline
+        assert db.database.query("SELECT status, claimed_by, error FROM operations") == [
+            ("pending", "w2", None)]
+        assert db.database.query("SELECT count(*) FROM baseline") == [(0,)]
+        # and w2's own outcome is recorded
+        assert db.operations.record([Outcome(current, "failed", "its own")]) == 0
+        assert db.database.query("SELECT status, claimed_by, error FROM operations") == [
+            ("failed", "w2", "its own")]
+    finally:
+        db.close()
