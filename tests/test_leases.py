@@ -4,12 +4,14 @@ new holder (fencing)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
-from sync_service.models.data_models import FileOperation, StoredOperation
+from sync_service.models.data_models import FileOperation, ObjectSummary, StoredOperation
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.heartbeat import Heartbeat
-from sync_service.store.operations import Outcome
+from sync_service.services.planners import plan_page
+from sync_service.store.operations import Delivered, Outcome
 from tests.test_initial_sync import wait_until
 
 
@@ -63,3 +65,44 @@ def test_a_holder_whose_lease_was_taken_over_cannot_record_its_late_outcome(post
             ("failed", "w2", "its own")]
     finally:
         db.close()
+
+
+def test_sixteen_writers_plan_pages_and_record_outcomes_at_once_without_waiting_in_turn(
+        postgres_url: str) -> None:
+    # given sixteen processes' worth of writers on one PostgreSQL database, each with its pool
+    writers = [DatabaseManager(postgres_url) for _ in range(16)]
+    errors: list[BaseException] = []
+    pages, keys_a_page = 6, 200
+
+    def write(n: int) -> None:
+        db = writers[n]
+        try:
+            for page in range(pages):
+                # when each plans listing pages of its own keys and records their outcomes
+                summaries = [ObjectSummary(f"w{n}/p{page}/{k:04d}", f"w{n}/p{page}/{k:04d}", k, f"e{k}",
+                                           "2026-12-03T00:00:00Z") for k in range(keys_a_page)]
+                stored = plan_page(db, "r1", summaries).operations
+                mine = db.operations.claim(f"writer-{n}", keys_a_page, 60)
+                db.operations.record([Outcome(s, "done", delivered=Delivered(
+                    s.operation.size, s.operation.etag, "2026-12-03T00:00:00Z", "{}")) for s in mine])
+                assert len(stored) == keys_a_page
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(16)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        # then none failed (no lock timeout, no deadlock), and every operation is done
+        assert errors == []
+        db = writers[0]
+        total = 16 * pages * keys_a_page
+        assert db.database.query("SELECT status, count(*) FROM operations GROUP BY status") == [
+            ("done", total)]
+        assert db.database.query("SELECT count(*) FROM baseline") == [(total,)]
+        assert db.database.query("SELECT count(*) FROM dirty") == [(0,)]
+    finally:
+        for writer in writers:
+            writer.close()

@@ -85,16 +85,16 @@ def plan_page(db: DatabaseManager, run_id: str, page: list[ObjectSummary], *,
             logger.warning("skipping key %r: not a valid path, %s", summary.key, reason[1])
         skipped[reason[0]] += 1
     records = db.records.lookup([s.path for s in wanted])
+    changed = []
+    for summary in wanted:
+        if listing_change(summary, records.get(summary.path)) is None:
+            skipped["unchanged"] += 1
+            continue
+        # Permissions are in the object's metadata, which a listing does not carry: left
+        # unknown (''), they are read from the object when it is delivered.
+        changed.append((summary.path, summary.size, summary.etag, summary.last_modified, ""))
     with db.transaction():
-        ids = []
-        for summary in wanted:
-            if listing_change(summary, records.get(summary.path)) is None:
-                skipped["unchanged"] += 1
-                continue
-            # Permissions are in the object's metadata, which a listing does not carry:
-            # left unknown (''), they are read from the object when it is delivered.
-            ids.append(db.records.upsert(summary.path, summary.size, summary.etag,
-                                         summary.last_modified, ""))
+        ids = list(db.records.upsert_many(changed).values())
         plan = list(diff_records(db.records.rows_of(ids, "baseline"), db.records.rows_of(ids, "files")))
         stored = db.operations.add(run_id, plan)
         if then is not None:

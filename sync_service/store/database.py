@@ -59,6 +59,9 @@ class Database(ABC):
     #: The database server's clock in seconds since the epoch, as SQL: leases are stamped and
     #: compared on it, so the clocks of the machines sharing the database never mix.
     server_now = ""
+    #: What a SELECT adds to lock the rows it reads until the transaction ends (PostgreSQL);
+    #: SQLite has one writer at a time and needs none.
+    for_update = ""
 
     def __init__(self) -> None:
         self._local = threading.local()

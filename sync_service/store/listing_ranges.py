@@ -238,10 +238,13 @@ class ListingRangeStore:
                 self.db.execute("UPDATE listing_ranges SET skipped = ? WHERE id = ?",
                                 (json.dumps(dict(sorted(total.items()))), listed.id))
             self._insert(listing, listed.run_id, found)
-            # Write transactions queue for one lock (PostgresDatabase._begin), so the count sees
-            # every other finished range: the last finisher knows it is the last.
-            if done and not self.db.query("SELECT 1 FROM listing_ranges WHERE done = 0 LIMIT 1"):
-                RunStore(self.db).set_setting(_COMPLETED, listed.run_id)
+            if done:
+                # Finishers of one listing queue on a lock of its first range, so the count
+                # sees every other finished range: the last finisher knows it is the last.
+                self.db.query(f"SELECT id FROM listing_ranges WHERE listing = ? ORDER BY id LIMIT 1"
+                              f"{self.db.for_update}", (listing,))
+                if not self.db.query("SELECT 1 FROM listing_ranges WHERE done = 0 LIMIT 1"):
+                    RunStore(self.db).set_setting(_COMPLETED, listed.run_id)
 
     def split(self, listed: ListingRange, lister: str, bounds: list[str]) -> ListingRange:
         """End the range ``listed`` at ``bounds[0]`` and store the ranges that take the

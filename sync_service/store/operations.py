@@ -25,6 +25,8 @@ from sync_service.utils.redaction import redact
 logger = logging.getLogger(__name__)
 
 _FIELDS = set(FileOperation.__dataclass_fields__)
+#: Rows written by one multi-row statement.
+WRITE_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -93,24 +95,30 @@ class OperationStore:
         superseded (this plan retries them). With ``held_by`` (a process that applies what it
         stores itself) they are stored claimed by it, so workers sharing the database leave
         them alone unless its lease runs out. Joins the caller's transaction."""
-        stored: list[StoredOperation] = []
+        planned = list(operations)
         claimed_by, lease_s = held_by if held_by else (None, None)
+        row_ids: dict[int, int] = {}
         with self.db.transaction():
-            for seq, operation in enumerate(operations):
+            records = sorted({o.record_id for o in planned})
+            for start in range(0, len(records), WRITE_CHUNK):
+                ids = records[start:start + WRITE_CHUNK]
                 self.db.execute("UPDATE operations SET status = 'superseded', updated_at = ? "
-                                "WHERE record_id = ? AND status = 'failed'",
-                                (now_iso(), operation.record_id))
-                row = self.db.execute(
-                    "INSERT INTO operations (run_id, op, path, new_path, status, seq, record_id, "
-                    "payload, claimed_by, lease_until) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, "
-                    f"{self.db.server_now} + ?) RETURNING id",
-                    (run_id, operation.op, operation.path, operation.new_path or None, seq,
-                     operation.record_id, json.dumps(asdict(operation), ensure_ascii=False),
-                     claimed_by, lease_s),
-                ).fetchone()
-                row_id = int(row[0]) if row else 0
-                stored.append(StoredOperation(row_id, f"{run_id}:{row_id}", operation, claimed_by))
-        return stored
+                                f"WHERE status = 'failed' AND record_id IN ({', '.join('?' * len(ids))})",
+                                (now_iso(), *ids))
+            lease = f"{self.db.server_now} + ?"
+            for start in range(0, len(planned), WRITE_CHUNK):
+                chunk = list(enumerate(planned[start:start + WRITE_CHUNK], start=start))
+                rows = [(run_id, o.op, o.path, o.new_path or None, seq, o.record_id,
+                         json.dumps(asdict(o), ensure_ascii=False), claimed_by, lease_s)
+                        for seq, o in chunk]
+                marks = ", ".join([f"(?, ?, ?, ?, 'pending', ?, ?, ?, ?, {lease})"] * len(rows))
+                for row_id, seq in self.db.query(
+                        "INSERT INTO operations (run_id, op, path, new_path, status, seq, record_id, "
+                        f"payload, claimed_by, lease_until) VALUES {marks} RETURNING id, seq",
+                        [v for row in rows for v in row]):
+                    row_ids[int(seq)] = int(row_id)
+        return [StoredOperation(row_ids[seq], f"{run_id}:{row_ids[seq]}", o, claimed_by)
+                for seq, o in enumerate(planned)]
 
     def pending(self) -> list[StoredOperation]:
         """Every pending operation no worker holds a live claim on, in the order it was planned.
@@ -139,7 +147,9 @@ class OperationStore:
             return []
         run_id, phase = head[0]
         if phase == _ORDERED_PHASE:
-            with self.db.transaction():  # writers queue: no other claimer sees the wave half-taken
+            # Whole or not at all: the UPDATE takes only rows no live lease holds, and a
+            # claimer that waited for another's row locks finds them held once it gets them.
+            with self.db.transaction():
                 if self.db.query(f"SELECT 1 FROM operations WHERE status = 'pending' AND run_id = ? "
                                  f"AND {_PHASE} = ? AND lease_until >= {now} LIMIT 1",
                                  (run_id, phase)):
@@ -147,6 +157,7 @@ class OperationStore:
                 rows = self.db.query(
                     f"UPDATE operations SET claimed_by = ?, lease_until = {now} + ? "
                     f"WHERE status = 'pending' AND run_id = ? AND {_PHASE} = ? "
+                    f"AND (lease_until IS NULL OR lease_until < {now}) "
                     "RETURNING id, run_id, payload", (worker, lease_s, run_id, phase))
         else:
             rows = self.db.query(
@@ -186,6 +197,8 @@ class OperationStore:
             return 0
         now = now_iso()
         fenced = 0
+        # In the order of their rows, as every writer takes them: writers never wait in a circle.
+        outcomes = sorted(outcomes, key=lambda o: o.stored.row_id)
         with self.db.transaction():
             for outcome in outcomes:
                 claimer = outcome.stored.claimed_by
@@ -208,7 +221,7 @@ class OperationStore:
                     # since; the dirty mark stays, and the next plan deletes any copy.
                     self.db.execute("DELETE FROM files WHERE id = ? AND content_version = ?",
                                     (outcome.operation.record_id, outcome.operation.content_version))
-            self.db.executemany(_CLEAN_DIRTY, {(o.operation.record_id,) for o in outcomes})
+            self.db.executemany(_CLEAN_DIRTY, [(i,) for i in sorted({o.operation.record_id for o in outcomes})])
         return fenced
 
     def _advance(self, o: FileOperation, delivered: Delivered | None) -> None:
@@ -263,9 +276,12 @@ class OperationStore:
     # -- for status ----------------------------------------------------------------------------
 
     def backlog(self, limit: int) -> int:
-        """Pending operations, counted up to ``limit`` (a cheap "more than ``limit``?")."""
-        return int(self.db.query("SELECT count(*) FROM (SELECT 1 FROM operations "
-                                 "WHERE status = 'pending' LIMIT ?) AS p", (limit,))[0][0])
+        """Pending operations nobody holds a live claim on, counted up to ``limit`` (a cheap
+        "more than ``limit``?"): what workers hold is being applied, not waiting."""
+        return int(self.db.query(
+            "SELECT count(*) FROM (SELECT 1 FROM operations WHERE status = 'pending' AND "
+            f"(lease_until IS NULL OR lease_until < {self.db.server_now}) LIMIT ?) AS p",
+            (limit,))[0][0])
 
     def pending_of(self, run_id: str) -> int:
         """How many of a run's operations are still pending (claimed or not)."""

@@ -1,10 +1,11 @@
 """State in PostgreSQL (``DATABASE_URL=postgresql://…``): psycopg 3 and its connection pool.
 
 A connection is borrowed from the pool for one statement, or for one transaction and held by
-its thread until it ends. Write transactions queue behind one transaction-level advisory lock,
-so they see each other as SQLite's ``BEGIN IMMEDIATE`` writers do, on any number of machines.
-The schema is versioned in the ``schema_version`` table; migrations run under an advisory lock
-of their own, so processes starting together migrate once.
+its thread until it ends. Writers do not take turns (SPEC §9): each rule that needs an order
+has a narrow guard of its own in its store (a row lock on a listing's first range, claims
+conditional on their lease), and transactions meet only on the rows they share. The schema is
+versioned in the ``schema_version`` table; migrations run under an advisory lock of their own,
+so processes starting together migrate once.
 
 The stores' ``?`` placeholders become ``%s`` here (and a literal ``%`` becomes ``%%``), once
 per statement text. PostgreSQL text cannot hold NUL: a NUL in a value (only a hostile message
@@ -33,11 +34,10 @@ from sync_service.utils.redaction import mask_url
 #: The first key of every advisory lock the service takes (ASCII "SYNC"); the second names it.
 LOCK_NAMESPACE = 0x53594E43
 RUN_LOCK = 1
-WRITE_LOCK = 2
 MIGRATION_LOCK = 3
 POOL_SIZE = 10
 CONNECT_TIMEOUT_S = 10
-#: How long a statement waits for a lock (a writer's turn, a row) before it fails.
+#: How long a statement waits for a row lock before it fails.
 LOCK_TIMEOUT_MS = 30_000
 COPY_BATCH = 5_000
 #: The columns an identity sequence numbers (moved past the ids an import brings).
@@ -51,6 +51,7 @@ class PostgresDatabase(Database):
     engine = "postgresql"
     check_query = "SELECT count(*) FROM schema_version"
     server_now = "extract(epoch FROM clock_timestamp())"
+    for_update = " FOR UPDATE"
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         super().__init__()
@@ -148,7 +149,6 @@ class PostgresDatabase(Database):
             conn = self._pool.getconn()
             try:
                 conn.execute("BEGIN")
-                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, WRITE_LOCK))
             except BaseException:
                 self._pool.putconn(conn)
                 raise

@@ -15,10 +15,10 @@ from sync_service.store.database import Database, now_iso
 LOOKUP_CHUNK = 500
 COLUMNS_SQL = "id, path, size, etag, last_modified, permissions, content_version"
 
-# The one upsert of a record: a new path gets a new id; another etag is a new content version.
+# The one upsert of records: a new path gets a new id; another etag is a new content version.
 _UPSERT = """
 INSERT INTO files (path, size, etag, last_modified, permissions, content_version, synced_at)
-VALUES (?, ?, ?, ?, ?, 1, ?)
+VALUES {values}
 ON CONFLICT (path) DO UPDATE SET
     content_version = files.content_version + CASE WHEN files.etag != excluded.etag THEN 1 ELSE 0 END,
     size = excluded.size,
@@ -26,8 +26,10 @@ ON CONFLICT (path) DO UPDATE SET
     last_modified = excluded.last_modified,
     permissions = excluded.permissions,
     synced_at = excluded.synced_at
-RETURNING id
+RETURNING id, path
 """
+#: Rows written by one multi-row statement (SQLite allows 32766 values in one).
+WRITE_CHUNK = 500
 
 
 class RecordStore:
@@ -103,13 +105,23 @@ class RecordStore:
 
     def upsert(self, path: str, size: int, etag: str, last_modified: str, permissions: str) -> int:
         """Record what is known of the object at ``path``; marks it dirty; returns its id."""
+        return self.upsert_many([(path, size, etag, last_modified, permissions)])[path]
+
+    def upsert_many(self, rows: Iterable[tuple[str, int, str, str, str]]) -> dict[str, int]:
+        """Record what is known of many objects (path, size, etag, last modified, permissions;
+        each path once) in a few set-based statements; marks them dirty; returns their ids by
+        path."""
+        now = now_iso()
+        ids: dict[str, int] = {}
+        values = list({row[0]: (*row, now) for row in rows}.values())  # a path once a statement
         with self.db.transaction():
-            row = self.db.execute(_UPSERT, (path, size, etag, last_modified, permissions,
-                                            now_iso())).fetchone()
-            assert row is not None  # RETURNING gives the row inserted or updated
-            record_id = int(row[0])
-            self.mark_dirty((record_id,))
-        return record_id
+            for start in range(0, len(values), WRITE_CHUNK):
+                chunk = values[start:start + WRITE_CHUNK]
+                sql = _UPSERT.format(values=", ".join(["(?, ?, ?, ?, ?, 1, ?)"] * len(chunk)))
+                for record_id, path in self.db.query(sql, [v for row in chunk for v in row]):
+                    ids[path] = int(record_id)
+            self.mark_dirty(ids.values())
+        return ids
 
     def delete(self, path: str) -> int | None:
         """Remove the record at ``path``; returns its id (None: there was none)."""
