@@ -1,7 +1,8 @@
 """The executor: the only code that talks to the file manager (SPEC §1, §3).
 
 It applies stored operations, whichever planner stored them, and records each outcome through
-the operation store (one writer: the event loop's thread), in batches. It is asyncio end to
+the operation store in batches, written by a thread of their own (one at a time, in order), so
+a slow write or a busy database never stalls the transfers in flight. It is asyncio end to
 end: at most 2 × ``workers`` operations in flight, each a coroutine making its S3 GET (aiohttp,
 ``S3DataSession``) and its file-manager calls (aiohttp, ``FileManagerSession``) over one
 connection pool each, the body streamed from one to the other. uvloop runs the loop where it
@@ -90,6 +91,8 @@ class Executor:
         self._blocked: set[str] = set()
         self._unflushed: list[Outcome] = []
         self._last_flush = time.monotonic()
+        self._writes: list[asyncio.Future[int]] = []
+        self._writer: ThreadPoolExecutor | None = None
         self._s3: S3DataSession
         self._fm: FileManagerSession
 
@@ -110,10 +113,16 @@ class Executor:
     async def _connected(self, work: Coroutine[Any, Any, None]) -> None:
         async with self.s3.data.connect() as s3, self.api.connect() as fm:
             self._s3, self._fm = s3, fm
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="record")
             try:
                 await work
             finally:
                 self._flush()
+                try:
+                    await self._written()
+                finally:
+                    self._writer.shutdown()
+                    self._writer = None
 
     async def _apply_plan(self, stored: list[StoredOperation], report: RunReport) -> None:
         slots = asyncio.Semaphore(self.workers * IN_FLIGHT_PER_WORKER)
@@ -180,7 +189,7 @@ class Executor:
         if self.on_progress is not None:
             self.on_progress()
 
-    # -- recording (the event loop's thread) ----------------------------------------------------
+    # -- counting (the event loop's thread) and recording (the writer's) -------------------------
 
     def count(self, outcome: Outcome, report: RunReport) -> None:
         """Count an outcome in ``report`` (and remember what it means for this run's later
@@ -205,9 +214,21 @@ class Executor:
             logger.warning("%s %r failed: %s", operation.op, operation.path, outcome.error)
 
     def _flush(self) -> None:
+        """Hand the outcomes gathered so far to the writer thread (the loop goes on)."""
         outcomes, self._unflushed = self._unflushed, []
         self._last_flush = time.monotonic()
-        self.db.operations.record(outcomes)
+        if outcomes and self._writer is not None:
+            loop = asyncio.get_running_loop()
+            # Writes that went through are forgotten; a failed one is kept for _written to raise.
+            self._writes = [w for w in self._writes if not w.done() or w.exception() is not None]
+            self._writes.append(loop.run_in_executor(self._writer, self.db.operations.record, outcomes))
+
+    async def _written(self) -> None:
+        """Wait until every outcome handed to the writer is stored; raise what a write raised."""
+        writes, self._writes = self._writes, []
+        for result in await asyncio.gather(*writes, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
 
     # -- one operation (a coroutine) ---------------------------------------------------------------
 
