@@ -5,10 +5,11 @@
     SyncError
      ├── ConfigError          bad usage or configuration: stop, exit 2
      ├── LockHeldError        another sync holds the database lock: stop, exit 3
-     ├── DatabaseError        SQLite failed: stop
+     ├── DatabaseError        the database (SQLite or PostgreSQL) failed: stop
+     │    ├── DatabaseUnavailable   unreachable for now: wait, then try the unit of work again
      │    └── CorruptDatabaseError  the file is not a database or is damaged: stop, exit 2
- ├── RefusedError         a safety guard refused the run before it changed anything
- ├── EventSourceError     the event source (NATS) failed or is unreachable: stop this run
+     ├── RefusedError         a safety guard refused the run before it changed anything
+     ├── EventSourceError     the event source (NATS) failed or is unreachable: stop this run
      ├── StorageError         the customer S3 bucket failed (a listing): stop this run
      │    └── ObjectError     one object's HEAD or GET failed after botocore's retries:
      │         │              fail that one operation or event, the rest go on
@@ -20,7 +21,7 @@
                ├── NotFoundError   404: the file manager does not hold the path
                └── ConflictError   409: the target path is taken
 
-Library exceptions (botocore, requests, sqlite3) are translated into these at the client
+Library exceptions (botocore, aiohttp, sqlite3, psycopg) are translated into these at the client
 boundary; services only ever catch ``SyncError`` subclasses.
 """
 
@@ -43,6 +44,11 @@ class LockHeldError(SyncError):
 
 class DatabaseError(SyncError):
     """The SQLite database could not be opened, migrated or written."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached now (a restart, a network cut, SQLite busy past its
+    timeout): the unit of work is tried again once it is back (``OutageWatch``)."""
 
 
 class CorruptDatabaseError(DatabaseError):

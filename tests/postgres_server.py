@@ -10,7 +10,12 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,3 +69,95 @@ class PostgresServer:
         for name in names:
             self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self._admin.close()
+
+
+class OwnPostgres:
+    """A PostgreSQL server of one test's own (initdb as user ``postgres``, trust auth, a free
+    port on 127.0.0.1), which the test may kill with -9 and start again on the same data."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.bin = _postgres_bin()
+        self.root = Path(tempfile.mkdtemp(prefix="own-postgres-"))
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        shutil.chown(self.root, "postgres")
+        subprocess.run(["runuser", "-u", "postgres", "--", str(self.bin / "initdb"), "-D", str(self.data),
+                        "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+                       check=True, capture_output=True, timeout=120)
+
+    def url(self, password: str = "") -> str:
+        """The URL of its ``postgres`` database (a password is accepted and ignored: trust)."""
+        secret = f":{password}" if password else ""
+        return f"postgresql://postgres{secret}@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> OwnPostgres:
+        """Start the server and wait until it answers."""
+        log = self.log.open("ab")
+        self.process = subprocess.Popen(
+            ["runuser", "-u", "postgres", "--", str(self.bin / "postgres"), "-D", str(self.data),
+             "-p", str(self.port), "-k", str(self.root), "-c", "listen_addresses=127.0.0.1",
+             "-c", "fsync=off", "-c", "max_connections=200"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                psycopg.connect(self.url(), connect_timeout=2).close()
+                return self
+            except psycopg.OperationalError as exc:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"own PostgreSQL did not start: {self.log.read_text()[-2000:]}") from exc
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        """Kill -9 the server and every process of it, and wait until they are gone."""
+        if self.process is None:
+            return
+        pid_file = self.data / "postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0]) if pid_file.exists() else self.process.pid
+        victims = [postmaster, *_children(postmaster)]
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in victims) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.process = None
+
+    def close(self) -> None:
+        """Kill it and delete its files."""
+        self.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _postgres_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        raise RuntimeError("no PostgreSQL server binaries in /usr/lib/postgresql")
+    return found[-1].parent
+
+
+def _children(parent: int) -> list[int]:
+    """The processes whose parent is ``parent``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False

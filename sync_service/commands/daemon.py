@@ -29,7 +29,8 @@ def run(config: SyncConfig, args: argparse.Namespace) -> int:
     config.require_bucket()
     stop = stop_on_signals("the operation in flight")
     metrics = SyncMetrics(config.sync_interval)
-    service = SyncService(config, clock=Clock(stop), interactive=False, on_finish=metrics.observe_run)
+    service = SyncService(config, clock=Clock(stop), interactive=False, on_finish=metrics.observe_run,
+                          long_lived=True)
     try:
         server = start_metrics_server(metrics, config.metrics_port, status=StatusCache(service))
     except OSError as exc:

@@ -25,7 +25,7 @@ def run(config: SyncConfig, args: argparse.Namespace) -> int:
                           "incremental-sync or daemon)")
     config.require_bucket()
     stop = stop_on_signals("the batch in flight")
-    service = SyncService(config, clock=Clock(stop), interactive=False)
+    service = SyncService(config, clock=Clock(stop), interactive=False, long_lived=True)
     report = service.work(until_idle=args.until_idle)
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     return EXIT_OK if report.failed == 0 else EXIT_FAILED

@@ -145,6 +145,7 @@ class SyncConfig:
     sync_workers: int = 16
     worker_batch: int = 64
     worker_lease: float = 30.0
+    database_outage_timeout: float = 120.0
     max_retries: int = 5
     data_dir: Path = Path("data")
     database_path: Path = Path("data/sync.db")
@@ -235,6 +236,7 @@ class SyncConfig:
             sync_workers=_int(env, "SYNC_WORKERS", 16, 1, 256),
             worker_batch=_int(env, "WORKER_BATCH", 64, 1, 10_000),
             worker_lease=_float(env, "WORKER_LEASE_S", 30.0, 0.0, 7 * 24 * 3600.0),
+            database_outage_timeout=_float(env, "DATABASE_OUTAGE_TIMEOUT", 120.0, 0.0, 7 * 24 * 3600.0),
             max_retries=_int(env, "MAX_RETRIES", 5, 0, 50),
             data_dir=data_dir,
             database_path=Path(env.get("DATABASE_PATH", "").strip() or data_dir / "sync.db"),

@@ -51,6 +51,7 @@ from sync_service.models.data_models import (
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.delivery import deliver_content
 from sync_service.store.operations import Delivered, Outcome
+from sync_service.store.outage import OutageWatch
 from sync_service.utils.aio import run_async
 from sync_service.utils.clock import Clock
 from sync_service.utils.permissions import permissions_from_metadata
@@ -78,7 +79,8 @@ class Executor:
 
     def __init__(self, s3: S3Manager, api: InfrastructureAPI, db: DatabaseManager, *,
                  workers: int, permissions_key: str, default_permissions: dict[str, object],
-                 clock: Clock | None = None, on_progress: Callable[[], None] | None = None) -> None:
+                 clock: Clock | None = None, on_progress: Callable[[], None] | None = None,
+                 outage: OutageWatch | None = None) -> None:
         self.s3 = s3
         self.api = api
         self.db = db
@@ -87,6 +89,7 @@ class Executor:
         self.default_permissions = default_permissions
         self.clock = clock or Clock()
         self.on_progress = on_progress
+        self.outage = outage or OutageWatch(db.location, give_up_after_s=0, clock=self.clock)
         self.attempted: set[int] = set()
         self._blocked: set[str] = set()
         self._unflushed: list[Outcome] = []
@@ -124,17 +127,24 @@ class Executor:
                     self._writer.shutdown()
                     self._writer = None
 
+    @property
+    def _stopping(self) -> bool:
+        """Start nothing new: stop is asked for, or a write of outcomes failed (the database is
+        gone past what the outage watch waits for), so what follows could not be recorded."""
+        return self.clock.stopping or any(
+            w.done() and not w.cancelled() and w.exception() is not None for w in self._writes)
+
     async def _apply_plan(self, stored: list[StoredOperation], report: RunReport) -> None:
         slots = asyncio.Semaphore(self.workers * IN_FLIGHT_PER_WORKER)
         # Plans of several runs (left pending by interrupted ones) apply one after another.
         for _, of_run in groupby(stored, key=lambda s: s.key.rsplit(":", 1)[0]):
             by_phase = sorted(of_run, key=lambda s: (PHASES[s.operation.op], s.row_id))
             for phase, group in groupby(by_phase, key=lambda s: PHASES[s.operation.op]):
-                if self.clock.stopping:
+                if self._stopping:
                     break  # what is not done stays pending for the next run
                 if phase in ORDERED_PHASES:
                     for wave in waves(group):
-                        if self.clock.stopping:
+                        if self._stopping:
                             break
                         await self._concurrently(slots, iter(wave), report)
                 else:
@@ -147,14 +157,14 @@ class Executor:
         running: set[asyncio.Task[None]] = set()
         with ThreadPoolExecutor(1, thread_name_prefix="plan") as planner:
             try:
-                while not self.clock.stopping:
+                while not self._stopping:
                     batch = await loop.run_in_executor(planner, next, batches, None)
                     if batch is None:
                         break
                     for reason, count in batch.skipped.items():
                         report.skip(reason, count)
                     for item in batch.operations:
-                        if self.clock.stopping:
+                        if self._stopping:
                             break
                         await slots.acquire()
                         task = asyncio.create_task(self._one(item, report, slots))
@@ -168,7 +178,7 @@ class Executor:
                             report: RunReport) -> None:
         tasks = []
         for item in group:
-            if self.clock.stopping:
+            if self._stopping:
                 break
             await slots.acquire()
             tasks.append(asyncio.create_task(self._one(item, report, slots)))
@@ -221,7 +231,12 @@ class Executor:
             loop = asyncio.get_running_loop()
             # Writes that went through are forgotten; a failed one is kept for _written to raise.
             self._writes = [w for w in self._writes if not w.done() or w.exception() is not None]
-            self._writes.append(loop.run_in_executor(self._writer, self.db.operations.record, outcomes))
+            self._writes.append(loop.run_in_executor(self._writer, self._record, outcomes))
+
+    def _record(self, outcomes: list[Outcome]) -> int:
+        """Store outcomes (the writer thread), waiting out the database going away: a write
+        whose commit was lost with the connection is harmless to repeat, outcomes are fenced."""
+        return self.outage.run(lambda: self.db.operations.record(outcomes))
 
     async def _written(self) -> None:
         """Wait until every outcome handed to the writer is stored; raise what a write raised."""

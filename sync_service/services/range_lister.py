@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 
 from sync_service.clients.s3_manager import S3Manager
+from sync_service.errors import DatabaseError, DatabaseUnavailable
 from sync_service.models.data_models import ObjectSummary, RunReport
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.planners import plan_page
@@ -25,6 +26,7 @@ from sync_service.store.listing_ranges import (
     split_folders,
     split_points,
 )
+from sync_service.store.outage import OutageWatch
 from sync_service.utils.clock import Clock
 
 logger = logging.getLogger(__name__)
@@ -45,7 +47,8 @@ class RangeLister:
     ``until_listed``, until no range is left to list."""
 
     def __init__(self, s3: S3Manager, db: DatabaseManager, *, name: str, lease_s: float,
-                 clock: Clock, report: RunReport | None = None, until_listed: bool = False) -> None:
+                 clock: Clock, report: RunReport | None = None, until_listed: bool = False,
+                 outage: OutageWatch | None = None) -> None:
         self.s3 = s3
         self.db = db
         self.name = name
@@ -53,6 +56,7 @@ class RangeLister:
         self.clock = clock
         self.report = report  # counts what this lister skipped (the range stores it too)
         self.until_listed = until_listed
+        self.outage = outage or OutageWatch(db.location, give_up_after_s=0, clock=clock)
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -99,18 +103,27 @@ class RangeLister:
         """Claim and list ranges until stopped (or, ``until_listed``, until none is left)."""
         try:
             while not self.stopping:
-                claimed = self.db.ranges.claim(self.name, self.lease_s)
-                if claimed is None:
-                    if self.until_listed and self.db.ranges.left() == 0:
-                        return
-                    self.clock.sleep(IDLE_POLL_S)  # others hold the rest, or nothing to list
-                    continue
                 try:
+                    claimed = self.db.ranges.claim(self.name, self.lease_s)
+                    if claimed is None:
+                        if self.until_listed and self.db.ranges.left() == 0:
+                            return
+                        self.clock.sleep(IDLE_POLL_S)  # others hold the rest, or nothing to list
+                        continue
                     self._list(claimed)
                 except LostRange as exc:
                     logger.warning("%s: %s; its page was not stored", self.name, exc)
+                except DatabaseUnavailable as exc:
+                    # The range goes on after the last page stored, by whoever claims it next.
+                    self.outage.wait(exc)
+                    self.outage.run(lambda: self.db.ranges.release(self.name))
+                    continue
+                self.outage.ended()
         finally:
-            self.db.ranges.release(self.name)
+            try:
+                self.db.ranges.release(self.name)
+            except DatabaseError as exc:  # its lease runs out instead
+                logger.warning("%s: could not give its ranges back: %s", self.name, exc)
 
     def _list(self, listed: ListingRange) -> None:
         logger.info("%s: listing range %d, %s%s", self.name, listed.id, listed.describe(),

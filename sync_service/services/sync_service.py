@@ -45,6 +45,7 @@ from sync_service.services.renames import adopt_renames
 from sync_service.services.sync_lock import lock_for
 from sync_service.services.worker import Worker, WorkerSettings, apply_claimed, worker_name
 from sync_service.store.operations import RUN_HOLDER_PREFIX, Holder, Outcome
+from sync_service.store.outage import OutageWatch
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import unsyncable
@@ -71,11 +72,16 @@ class SyncService:
                  db: DatabaseManager | None = None, api: InfrastructureAPI | None = None,
                  csv: CSVProcessor | None = None, clock: Clock | None = None,
                  interactive: bool | None = None,
-                 on_finish: Callable[[RunReport, str], None] | None = None) -> None:
+                 on_finish: Callable[[RunReport, str], None] | None = None,
+                 long_lived: bool = False) -> None:
         self.config = config
         self._s3 = s3
         self.clock = clock or Clock()
         self.db = db or DatabaseManager(config.database)
+        # A worker or a daemon waits as long as the database is away; a command gives up.
+        self.outage = OutageWatch(self.db.location, clock=self.clock, give_up_after_s=(
+            None if long_lived else config.database_outage_timeout))
+        self.db.database.outage = self.outage
         # On PostgreSQL, workers may share the database: the operations a run applies itself
         # are claimed in this name, so they never go out twice (see OperationStore.add).
         self.holder: Holder | None = (
@@ -169,7 +175,8 @@ class SyncService:
         return Executor(self.s3, self.api, self.db, workers=self.config.sync_workers,
                         permissions_key=self.config.permissions_metadata_key,
                         default_permissions=self.config.default_permissions, clock=self.clock,
-                        on_progress=progress.update if progress is not None else None)
+                        on_progress=progress.update if progress is not None else None,
+                        outage=self.outage)
 
     def _apply_pending(self, executor: Executor, report: RunReport) -> None:
         """First of every run: what an interrupted run planned and did not apply. On
@@ -287,7 +294,7 @@ class SyncService:
         as they do; True once every range was listed and this run's plan applied."""
         self._start_ranges(report.run_id)
         lister = RangeLister(self.s3, self.db, name=holder[0], lease_s=holder[1], clock=self.clock,
-                             until_listed=True).start()
+                             until_listed=True, outage=executor.outage).start()
         try:
             self._apply_shared(report, executor, holder, listing=lambda: lister.running)
         finally:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sync_service.clients.s3_manager import S3Manager
+from sync_service.errors import DatabaseUnavailable
 from sync_service.models.data_models import RunReport, iso_utc
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.executor import Executor
@@ -53,21 +54,32 @@ def apply_claimed(db: DatabaseManager, executor: Executor, report: RunReport, ho
                   log_claims: bool = False) -> set[int]:
     """Claim batches of pending operations in ``holder``'s name and apply them, until stopped,
     or until ``finished()`` says so at a moment nothing is free to claim (else wait ``poll_s``
-    and look again). Returns the row ids applied. Workers and runs on PostgreSQL all claim so."""
+    and look again). Returns the row ids applied. Workers and runs on PostgreSQL all claim so.
+
+    The database going away is waited out (``executor.outage``); once it is back, the claims
+    ``holder`` has not applied are given back, a claim whose answer the outage swallowed
+    among them."""
     name, lease = holder
     applied: set[int] = set()
+    outage = executor.outage
     while not clock.stopping:
-        claimed = db.operations.claim(name, batch, lease)
-        if claimed:
-            if log_claims:
-                logger.info("worker %s: claimed %d operations (from %s)", name, len(claimed),
-                            claimed[0].key)
-            applied.update(s.row_id for s in claimed)
-            executor.apply(claimed, report)
-        elif finished():
-            break
-        else:
-            clock.sleep(poll_s)
+        try:
+            claimed = db.operations.claim(name, batch, lease)
+            if claimed:
+                if log_claims:
+                    logger.info("worker %s: claimed %d operations (from %s)", name, len(claimed),
+                                claimed[0].key)
+                applied.update(s.row_id for s in claimed)
+                executor.apply(claimed, report)
+            elif finished():
+                break
+            else:
+                clock.sleep(poll_s)
+        except DatabaseUnavailable as exc:
+            outage.wait(exc)
+            outage.run(lambda: db.operations.release(name))
+            continue
+        outage.ended()
     return applied
 
 
@@ -102,7 +114,7 @@ class Worker:
                     self.name, self.settings.batch, self.settings.lease_s)
         with Heartbeat(self.db, [self.name], self.settings.lease_s):
             lister = RangeLister(self.s3, self.db, name=self.name, lease_s=self.settings.lease_s,
-                                 clock=self.clock, report=report,
+                                 clock=self.clock, report=report, outage=self.executor.outage,
                                  until_listed=self.settings.until_idle).start()
             try:
                 apply_claimed(self.db, self.executor, report, (self.name, self.settings.lease_s),

@@ -23,7 +23,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sync_service.store.outage import OutageWatch
 
 #: The tables of the schema, in an order that copies cleanly into another database.
 TABLES = ("files", "baseline", "dirty", "runs", "operations", "settings", "applied_events",
@@ -65,6 +68,8 @@ class Database(ABC):
 
     def __init__(self) -> None:
         self._local = threading.local()
+        #: Waits out the database going away before a connection is had (None: fail at once).
+        self.outage: OutageWatch | None = None
 
     # -- what the stores use ----------------------------------------------------------------
 

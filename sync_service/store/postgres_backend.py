@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from sync_service.errors import DatabaseError, RefusedError
+from sync_service.errors import DatabaseError, DatabaseUnavailable, RefusedError
 from sync_service.store.database import TABLES, Database, Result
 from sync_service.store.schema import POSTGRES_MIGRATIONS
 from sync_service.store.sqlite_backend import SQLiteDatabase
@@ -37,6 +37,9 @@ RUN_LOCK = 1
 MIGRATION_LOCK = 3
 POOL_SIZE = 10
 CONNECT_TIMEOUT_S = 10
+#: Seconds a statement waits for a connection of the pool (the server away, or all busy)
+#: before the outage watch takes over the waiting (and says so).
+POOL_WAIT_S = 2
 #: How long a statement waits for a row lock before it fails.
 LOCK_TIMEOUT_MS = 30_000
 COPY_BATCH = 5_000
@@ -61,8 +64,11 @@ class PostgresDatabase(Database):
         # only time out; it also migrates.
         with self._translating(f"cannot connect to {self._shown}"), connect(url) as conn:
             self._migrate(conn)
+        # Each connection is checked as it is lent: after a restart of the server the pool
+        # hands out new connections, not the ones the restart broke.
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
                                     kwargs=connection_options(), configure=_configure,
+                                    check=ConnectionPool.check_connection, timeout=POOL_WAIT_S,
                                     name="sync-state")
         with self._translating(f"cannot connect to {self._shown}"):
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
@@ -141,17 +147,28 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def _borrowed(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._translating(self._shown), self._pool.connection() as conn:
+        conn = self._lent()
+        try:
             yield conn
+        finally:
+            self._pool.putconn(conn)  # a connection an outage broke is dropped by the pool
+
+    def _lent(self) -> psycopg.Connection[Any]:
+        """A connection of the pool, checked; while the server is away, waited for through
+        ``outage`` when there is one (nothing was sent yet: trying again is harmless)."""
+        def lend() -> psycopg.Connection[Any]:
+            with self._translating(self._shown):
+                return self._pool.getconn()
+        return self.outage.run(lend) if self.outage is not None else lend()
 
     def _begin(self) -> psycopg.Connection[Any]:
-        with self._translating(self._shown):
-            conn = self._pool.getconn()
-            try:
+        conn = self._lent()
+        try:
+            with self._translating(self._shown):
                 conn.execute("BEGIN")
-            except BaseException:
-                self._pool.putconn(conn)
-                raise
+        except BaseException:
+            self._pool.putconn(conn)
+            raise
         return conn
 
     def _end(self, conn: psycopg.Connection[Any], *, commit: bool) -> None:
@@ -197,10 +214,14 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def _translating(self, context: str) -> Iterator[None]:
-        """psycopg's and the pool's errors, as the service's."""
+        """psycopg's and the pool's errors, as the service's: the server away (a lost or
+        refused connection, a shutdown, no connection lent in time) or a lock not had in time
+        is ``DatabaseUnavailable``, which the loops wait out; anything else a DatabaseError."""
         try:
             yield
-        except (psycopg.Error, PoolTimeout) as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise DatabaseUnavailable(f"{context}: {_message(exc)}") from exc
+        except psycopg.Error as exc:
             raise DatabaseError(f"{context}: {_message(exc)}") from exc
 
 

@@ -13,12 +13,13 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sync_service.errors import CorruptDatabaseError, DatabaseError
+from sync_service.errors import CorruptDatabaseError, DatabaseError, DatabaseUnavailable
 from sync_service.store.database import Database, Result
 from sync_service.store.schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
 _DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
 class SQLiteDatabase(Database):
@@ -87,11 +88,15 @@ class SQLiteDatabase(Database):
 
     def _begin(self) -> sqlite3.Connection:
         conn = self.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _translated(self.path, exc, str(self.path)) from exc
-        return conn
+
+        def begin() -> sqlite3.Connection:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _translated(self.path, exc, str(self.path)) from exc
+            return conn
+        # Another writer past the busy timeout: waited out like an outage, when there is a watch.
+        return self.outage.run(begin) if self.outage is not None else begin()
 
     def _end(self, conn: sqlite3.Connection, *, commit: bool) -> None:
         try:
@@ -151,4 +156,6 @@ def _translated(path: Path, exc: sqlite3.Error, context: str) -> DatabaseError:
     if getattr(exc, "sqlite_errorcode", None) in _DAMAGED:
         return CorruptDatabaseError(f"{path} is not a usable SQLite database ({exc}): restore it "
                                     f"from a backup, or move it away to start a new one")
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY:  # another writer past the busy timeout
+        return DatabaseUnavailable(f"{context}: {exc}")
     return DatabaseError(f"{context}: {exc}")

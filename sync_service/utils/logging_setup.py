@@ -113,6 +113,8 @@ def setup_logging(*, level: str = "INFO", fmt: str = "text", log_dir: Path | Non
         root.addHandler(handler)
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # The pool warns at every failed connection attempt; the outage watch says it once.
+    logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, root.level))
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
     if problem:
