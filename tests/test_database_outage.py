@@ -20,6 +20,8 @@ from tests.test_initial_sync import assert_api_matches_bucket, wait_until
 OBJECTS = 240
 PASSWORD = "outage-secret-9"
 
+pytestmark = pytest.mark.outage
+
 
 @pytest.fixture
 def own_postgres() -> Iterator[OwnPostgres]:
