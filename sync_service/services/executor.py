@@ -34,14 +34,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import groupby
-from typing import Any
+from typing import Any, TypeVar
 
 from sync_service.clients.infrastructure_api import FileManagerSession, InfrastructureAPI
 from sync_service.clients.s3_data import ObjectMeta, S3DataSession
 from sync_service.clients.s3_manager import S3Manager
-from sync_service.errors import ConflictError, NotFoundError, ObjectGone, SyncError
+from sync_service.errors import ConflictError, DatabaseUnavailable, NotFoundError, ObjectGone, SyncError
 from sync_service.models.data_models import (
     FileOperation,
     OperationFailure,
@@ -50,13 +52,16 @@ from sync_service.models.data_models import (
 )
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.delivery import deliver_content
-from sync_service.store.operations import Delivered, Outcome
+from sync_service.store.operations import Delivered, Holder, Outcome
 from sync_service.store.outage import OutageWatch
-from sync_service.utils.aio import run_async
+from sync_service.utils.aio import fewer_collections, loop_factory
 from sync_service.utils.clock import Clock
 from sync_service.utils.permissions import permissions_from_metadata
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 FLUSH_EVERY = 256
 FLUSH_INTERVAL_S = 0.5
@@ -96,6 +101,8 @@ class Executor:
         self._last_flush = time.monotonic()
         self._writes: list[asyncio.Future[int]] = []
         self._writer: ThreadPoolExecutor | None = None
+        self._runner: asyncio.Runner | None = None
+        self._sessions: AsyncExitStack | None = None
         self._s3: S3DataSession
         self._fm: FileManagerSession
 
@@ -104,28 +111,125 @@ class Executor:
     def apply(self, stored: list[StoredOperation], report: RunReport) -> None:
         """Apply a stored plan in its phases, counting outcomes in ``report``."""
         if stored:
-            run_async(self._connected(self._apply_plan(stored, report)))
+            self._run(self._apply_plan(stored, report))
 
     def apply_stream(self, batches: Iterator[PlannedBatch], report: RunReport) -> None:
         """Apply batches of independent operations as a planner produces them (pulled on a
         thread of their own), with at most ``2 × workers`` in flight."""
-        run_async(self._connected(self._apply_stream(batches, report)))
+        self._run(self._apply_stream(batches, report))
+
+    def apply_claimed(self, holder: Holder, report: RunReport, *, batch: int,
+                      finished: Callable[[], bool], poll_s: float, log_claims: bool = False) -> set[int]:
+        """Claim pending operations in ``holder``'s name and apply them as one continuous
+        stream, until stopped, or until ``finished()`` says so at a moment nothing is free to
+        claim and nothing is in flight. Returns the row ids applied."""
+        return self._run(self._claiming(holder, report, batch=batch, finished=finished,
+                                        poll_s=poll_s, log_claims=log_claims))
+
+    def close(self) -> None:
+        """Close the connection pools and the event loop (the executor's last act)."""
+        if self._runner is None:
+            return
+        try:
+            if self._sessions is not None:
+                self._runner.run(self._sessions.aclose())
+        finally:
+            self._sessions = None
+            self._runner.close()
+            self._runner = None
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- the asyncio core ----------------------------------------------------------------------
 
-    async def _connected(self, work: Coroutine[Any, Any, None]) -> None:
-        async with self.s3.data.connect() as s3, self.api.connect() as fm:
-            self._s3, self._fm = s3, fm
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="record")
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` on the executor's one event loop (uvloop's where installed), with its
+        one connection pool to S3 and one to the file manager, both made on first use and
+        kept until ``close``: every batch reuses them."""
+        if self._runner is None:
+            self._runner = asyncio.Runner(loop_factory=loop_factory())
+        with fewer_collections():
+            return self._runner.run(self._connected(work))
+
+    async def _connected(self, work: Coroutine[Any, Any, T]) -> T:
+        if self._sessions is None:
+            sessions = AsyncExitStack()
+            self._s3 = await sessions.enter_async_context(self.s3.data.connect())
+            self._fm = await sessions.enter_async_context(self.api.connect())
+            self._sessions = sessions
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="record")
+        try:
+            return await work
+        finally:
+            self._flush()
             try:
-                await work
+                await self._written()
             finally:
-                self._flush()
-                try:
-                    await self._written()
-                finally:
-                    self._writer.shutdown()
-                    self._writer = None
+                self._writer.shutdown()
+                self._writer = None
+
+    async def _claiming(self, holder: Holder, report: RunReport, *, batch: int,
+                        finished: Callable[[], bool], poll_s: float, log_claims: bool) -> set[int]:
+        """The claim loop: claims (on a thread of their own) keep up to ``2 × workers``
+        operations in flight, no batch waiting for its slowest member. A claim is empty while
+        the phase in flight is not done (the next one waits for it), while others hold the
+        rest, or when nothing is pending: then the outcomes so far are written, and the loop
+        waits for one in flight to end, or asks ``finished()``, or waits ``poll_s``. Renames
+        and moves are claimed whole and applied in their waves before anything else starts.
+        The database going away is waited out; then the claims not applied are given back."""
+        name, lease = holder
+        loop = asyncio.get_running_loop()
+        capacity = self.workers * IN_FLIGHT_PER_WORKER
+        slots = asyncio.Semaphore(capacity)
+        running: set[asyncio.Task[None]] = set()
+        applied: set[int] = set()
+        with ThreadPoolExecutor(1, thread_name_prefix="claim") as claims:
+            async def in_thread(call: Callable[[], R]) -> R:
+                return await loop.run_in_executor(claims, call)
+            try:
+                while not self._stopping:
+                    room = capacity * 2 - len(running)
+                    if room <= 0:
+                        await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                        continue
+                    try:
+                        claimed = await in_thread(partial(self.db.operations.claim, name, min(batch, room), lease))
+                        if not claimed:
+                            self._flush()
+                            await self._written()  # the phase in flight ends when it is recorded
+                            if running:
+                                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                            elif await in_thread(finished):
+                                break
+                            else:
+                                await in_thread(partial(self.clock.sleep, poll_s))
+                            continue
+                    except DatabaseUnavailable as exc:
+                        await in_thread(partial(self.outage.wait, exc))
+                        await in_thread(partial(self.outage.run, partial(self.db.operations.release, name)))
+                        continue
+                    self.outage.ended()
+                    if log_claims:
+                        logger.info("%s: claimed %d operations (from %s)", name, len(claimed), claimed[0].key)
+                    applied.update(s.row_id for s in claimed)
+                    if PHASES[claimed[0].operation.op] in ORDERED_PHASES:
+                        if running:
+                            await asyncio.gather(*running)
+                        await self._apply_plan(claimed, report, slots)
+                        continue
+                    for item in claimed:
+                        await slots.acquire()
+                        task = asyncio.create_task(self._one(item, report, slots))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+            finally:
+                if running:
+                    await asyncio.gather(*running)
+        return applied
 
     @property
     def _stopping(self) -> bool:
@@ -134,8 +238,9 @@ class Executor:
         return self.clock.stopping or any(
             w.done() and not w.cancelled() and w.exception() is not None for w in self._writes)
 
-    async def _apply_plan(self, stored: list[StoredOperation], report: RunReport) -> None:
-        slots = asyncio.Semaphore(self.workers * IN_FLIGHT_PER_WORKER)
+    async def _apply_plan(self, stored: list[StoredOperation], report: RunReport,
+                          slots: asyncio.Semaphore | None = None) -> None:
+        slots = slots or asyncio.Semaphore(self.workers * IN_FLIGHT_PER_WORKER)
         # Plans of several runs (left pending by interrupted ones) apply one after another.
         for _, of_run in groupby(stored, key=lambda s: s.key.rsplit(":", 1)[0]):
             by_phase = sorted(of_run, key=lambda s: (PHASES[s.operation.op], s.row_id))

@@ -43,7 +43,7 @@ from sync_service.services.range_lister import RangeLister
 from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
 from sync_service.services.sync_lock import lock_for
-from sync_service.services.worker import Worker, WorkerSettings, apply_claimed, worker_name
+from sync_service.services.worker import Worker, WorkerSettings, worker_name
 from sync_service.store.operations import RUN_HOLDER_PREFIX, Holder, Outcome
 from sync_service.store.outage import OutageWatch
 from sync_service.utils.clock import Clock
@@ -190,8 +190,8 @@ class SyncService:
             if released:
                 logger.info("%d listing ranges an earlier run held are free again", released)
             # Until nothing is free: none left, or workers hold the rest.
-            apply_claimed(self.db, executor, report, self.holder, self.config.worker_batch,
-                          self.clock, finished=lambda: True, poll_s=SHARED_POLL_S)
+            executor.apply_claimed(self.holder, report, batch=self.config.worker_batch,
+                                   finished=lambda: True, poll_s=SHARED_POLL_S)
             return
         pending = self.db.operations.pending()
         if pending:
@@ -222,9 +222,8 @@ class SyncService:
         batches until none of this run's operations is pending (and ``listing`` says no more
         are coming); then count in ``report`` what the others applied of it."""
         # While nothing is free to claim, workers hold the rest, or it is still being listed.
-        mine = apply_claimed(
-            self.db, executor, report, holder, self.config.worker_batch, self.clock,
-            poll_s=SHARED_POLL_S,
+        mine = executor.apply_claimed(
+            holder, report, batch=self.config.worker_batch, poll_s=SHARED_POLL_S,
             finished=lambda: not listing() and self.db.operations.pending_of(report.run_id) == 0)
         for stored, status, error in self.db.operations.finished_of(report.run_id):
             if stored.row_id not in mine:
@@ -249,7 +248,7 @@ class SyncService:
             progress = Progress(report, interactive=self.interactive)
             executor = self._executor(progress)
             timings, tick = report.phase_seconds, self.clock.monotonic()
-            try:
+            try:  # one event loop and one set of connection pools for the whole run
                 self._apply_pending(executor, report)
                 timings["pending"], tick = _lap(self.clock, tick)
                 if not self.clock.stopping:
@@ -267,6 +266,7 @@ class SyncService:
                     listed = self._list_alone(report, executor)
                 timings["listing"], tick = _lap(self.clock, tick)
             finally:
+                executor.close()
                 progress.close()
             if listed:
                 path = self.csv.export(self.db.iter_records(), name=f"{report.run_id}-state")
@@ -358,7 +358,11 @@ class SyncService:
         return report
 
     def _cycle(self, report: RunReport, source: EventSource, position_key: str | None) -> None:
-        executor = self._executor()
+        with self._executor() as executor:
+            self._cycle_with(executor, report, source, position_key)
+
+    def _cycle_with(self, executor: Executor, report: RunReport, source: EventSource,
+                    position_key: str | None) -> None:
         tick = self.clock.monotonic()
         self._apply_pending(executor, report)
         report.phase_seconds["pending"], tick = _lap(self.clock, tick)

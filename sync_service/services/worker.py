@@ -20,17 +20,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sync_service.clients.s3_manager import S3Manager
-from sync_service.errors import DatabaseUnavailable
 from sync_service.models.data_models import RunReport, iso_utc
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.executor import Executor
 from sync_service.services.heartbeat import Heartbeat
 from sync_service.services.range_lister import RangeLister
-from sync_service.store.operations import Holder
 from sync_service.utils.clock import Clock
 
 logger = logging.getLogger(__name__)
@@ -47,40 +44,6 @@ IDLE_POLL_S = 0.5
 def worker_name() -> str:
     """This process's name in the ``claimed_by`` column: ``<host>:<pid>``."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def apply_claimed(db: DatabaseManager, executor: Executor, report: RunReport, holder: Holder,
-                  batch: int, clock: Clock, *, finished: Callable[[], bool], poll_s: float,
-                  log_claims: bool = False) -> set[int]:
-    """Claim batches of pending operations in ``holder``'s name and apply them, until stopped,
-    or until ``finished()`` says so at a moment nothing is free to claim (else wait ``poll_s``
-    and look again). Returns the row ids applied. Workers and runs on PostgreSQL all claim so.
-
-    The database going away is waited out (``executor.outage``); once it is back, the claims
-    ``holder`` has not applied are given back, a claim whose answer the outage swallowed
-    among them."""
-    name, lease = holder
-    applied: set[int] = set()
-    outage = executor.outage
-    while not clock.stopping:
-        try:
-            claimed = db.operations.claim(name, batch, lease)
-            if claimed:
-                if log_claims:
-                    logger.info("worker %s: claimed %d operations (from %s)", name, len(claimed),
-                                claimed[0].key)
-                applied.update(s.row_id for s in claimed)
-                executor.apply(claimed, report)
-            elif finished():
-                break
-            else:
-                clock.sleep(poll_s)
-        except DatabaseUnavailable as exc:
-            outage.wait(exc)
-            outage.run(lambda: db.operations.release(name))
-            continue
-        outage.ended()
-    return applied
 
 
 @dataclass
@@ -117,9 +80,10 @@ class Worker:
                                  clock=self.clock, report=report, outage=self.executor.outage,
                                  until_listed=self.settings.until_idle).start()
             try:
-                apply_claimed(self.db, self.executor, report, (self.name, self.settings.lease_s),
-                              self.settings.batch, self.clock, poll_s=IDLE_POLL_S, log_claims=True,
-                              finished=lambda: self._finished(lister))
+                with self.executor:
+                    self.executor.apply_claimed((self.name, self.settings.lease_s), report,
+                                                batch=self.settings.batch, poll_s=IDLE_POLL_S,
+                                                log_claims=True, finished=lambda: self._finished(lister))
             finally:
                 lister.stop()
             lister.join()
