@@ -56,6 +56,8 @@ def test_the_service_image_runs_help_as_its_non_root_user(podman: Podman, images
     result = run_once(podman, images.service, "python", "-m", "sync_service.main", "help")
     assert result.returncode == 0, result.stderr
     assert "initial-sync" in result.stdout
+    command = run_once(podman, images.service, "s3-sync", "--version")  # the installed command
+    assert command.returncode == 0 and command.stdout.startswith("s3-sync "), command.stderr
     assert run_once(podman, images.service, "id").stdout.startswith(f"uid={APP_UID}(app) gid={APP_UID}(app)")
     inspected = podman("image", "inspect", "--format", "{{.Config.User}} {{json .Config.Healthcheck}}", images.service)
     user, healthcheck = inspected.stdout.split(" ", 1)
