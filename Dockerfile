@@ -30,6 +30,7 @@ RUN pip install --no-cache-dir --no-deps --editable . \
 
 USER 10001
 EXPOSE 9090
+# Liveness (the daemon's loop turns), not readiness: see sync_service/healthcheck.py.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "sync_service.healthcheck"]
+    CMD ["python", "-m", "sync_service.healthcheck", "/livez"]
 CMD ["s3-sync", "daemon"]

@@ -384,6 +384,18 @@ def test_the_image_installs_the_s3_sync_command_and_the_stack_runs_it() -> None:
         assert command[0] == "s3-sync" and command[1] in HANDLERS, name
 
 
+def test_the_daemons_health_checks_probe_liveness_not_readiness() -> None:
+    """What acts on a container's health restarts it: the image and the stack probe /livez,
+    which a denied object or an S3 outage does not fail (SPEC §6)."""
+    from sync_service.healthcheck import url_of
+
+    probe = ["python", "-m", "sync_service.healthcheck", "/livez"]
+    assert f'CMD {json.dumps(probe)}' in (REPO_ROOT / "Dockerfile").read_text()
+    assert SERVICES["sync-service"]["healthcheck"]["test"] == ["CMD", *probe]
+    assert url_of("/livez", "9090") == url_of(None, "9090") == "http://127.0.0.1:9090/livez"
+    assert url_of("http://127.0.0.1:8001/health", "9090") == "http://127.0.0.1:8001/health"
+
+
 def test_long_running_services_restart_and_the_one_shot_init_does_not() -> None:
     for name, service in SERVICES.items():
         if name == "init":

@@ -523,6 +523,7 @@ class SyncService:
             "last_runs": last_runs,
             "operations": self.db.operation_counts(),
             "recent_failures": self.db.failed_operations(limit=10),
+            "oldest_failure_at": self.db.operations.oldest_failure(),
             "initial_sync": self._initial_sync_state(),
             "event_position": self.db.get_setting("event_position"),
             "event_source": {"source": self.config.event_source},
