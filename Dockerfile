@@ -22,8 +22,15 @@ COPY --chown=app:app mock_api ./mock_api
 COPY --chown=app:app scripts ./scripts
 COPY --chown=app:app test-data ./test-data
 
+# The s3-sync command. Editable: it runs the code in /app/sync_service, which Compose replaces
+# with the host's folder for live reload; the dependencies are the layer above.
+COPY pyproject.toml .
+RUN pip install --no-cache-dir --no-deps --editable . \
+    && s3-sync --version
+
 USER 10001
 EXPOSE 9090
+# Liveness (the daemon's loop turns), not readiness: see sync_service/healthcheck.py.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "sync_service.healthcheck"]
-CMD ["python", "-m", "sync_service.main", "daemon"]
+    CMD ["python", "-m", "sync_service.healthcheck", "/livez"]
+CMD ["s3-sync", "daemon"]

@@ -53,6 +53,14 @@ def admin_router(state: MockState, faults: FaultInjector, storage: Storage, auth
             return auth.denied()
         return JSONResponse(state.operations)
 
+    @router.get("/calls")
+    async def calls(request: Request) -> Response:
+        """Every contract call so far, answered or faulted, with its status and when it arrived
+        and was answered (Unix times): what a test of the client's rate reads."""
+        if not auth.allows(request):
+            return auth.denied()
+        return JSONResponse(state.calls)
+
     @router.get("/stats")
     async def stats(request: Request) -> Response:
         """Counters of replayed, faulted and applied calls."""

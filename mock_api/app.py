@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -20,7 +21,8 @@ from mock_api.paths import path_problem
 from mock_api.state import MockState, Outcome
 from mock_api.storage import FileRecord, Storage, StorageConflict
 
-#: Statuses whose injected answers also carry ``Retry-After: 0`` so clients retry at once.
+#: Statuses whose injected answers also carry ``Retry-After`` (0, retry at once, unless the
+#: fault setting names seconds).
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 IDEMPOTENCY_HEADER = "idempotency-key"
 
@@ -37,9 +39,9 @@ def _error(status: int, message: str) -> Outcome:
     return status, {"detail": message}
 
 
-def fault_response(status: int) -> JSONResponse:
+def fault_response(status: int, retry_after: int | None = None) -> JSONResponse:
     """The answer to a call selected for an injected fault."""
-    headers = {"Retry-After": "0"} if status in RETRY_AFTER_STATUSES else None
+    headers = {"Retry-After": str(retry_after or 0)} if status in RETRY_AFTER_STATUSES else None
     return JSONResponse({"detail": "injected fault"}, status_code=status, headers=headers)
 
 
@@ -80,14 +82,22 @@ def create_app(storage: Storage, token: str | None = None) -> FastAPI:
     app.state.storage = storage
 
     async def mutate(request: Request, op: str, path: str | None, to: str | None, apply: Apply) -> Response:
-        """Run one validated mutating call through fault injection, idempotency and the operation log."""
+        """Run one validated mutating call through fault injection, idempotency and the operation
+        log; every call, answered or faulted, goes into the call log with when it arrived."""
+        arrived = time.time()
+        response = await mutate_once(request, op, path, to, apply)
+        state.record_call(op, path, response.status_code, arrived, time.time())
+        return response
+
+    async def mutate_once(request: Request, op: str, path: str | None, to: str | None, apply: Apply) -> Response:
+        """The call through fault injection and idempotency, to its answer."""
         fault = faults.select(path)
         if fault is not None:
             if fault.latency_s > 0:
                 await asyncio.sleep(fault.latency_s)
             if fault.status is not None and not fault.after_apply:
                 state.stats.faulted += 1
-                return fault_response(fault.status)
+                return fault_response(fault.status, fault.retry_after)
 
         key = request.headers.get(IDEMPOTENCY_HEADER) or None
         if key is None:
@@ -107,7 +117,7 @@ def create_app(storage: Storage, token: str | None = None) -> FastAPI:
         if fault is not None:
             if fault.status is not None:  # after_apply: the change stands but the client sees a failure
                 state.stats.faulted += 1
-                return fault_response(fault.status)
+                return fault_response(fault.status, fault.retry_after)
             if fault.corrupt and op == "saveToDisk" and status == 200:
                 state.stats.faulted += 1
                 body = {**body, "sha256": wrong_sha256(body["sha256"])}

@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 #: Keys accepted by ``POST /admin/faults``.
-FAULT_KEYS = frozenset({"fail_rate", "status", "latency_ms", "seed", "match", "corrupt", "after_apply"})
+FAULT_KEYS = frozenset({"fail_rate", "status", "latency_ms", "seed", "match", "corrupt", "after_apply",
+                        "retry_after"})
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class FaultConfig:
     # Extension: process the call (and cache it for idempotency) but still answer ``status``,
     # i.e. simulate a reply lost after the server applied the change.
     after_apply: bool = False
+    # Seconds in the ``Retry-After`` of a faulted 429 or 503 (None: 0, retry at once).
+    retry_after: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the setting as a JSON-ready dict."""
@@ -38,6 +41,7 @@ class FaultDecision:
     status: int | None
     corrupt: bool
     after_apply: bool
+    retry_after: int | None = None
 
 
 def parse_fault_config(body: Any) -> FaultConfig:
@@ -66,7 +70,11 @@ def parse_fault_config(body: Any) -> FaultConfig:
     after_apply = body.get("after_apply", False)
     if not isinstance(corrupt, bool) or not isinstance(after_apply, bool):
         raise TypeError("corrupt and after_apply must be booleans")
-    return FaultConfig(float(fail_rate), status, latency_ms, seed, match, corrupt, after_apply)
+    retry_after = body.get("retry_after")
+    if retry_after is not None and (isinstance(retry_after, bool) or not isinstance(retry_after, int)
+                                    or not 0 <= retry_after <= 3600):
+        raise ValueError("retry_after must be whole seconds (0-3600) or null")
+    return FaultConfig(float(fail_rate), status, latency_ms, seed, match, corrupt, after_apply, retry_after)
 
 
 class FaultInjector:
@@ -104,4 +112,5 @@ class FaultInjector:
                 return None
             if self._rng.random() >= config.fail_rate:
                 return None
-        return FaultDecision(config.latency_ms / 1000.0, config.status, config.corrupt, config.after_apply)
+        return FaultDecision(config.latency_ms / 1000.0, config.status, config.corrupt, config.after_apply,
+                             config.retry_after)

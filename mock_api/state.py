@@ -108,6 +108,7 @@ class MockState:
     def __init__(self, index: dict[str, FileRecord] | None = None) -> None:
         self.index: dict[str, FileRecord] = dict(index or {})
         self.operations: list[dict[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []
         self.reports: list[dict[str, Any]] = []
         self.stats = Stats()
         self.idempotency = IdempotencyCache()
@@ -121,6 +122,11 @@ class MockState:
         self.operations.append({"op": op, "path": path, "to": to, "idempotency_key": idempotency_key, "status": status})
         self.stats.applied += 1
 
+    def record_call(self, op: str, path: str | None, status: int, arrived_at: float, answered_at: float) -> None:
+        """Append a contract call to the call log, whatever its answer (Unix times)."""
+        self.calls.append({"op": op, "path": path, "status": status, "arrived_at": arrived_at,
+                           "answered_at": answered_at})
+
     def files(self) -> list[dict[str, Any]]:
         """Return the stored files sorted by path."""
         return [
@@ -132,6 +138,7 @@ class MockState:
         """Forget files, operations, reports, idempotency answers and counters."""
         self.index.clear()
         self.operations.clear()
+        self.calls.clear()
         self.reports.clear()
         self.idempotency.clear()
         self.stats = Stats()

@@ -1,4 +1,5 @@
-"""Command-line entry point: ``python -m sync_service.main <command>``.
+"""Command-line entry point: ``s3-sync <command>`` once installed, ``python -m sync_service.main
+<command>`` in a checkout; the same function behind both.
 
 Parses arguments, loads the configuration, and dispatches to one handler per command; maps
 the service's errors onto exit codes (SPEC §6).
@@ -10,11 +11,13 @@ import argparse
 import gc
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn, cast
+from typing import Any, NoReturn, cast
 
 from sync_service.commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_USAGE
+from sync_service.commands.completion import FileArgument, completion_script
 from sync_service.errors import ConfigError, CorruptDatabaseError, LockHeldError, SyncError
 from sync_service.models.config import SyncConfig
 from sync_service.utils.logging_setup import setup_logging
@@ -31,16 +34,40 @@ Configuration comes from the environment and a .env file in the working folder.
 """
 
 
+MODULE_PROG = "python -m sync_service.main"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _VersionAction(argparse.Action):
+    """``--version``: the package metadata is read only when asked for, not on every command."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from sync_service.version import package_version
+
+        print(f"{parser.prog} {package_version()}")
+        parser.exit(0)
+
+
+def program_name(argv0: str | None = None) -> str:
+    """How the user called us: ``s3-sync`` (the installed command) or ``python -m sync_service.main``."""
+    name = os.path.basename(argv0 if argv0 is not None else sys.argv[0])
+    return MODULE_PROG if name in ("", "main.py", "__main__.py", "-c") else name
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The command-line grammar."""
-    parser = _Parser(prog="python -m sync_service.main",
+    parser = _Parser(prog=prog or program_name(),
                      description="Keep a file manager in step with an S3 bucket.",
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="command", parser_class=_Parser)
     initial = commands.add_parser("initial-sync", help="deliver every object of the bucket to "
                                   "the file manager, record it, export the state CSV")
@@ -63,10 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   "configured event source")
     publish.add_argument("event", help="the event as JSON")
     export = commands.add_parser("export-csv", help="export the records as a state CSV")
-    export.add_argument("--out", default=None, help="file to write (default: EXPORT_DIR/state.csv)")
+    export.add_argument("--out", default=None, action=FileArgument,
+                        help="file to write (default: EXPORT_DIR/state.csv)")
     diff = commands.add_parser("diff", help="print the ordered plan between two state CSVs")
-    diff.add_argument("old", help="the old state CSV")
-    diff.add_argument("new", help="the new state CSV")
+    diff.add_argument("old", action=FileArgument, help="the old state CSV")
+    diff.add_argument("new", action=FileArgument, help="the new state CSV")
     commands.add_parser("daemon", help="initial sync if nothing is recorded, then an incremental "
                         "sync every SYNC_INTERVAL seconds; /health and /metrics on METRICS_PORT")
     check = commands.add_parser("check", help="compare the bucket, the records and the file manager; "
@@ -86,8 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     move = commands.add_parser("import-state", help="copy the SQLite state into the empty "
                                "PostgreSQL database at DATABASE_URL, to move to it without "
                                "delivering every object again")
-    move.add_argument("--from", dest="source", default=None, metavar="PATH",
+    move.add_argument("--from", dest="source", default=None, metavar="PATH", action=FileArgument,
                       help="the SQLite file to copy (default: DATABASE_PATH)")
+    completion = commands.add_parser("completion", help="print a shell completion script "
+                                     "(source <(s3-sync completion bash))")
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
     commands.add_parser("help", help="show this help")
     return parser
 
@@ -108,6 +139,11 @@ HANDLERS: dict[str, str] = {
     "worker": "worker:run",
     "import-state": "import_state:run",
 }
+
+
+#: Commands answered by the parser alone, before (and whatever) the configuration: they must
+#: work on a machine where nothing is configured yet.
+WITHOUT_CONFIGURATION = frozenset({"help", "completion"})
 
 
 def handler_of(command: str) -> Handler:
@@ -146,6 +182,9 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     if args.command in (None, "help"):
         parser.print_help()
+        return 0
+    if args.command == "completion":  # needs no configuration: it works before any is written
+        print(completion_script(parser, args.shell), end="")
         return 0
     try:
         config = SyncConfig.from_env()

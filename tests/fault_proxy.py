@@ -32,6 +32,12 @@ def answer_error(handler: BaseHTTPRequestHandler, status: int, body: bytes,
         handler.wfile.write(body)
 
 
+def reset(handler: BaseHTTPRequestHandler) -> None:
+    """End the connection with a TCP reset (SO_LINGER 0: the peer sees a reset, not a clean end)."""
+    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    handler.close_connection = True
+
+
 def forward(handler: BaseHTTPRequestHandler, upstream: str, body: bytes | None) -> bytes | None:
     """Send the request on to ``upstream`` and answer its status and headers; returns the body
     for the caller to write (None for a HEAD, which has none)."""
@@ -68,10 +74,16 @@ class S3Proxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if proxy.down:
+                    reset(self)
+                    return
                 proxy.handle(self, unquote(urlsplit(self.path).path), body)
 
             do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
 
+        #: Set: every request, on new and kept-alive connections alike, is answered with a TCP
+        #: reset, as a stopped server's would be (closing the listener alone leaves those open).
+        self.down = False
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -150,9 +162,7 @@ class FaultyS3Proxy(S3Proxy):
         handler.wfile.flush()
         if fault == "stall":
             time.sleep(self.stall_s)
-        # SO_LINGER 0: close() sends a RST, the peer sees a reset, not a clean end.
-        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        handler.close_connection = True
+        reset(handler)
 
     def _next_fault(self, method: str, path: str) -> str | None:
         if method != "GET":

@@ -62,6 +62,7 @@ def test_prefix_is_treated_as_a_folder() -> None:
     ("LOG_FORMAT", "xml"), ("LOG_LEVEL", "LOUD"), ("EVENT_SOURCE", "kafka"),
     ("LIVE_RELOAD", "maybe"), ("MOCK_API_URL", "ftp://host"), ("CUSTOMER_S3_ENDPOINT", "minio:9000"),
     ("REPORT_URLS", "http://ok.example.com not-a-url"), ("PERMISSIONS_METADATA_KEY", "bad key!"),
+    ("API_MAX_RPS", "fast"), ("API_MAX_RPS", "-3"), ("BWLIMIT", "10 megabytes"), ("BWLIMIT", "100"),
 ])
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):

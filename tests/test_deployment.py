@@ -362,6 +362,40 @@ def test_the_scale_profile_shares_one_postgresql_between_the_daemon_and_the_work
     assert f"SYNC_DATABASE_URL={url} docker compose --profile scale up" in readme
 
 
+def test_the_image_installs_the_s3_sync_command_and_the_stack_runs_it() -> None:
+    """The image installs the package (the console script of pyproject.toml) over the pinned
+    dependencies, and its CMD and the stack's long-running services call ``s3-sync``."""
+    import tomllib
+
+    from sync_service.main import HANDLERS
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["s3-sync"] == "sync_service.main:main"
+    assert project["project"]["dynamic"] == ["dependencies"]
+    assert project["tool"]["setuptools"]["dynamic"]["dependencies"] == {"file": ["requirements.txt"]}
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    requirements = dockerfile.index("pip install --no-cache-dir -r requirements.txt")
+    package = dockerfile.index("pip install --no-cache-dir --no-deps --editable .")
+    assert requirements < dockerfile.index("COPY pyproject.toml .") < package  # code changes keep the deps' layer
+    assert "&& s3-sync --version" in dockerfile  # the build fails when the command does not run
+    assert re.search(r'^CMD \["s3-sync", "daemon"\]$', dockerfile, flags=re.M)
+    for name in ("sync-service", "sync-worker"):
+        command = SERVICES[name]["command"]
+        assert command[0] == "s3-sync" and command[1] in HANDLERS, name
+
+
+def test_the_daemons_health_checks_probe_liveness_not_readiness() -> None:
+    """What acts on a container's health restarts it: the image and the stack probe /livez,
+    which a denied object or an S3 outage does not fail (SPEC §6)."""
+    from sync_service.healthcheck import url_of
+
+    probe = ["python", "-m", "sync_service.healthcheck", "/livez"]
+    assert f'CMD {json.dumps(probe)}' in (REPO_ROOT / "Dockerfile").read_text()
+    assert SERVICES["sync-service"]["healthcheck"]["test"] == ["CMD", *probe]
+    assert url_of("/livez", "9090") == url_of(None, "9090") == "http://127.0.0.1:9090/livez"
+    assert url_of("http://127.0.0.1:8001/health", "9090") == "http://127.0.0.1:8001/health"
+
+
 def test_long_running_services_restart_and_the_one_shot_init_does_not() -> None:
     for name, service in SERVICES.items():
         if name == "init":

@@ -17,6 +17,10 @@ classified once, here (SPEC §3): ``NotFoundError`` (404), ``ConflictError``
 ``RetryableApiError``, retried by the one loop of this module. An error of the body's source
 (the S3 object, an ``ObjectError``) ends the call at once: S3 requests have their own retries,
 and looping over them here would multiply both.
+
+Every request waits for the client's limits first (``ApiLimits``: ``API_MAX_RPS``, and the
+pause a 429 or 503 with ``Retry-After`` asks of the whole client), and every chunk of an upload
+for ``BWLIMIT``; the health probe waits for neither, so ``status`` can still ask during a pause.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from sync_service.clients.api_limits import ApiLimits
 from sync_service.errors import (
     ApiError,
     ConfigError,
@@ -52,6 +57,8 @@ logger = logging.getLogger(__name__)
 RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 _PERMANENT: dict[int, type[PermanentApiError]] = {404: NotFoundError, 409: ConflictError}
 MAX_RETRY_AFTER_S = 60.0
+#: Answers whose ``Retry-After`` pauses the whole client (SPEC §4), not only the call.
+PAUSING_STATUSES = frozenset({429, 503})
 
 BodySource = Callable[[], AsyncIterator[bytes]]
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -75,13 +82,15 @@ class InfrastructureAPI:
 
     def __init__(self, base_url: str, *, token: str = "", timeout: float = 30.0,
                  max_retries: int = 5, pool_size: int = 16, clock: Clock | None = None,
-                 backoff_factor: float = BACKOFF_FACTOR_S) -> None:
+                 backoff_factor: float = BACKOFF_FACTOR_S, max_rps: float | None = None,
+                 bwlimit: float | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(sock_connect=min(10.0, timeout), sock_read=timeout)
         self.max_retries = max_retries
         self.backoff_factor = backoff_factor
         self.pool_size = pool_size
         self.clock = clock or Clock()
+        self.limits = ApiLimits(max_rps, bwlimit, monotonic=self.clock.monotonic)
         self.headers = {"User-Agent": "s3-sync-service"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
@@ -96,7 +105,7 @@ class InfrastructureAPI:
         """Seconds ``GET /health`` takes; raises ApiError when it is not healthy."""
         async def check(fm: FileManagerSession) -> float:
             started = time.monotonic()
-            await fm.send("GET", "/health", key=None, timeout=aiohttp.ClientTimeout(total=5.0))
+            await fm.send("GET", "/health", key=None, timeout=aiohttp.ClientTimeout(total=5.0), limited=False)
             return time.monotonic() - started
         return self._run(check)
 
@@ -152,6 +161,7 @@ class FileManagerSession:
                 nonlocal size
                 async for chunk in open_body():
                     if chunk:
+                        await self.api.limits.before_upload(len(chunk), self._stopping)
                         size += len(chunk)
                         digest.update(chunk)
                         yield chunk
@@ -196,6 +206,9 @@ class FileManagerSession:
 
     # -- transport -------------------------------------------------------------------------
 
+    def _stopping(self) -> bool:
+        return self.api.clock.stopping
+
     async def call(self, method: str, route: str, *, key: str,
                    payload: dict[str, Any]) -> dict[str, Any]:
         """A JSON call with retries."""
@@ -228,9 +241,12 @@ class FileManagerSession:
     async def send(self, method: str, route: str, *, key: str | None,
                    params: dict[str, str] | None = None, json_body: dict[str, Any] | None = None,
                    data: bytes | AsyncIterator[bytes] | None = None, headers: dict[str, str] | None = None,
-                   timeout: aiohttp.ClientTimeout | None = None) -> dict[str, Any]:
-        """One HTTP exchange, with library errors translated to the service's own."""
+                   timeout: aiohttp.ClientTimeout | None = None, limited: bool = True) -> dict[str, Any]:
+        """One HTTP exchange, with library errors translated to the service's own; ``limited``
+        (all but the health probe): it waits for the client's limits first."""
         assert self._session is not None, "use the session with 'async with'"
+        if limited:
+            await self.api.limits.before_request(self._stopping)
         url = route if route.startswith(("http://", "https://")) else self.api.base_url + route
         all_headers = dict(headers or {})
         if key is not None:
@@ -257,8 +273,10 @@ class FileManagerSession:
         if status >= 400:
             message = f"{method} {route} answered {status}: {_detail(content)}"
             if status in RETRYABLE_STATUSES:
-                raise RetryableApiError(message, status=status,
-                                        retry_after=parse_retry_after(retry_after))
+                wait = parse_retry_after(retry_after)
+                if status in PAUSING_STATUSES and wait:  # the file manager asks the client for a breath
+                    self.api.limits.pause(min(wait, MAX_RETRY_AFTER_S))
+                raise RetryableApiError(message, status=status, retry_after=wait)
             raise _PERMANENT.get(status, PermanentApiError)(message, status=status)
         if not content:
             return {}

@@ -32,10 +32,12 @@ def run(config: SyncConfig, args: argparse.Namespace) -> int:
     service = SyncService(config, clock=Clock(stop), interactive=False, on_finish=metrics.observe_run,
                           long_lived=True)
     try:
-        server = start_metrics_server(metrics, config.metrics_port, status=StatusCache(service))
+        server = start_metrics_server(metrics, config.metrics_port,
+                                      status=StatusCache(service, cycles=metrics.cycle_state))
     except OSError as exc:
         raise ConfigError(f"METRICS_PORT {config.metrics_port} cannot be served: {exc}") from exc
-    logger.info("status page on http://0.0.0.0:%d/ (JSON at /api/status), /health and /metrics",
+    logger.info("status page on http://0.0.0.0:%d/ (JSON at /api/status), /livez, /readyz, /health "
+                "and /metrics",
                 config.metrics_port)
     watcher = None
     if config.live_reload:

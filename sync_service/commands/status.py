@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
 from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.models.config import SyncConfig
+from sync_service.services.health import cycle_state_of, judge
 from sync_service.services.sync_service import SyncService
 from sync_service.web.status_page import initial_sync_summary
 
@@ -15,6 +17,9 @@ from sync_service.web.status_page import initial_sync_summary
 def run(config: SyncConfig, args: argparse.Namespace) -> int:
     """Print the status as text or JSON; 1 when a live check fails."""
     status = SyncService(config).get_sync_status(live=True)
+    # The daemon's verdict, judged on the runs the database holds (this process cannot know
+    # whether the daemon's next cycle is overdue: its /readyz can).
+    status["health"] = judge(status, cycle_state_of(status["recent_runs"]), time.time()).to_dict()
     print(json.dumps(status, indent=2, ensure_ascii=False) if args.json else render(status))
     healthy = all(check["ok"] for check in status.get("checks", {}).values())
     return EXIT_OK if healthy else EXIT_FAILED
@@ -23,6 +28,7 @@ def run(config: SyncConfig, args: argparse.Namespace) -> int:
 def render(status: dict[str, Any]) -> str:
     """The status as aligned text for a terminal."""
     lines = [
+        f"health        {status['health']['status']}: {status['health']['reason']}",
         f"database      {status['database']}",
         f"bucket        {status['bucket'] or '(not set)'}"
         + (f"  prefix {status['prefix']}" if status["prefix"] else ""),

@@ -18,6 +18,7 @@ from dotenv import dotenv_values
 
 from sync_service.errors import ConfigError
 from sync_service.utils.redaction import MASK, mask_url, url_passwords
+from sync_service.utils.sizes import parse_size
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,39 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     if not low < value <= high:
         raise ConfigError(f"{name} must be greater than {low} and at most {high}, got {value}")
     return value
+
+
+UNLIMITED = ("", "0", "off", "unlimited")
+
+
+def _limit(env: Mapping[str, str], name: str, high: float) -> float | None:
+    """A rate limit (per second): None when empty, 0, off or unlimited."""
+    raw = env.get(name, "").strip()
+    if raw.lower() in UNLIMITED:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of requests per second (empty or 0: unlimited), "
+                          f"got {raw!r}") from None
+    if not 0 < value <= high:
+        raise ConfigError(f"{name} must be greater than 0 and at most {high:g} (empty or 0: unlimited), got {raw!r}")
+    return value
+
+
+def _bandwidth(env: Mapping[str, str], name: str) -> float | None:
+    """Bytes per second such as ``10M`` (binary multiples): None when empty, 0, off or unlimited."""
+    raw = env.get(name, "").strip()
+    if raw.lower() in UNLIMITED:
+        return None
+    try:
+        value = parse_size(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be bytes per second such as 512K, 10M or 1G (empty or 0: "
+                          f"unlimited), got {raw!r}") from None
+    if value < 1024:
+        raise ConfigError(f"{name} must be at least 1K (bytes per second), got {raw!r}")
+    return float(value)
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -168,6 +202,8 @@ class SyncConfig:
         default_factory=lambda: {"visibility": "private"}
     )
     report_urls: tuple[str, ...] = ()
+    api_max_rps: float | None = None  # None: unlimited
+    bwlimit: float | None = None  # upload bytes per second; None: unlimited
 
     @classmethod
     def from_env(
@@ -257,6 +293,8 @@ class SyncConfig:
             permissions_metadata_key=metadata_key.lower(),
             default_permissions=default_permissions,
             report_urls=report_urls,
+            api_max_rps=_limit(env, "API_MAX_RPS", 1_000_000.0),
+            bwlimit=_bandwidth(env, "BWLIMIT"),
         )
 
     @property

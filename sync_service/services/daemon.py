@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 
 from sync_service.errors import LockHeldError, SyncError
+from sync_service.services.health import unix_time
 from sync_service.services.housekeeping import due
 from sync_service.services.metrics import SyncMetrics
 from sync_service.services.sync_service import INCREMENTAL_SYNC, INITIAL_SYNC, RECONCILE, SyncService
@@ -61,6 +62,7 @@ class Daemon:
 
     def run_cycle(self) -> str | None:
         """One cycle; returns the error that ended it, or None."""
+        self.metrics.cycle_started()
         mode = self.mode()
         try:
             if mode == INITIAL_SYNC:
@@ -83,6 +85,8 @@ class Daemon:
         finally:
             self.metrics.records.set(self.service.db.get_record_count())
             self.metrics.set_held_deletes(self.service.held_deletes())
+            self.metrics.set_failures(self.service.db.operation_counts()["failed"],
+                                      unix_time(self.service.db.operations.oldest_failure()))
             self.cycles += 1
         return None
 

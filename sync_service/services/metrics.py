@@ -1,4 +1,5 @@
-"""What the daemon exposes: Prometheus metrics and a health verdict."""
+"""What the daemon exposes: Prometheus metrics, and what it knows of its own cycles for the
+health verdict (``sync_service.services.health``) and its liveness."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sync_service.models.data_models import RunReport
-from sync_service.utils.redaction import redact, redact_value
+from sync_service.services.health import RAN_ITS_PLAN, CycleState, overdue
+from sync_service.utils.redaction import redact
 
-OVERDUE_GRACE_S = 60.0
+#: How late the loop may wake for its next cycle before ``/livez`` says it has stalled.
+LIVENESS_GRACE_S = 60.0
 
 
 class SyncMetrics:
@@ -28,20 +31,30 @@ class SyncMetrics:
                               registry=self.registry)
         self.records = Gauge("sync_records", "File records in SQLite", registry=self.registry)
         self.last_success = Gauge("sync_last_success_timestamp_seconds",
-                                  "Unix time the last cycle succeeded", registry=self.registry)
+                                  "Unix time the last cycle that ran its plan finished (failed "
+                                  "operations or not)", registry=self.registry)
+        self.failed_operations = Gauge("sync_failed_operations",
+                                       "Operations that failed and wait for the next cycle's retry",
+                                       registry=self.registry)
+        self.oldest_failure_age = Gauge("sync_oldest_failure_age_seconds",
+                                        "Seconds since the longest-failing operation was first tried "
+                                        "(0: none failing)", registry=self.registry)
+        self.oldest_failure_age.set_function(self._oldest_failure_age)
         self.duration = Histogram("sync_cycle_duration_seconds", "Duration of sync cycles",
                                   ["mode"], registry=self.registry,
                                   buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))
         self.held = Gauge("sync_reconcile_held_deletes",
                           "Deletes the last reconcile held back (over the delete guard)",
                           registry=self.registry)
-        self._held_deletes: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._started = time.time()
         self._last_finished: float | None = None
         self._last_result: str | None = None
         self._last_error: str | None = None
+        self._last_success: float | None = None
         self._next_cycle_at: float | None = None
+        self._in_cycle = False
+        self._oldest_failure: float | None = None
 
     def observe_run(self, report: RunReport, status: str) -> None:
         """Count one finished run (the SyncService's ``on_finish`` hook)."""
@@ -56,12 +69,15 @@ class SyncMetrics:
             self.events.labels("applied").inc(report.events_applied)
         if report.events_rejected:
             self.events.labels("rejected").inc(report.events_rejected)
+        now = time.time()
         with self._lock:
-            self._last_finished = time.time()
+            self._last_finished = now
             self._last_result = status
             self._last_error = report.failures[0].error if report.failures else None
-        if status == "ok":
-            self.last_success.set(time.time())
+            if status in RAN_ITS_PLAN:
+                self._last_success = now
+        if status in RAN_ITS_PLAN:
+            self.last_success.set(now)
 
     def cycle_error(self, mode: str, error: str) -> None:
         """Note a cycle that ended in an error before it could report."""
@@ -72,14 +88,29 @@ class SyncMetrics:
 
     def set_held_deletes(self, held: dict[str, Any] | None) -> None:
         """Note the deletes the last reconcile held back (None: none)."""
-        with self._lock:
-            self._held_deletes = held
         self.held.set(held["count"] if held else 0)
 
+    def set_failures(self, count: int, oldest: float | None) -> None:
+        """Note how many operations are failed, and since when (Unix time) the oldest is."""
+        self.failed_operations.set(count)
+        with self._lock:
+            self._oldest_failure = oldest if count else None
+
+    def _oldest_failure_age(self) -> float:
+        with self._lock:
+            oldest = self._oldest_failure
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest)
+
+    def cycle_started(self) -> None:
+        """Note that the loop has started a cycle."""
+        with self._lock:
+            self._in_cycle = True
+
     def cycle_scheduled(self, at: float) -> None:
-        """Note when the daemon starts its next cycle (Unix time)."""
+        """Note when the daemon starts its next cycle (Unix time): the loop waits until then."""
         with self._lock:
             self._next_cycle_at = at
+            self._in_cycle = False
 
     @property
     def next_cycle_at(self) -> float | None:
@@ -87,15 +118,25 @@ class SyncMetrics:
         with self._lock:
             return self._next_cycle_at
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        """(healthy, details): unhealthy when the last cycle failed or none finished in time."""
+    def cycle_state(self) -> CycleState:
+        """The daemon's cycles as the health verdict needs them."""
         with self._lock:
-            finished, result, error = self._last_finished, self._last_result, self._last_error
-            held = self._held_deletes
-        reference = finished if finished is not None else self._started
-        overdue = time.time() - reference > 2 * self.interval_s + OVERDUE_GRACE_S
-        failed = result not in (None, "ok", "interrupted")
-        details = {"status": "unhealthy" if failed or overdue else "ok",
-                   "last_result": result, "last_finished": finished, "overdue": overdue,
-                   "last_error": error, "held_deletes": held}
-        return not (failed or overdue), redact_value(details)
+            return CycleState(
+                last_result=self._last_result, last_error=self._last_error,
+                last_finished=self._last_finished, last_success=self._last_success,
+                overdue=overdue(self._last_finished, self._started, self.interval_s, time.time()))
+
+    def liveness(self) -> tuple[bool, str]:
+        """(alive, why): the loop is alive while it runs a cycle or waits for one that is not
+        overdue by more than ``LIVENESS_GRACE_S``; a cycle that takes long (an initial sync of
+        a large bucket) is readiness's business, not a reason to restart the process."""
+        with self._lock:
+            in_cycle, next_at = self._in_cycle, self._next_cycle_at
+        if in_cycle:
+            return True, "a cycle is running"
+        if next_at is None:
+            return True, "starting"
+        late = time.time() - next_at
+        if late > LIVENESS_GRACE_S:
+            return False, f"the loop missed its next cycle by {late:.0f} s"
+        return True, "waiting for the next cycle"

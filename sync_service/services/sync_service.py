@@ -88,7 +88,8 @@ class SyncService:
             (f"{RUN_HOLDER_PREFIX}{worker_name()}", config.worker_lease) if config.database_url else None)
         self.api = api or InfrastructureAPI(
             config.api_base_url, token=config.api_token, timeout=config.api_timeout,
-            max_retries=config.max_retries, pool_size=config.sync_workers + 4, clock=self.clock)
+            max_retries=config.max_retries, pool_size=config.sync_workers + 4, clock=self.clock,
+            max_rps=config.api_max_rps, bwlimit=config.bwlimit)
         self.csv = csv or CSVProcessor(config.export_dir)
         self.on_finish = on_finish
         self.interactive = interactive
@@ -534,6 +535,7 @@ class SyncService:
             "last_runs": last_runs,
             "operations": self.db.operation_counts(),
             "recent_failures": self.db.failed_operations(limit=10),
+            "oldest_failure_at": self.db.operations.oldest_failure(),
             "initial_sync": self._initial_sync_state(),
             "event_position": self.db.get_setting("event_position"),
             "event_source": {"source": self.config.event_source},

@@ -306,6 +306,16 @@ class OperationStore:
             counts[status] = count
         return counts
 
+    def oldest_failure(self) -> str | None:
+        """When the longest-failing record's operations were first planned (ISO-8601): each retry
+        supersedes the failure before it, so the chain since the record's last success counts."""
+        rows = self.db.query(
+            "SELECT min(o.created_at) FROM operations o WHERE o.status IN ('failed', 'superseded') "
+            "AND EXISTS (SELECT 1 FROM operations f WHERE f.record_id = o.record_id AND f.status = 'failed') "
+            "AND o.id > COALESCE((SELECT max(d.id) FROM operations d WHERE d.record_id = o.record_id "
+            "AND d.status = 'done'), 0)")
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def failed(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest failed operations."""
         rows = self.db.query(

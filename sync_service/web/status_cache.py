@@ -1,5 +1,6 @@
-"""The status behind the page and ``/api/status``: the database part read on every request,
-the live part (event source, S3, API) asked at most once every ``live_ttl_s`` seconds.
+"""The status behind the page, ``/api/status``, ``/readyz`` and ``/health``: the database part
+read on every request, the live part (event source, S3, API) asked at most once every
+``live_ttl_s`` seconds, and the health verdict on both.
 
 A page that refreshes every few seconds, open in a few browsers, would otherwise ask S3, the
 file manager and the event source several times a second for an answer that rarely changes.
@@ -12,7 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sync_service.errors import SyncError
+from sync_service.services.health import FAILING, CycleState, Health, judge
 from sync_service.services.sync_service import SyncService
+from sync_service.utils.redaction import redact, redact_value
 
 LIVE_TTL_S = 15.0
 
@@ -21,8 +25,10 @@ class StatusCache:
     """``SyncService.get_sync_status`` with its live checks reused for ``live_ttl_s``."""
 
     def __init__(self, service: SyncService, live_ttl_s: float = LIVE_TTL_S,
-                 monotonic: Callable[[], float] | None = None) -> None:
+                 monotonic: Callable[[], float] | None = None,
+                 cycles: Callable[[], CycleState] | None = None) -> None:
         self.service = service
+        self.cycles = cycles or CycleState
         self.live_ttl_s = live_ttl_s
         self.monotonic = monotonic or time.monotonic
         self._lock = threading.Lock()
@@ -30,10 +36,23 @@ class StatusCache:
         self._checked: float | None = None
 
     def status(self) -> dict[str, Any]:
-        """The status as ``status --json`` gives it, with live checks at most ``live_ttl_s`` old."""
+        """The status as ``status --json`` gives it, with live checks at most ``live_ttl_s`` old
+        and the health verdict on the daemon's own cycles."""
+        return self._judged()[0]
+
+    def health(self) -> Health:
+        """The verdict of ``/readyz`` and ``/health``; failing when the database cannot be read."""
+        try:
+            return self._judged()[1]
+        except SyncError as exc:
+            return Health(FAILING, redact(f"database unreachable: {exc}"))
+
+    def _judged(self) -> tuple[dict[str, Any], Health]:
         status = self.service.get_sync_status(live=False)
         status.update(self._live_part())
-        return status
+        health = judge(status, self.cycles(), time.time())
+        status["health"] = redact_value(health.to_dict())
+        return status, health
 
     def live_age_s(self) -> float | None:
         """How old the live checks are, in seconds (None before the first)."""

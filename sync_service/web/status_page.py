@@ -16,6 +16,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from sync_service.services.health import DEGRADED, FAILING, OK, RAN_ITS_PLAN
 from sync_service.web.charts import Bar, bar_chart, format_value
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "status.html"
@@ -28,19 +29,23 @@ def text(value: Any) -> str:
     return "-" if value is None or value == "" else escape(str(value))
 
 
-def render_status_page(status: dict[str, Any], health: tuple[bool, dict[str, Any]], *,
-                       next_cycle_at: float | None = None, live_age_s: float | None = None,
-                       now: float | None = None) -> str:
-    """The whole page for ``status`` (``get_sync_status``) and ``health`` (``SyncMetrics.health``)."""
+#: How the page names and colours each verdict of ``sync_service.services.health``.
+VERDICTS = {OK: ("OK", "healthy"), DEGRADED: ("Degraded", "degraded"), FAILING: ("Failing", "unhealthy")}
+
+
+def render_status_page(status: dict[str, Any], *, next_cycle_at: float | None = None,
+                       live_age_s: float | None = None, now: float | None = None) -> str:
+    """The whole page for ``status`` (``get_sync_status`` with its ``health`` verdict)."""
     now = now if now is not None else datetime.now(UTC).timestamp()
-    healthy, verdict = health
+    health = status["health"]
+    title, tone = VERDICTS[health["status"]]
     runs = status.get("recent_runs", [])
     template = Template(TEMPLATE.read_text(encoding="utf-8"))
     return template.substitute(
         refresh=REFRESH_S,
-        verdict_class="healthy" if healthy else "unhealthy",
-        verdict=text("Healthy" if healthy else "Unhealthy"),
-        reason=text(health_reason(healthy, verdict)),
+        verdict_class=tone,
+        verdict=text(title),
+        reason=text(health["reason"]),
         facts=_facts(status, runs, next_cycle_at, now),
         held=_held(status),
         checks=_checks(status, live_age_s),
@@ -50,18 +55,6 @@ def render_status_page(status: dict[str, Any], health: tuple[bool, dict[str, Any
         dead_letters=_dead_letters_table(status.get("recent_dead_letters", []), status["dead_letters"]),
         generated=text(_iso(now)),
     )
-
-
-def health_reason(healthy: bool, verdict: dict[str, Any]) -> str:
-    """Why the daemon is (un)healthy, in one line."""
-    if verdict.get("overdue"):
-        return "no cycle has finished in time (2 x SYNC_INTERVAL + 60 s)"
-    if not healthy:
-        error = verdict.get("last_error")
-        return f"the last cycle ended {verdict.get('last_result')}" + (f": {error}" if error else "")
-    if verdict.get("last_result") is None:
-        return "no cycle has finished yet"
-    return f"the last cycle ended {verdict.get('last_result')}"
 
 
 def _iso(timestamp: float) -> str:
@@ -85,7 +78,7 @@ def _fact(name: str, value: str, fact_id: str, *, bad: bool = False) -> str:
 
 def _facts(status: dict[str, Any], runs: list[dict[str, Any]], next_cycle_at: float | None,
            now: float) -> str:
-    last_ok = next((run for run in runs if run["status"] == "ok"), None)
+    last_ok = next((run for run in runs if run["status"] in RAN_ITS_PLAN), None)
     if next_cycle_at is None:
         next_cycle = "-"
     elif status.get("sync_running"):

@@ -56,11 +56,14 @@ def test_the_service_image_runs_help_as_its_non_root_user(podman: Podman, images
     result = run_once(podman, images.service, "python", "-m", "sync_service.main", "help")
     assert result.returncode == 0, result.stderr
     assert "initial-sync" in result.stdout
+    command = run_once(podman, images.service, "s3-sync", "--version")  # the installed command
+    assert command.returncode == 0 and command.stdout.startswith("s3-sync "), command.stderr
     assert run_once(podman, images.service, "id").stdout.startswith(f"uid={APP_UID}(app) gid={APP_UID}(app)")
     inspected = podman("image", "inspect", "--format", "{{.Config.User}} {{json .Config.Healthcheck}}", images.service)
     user, healthcheck = inspected.stdout.split(" ", 1)
     assert user == str(APP_UID)
-    assert json.loads(healthcheck)["Test"] == ["CMD", "python", "-m", "sync_service.healthcheck"]  # BUILDAH_FORMAT
+    assert json.loads(healthcheck)["Test"] == ["CMD", "python", "-m", "sync_service.healthcheck",
+                                               "/livez"]  # BUILDAH_FORMAT
     # What the README says of paths: /app itself is not the app user's to write.
     assert run_once(podman, images.service, "touch", "/app/out.csv").returncode != 0
 
@@ -112,7 +115,7 @@ def test_health_check_fails_without_a_daemon_passes_with_one_and_sigterm_stops_i
     started = podman("run", "--detach", "--name", daemon, "--health-interval=disable",
                      *container_args(env, f"{fresh_volume}:/app/data"), images.service)  # the image's CMD
     assert started.returncode == 0, started.stderr
-    # Its first cycle is the initial sync; healthy from the start (no cycle overdue yet) and after it.
+    # Its first cycle is the initial sync; alive (/livez) from the start and after it.
     synced = wait_for(lambda: len(api.files()) == len(objects(seeded)))
     assert synced, podman("logs", daemon).stderr[-3000:]
     assert podman("healthcheck", "run", daemon).returncode == 0, podman("logs", daemon).stderr[-3000:]
