@@ -83,7 +83,7 @@ def test_one_denied_object_degrades_the_daemon_and_a_stopped_s3_makes_it_unready
 def status_of(*, failed: int = 0, oldest: str | None = None, completed: bool = True,
               checks: dict[str, Any] | None = None, held: int = 0) -> dict[str, Any]:
     return {"operations": {"pending": 0, "failed": failed}, "oldest_failure_at": oldest,
-            "initial_sync": {"completed": completed, "listing_after": None},
+            "initial_sync": {"completed": completed, "key_ranges": {"listed": 0, "left": 0}},
             "reconcile": {"held_deletes": {"count": held} if held else None},
             "checks": checks if checks is not None else {"s3": {"ok": True}, "api": {"ok": True},
                                                          "database": {"ok": True}}}

@@ -235,8 +235,9 @@ def test_permanent_400_is_a_recorded_failure_with_exit_1(cli: Cli, bucket: Bucke
 def test_second_concurrent_sync_is_refused_with_exit_3(cli: Cli, bucket: Bucket, api: Api) -> None:
     for n in range(30):
         bucket.put(f"slow/{n}.txt", b"x")
-    api.faults(fail_rate=1.0, latency_ms=200, seed=1)
-    first = cli.start("initial-sync", SYNC_WORKERS="2")
+    # every call slow: the first sync holds the lock for 30 s at least, however busy the machine
+    api.faults(fail_rate=1.0, latency_ms=1000, seed=1)
+    first = cli.start("initial-sync", SYNC_WORKERS="1")
     try:
         wait_until(lambda: cli.query("SELECT count(*) FROM runs WHERE status = 'running'") == [(1,)])
         started = time.monotonic()

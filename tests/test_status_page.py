@@ -192,7 +192,7 @@ def test_a_chart_scales_its_bars_and_escapes_its_labels() -> None:
 def test_the_page_renders_with_nothing_run_yet() -> None:
     # given a fresh database's status and a daemon that has not finished a cycle
     status = {"records": 0, "operations": {"pending": 0, "failed": 0}, "recent_failures": [],
-              "initial_sync": {"completed": False, "listing_after": None}, "event_position": None,
+              "initial_sync": {"completed": False, "key_ranges": {"listed": 0, "left": 0}}, "event_position": None,
               "event_source": {"source": "file", "folder": "/d", "pending_files": 0}, "dead_letters": 0,
               "recent_runs": [], "recent_dead_letters": [], "last_runs": {}, "sync_running": False,
               "database": "/d/sync.db", "bucket": "b", "prefix": "", "api": "http://api"}
@@ -210,7 +210,7 @@ def test_the_page_renders_with_nothing_run_yet() -> None:
 def test_held_deletes_and_an_overdue_daemon_show_at_the_top() -> None:
     # given a reconcile that held deletes back, and no cycle finished in time
     status = {"records": 3, "operations": {"pending": 0, "failed": 0}, "recent_failures": [],
-              "initial_sync": {"completed": True, "listing_after": None}, "event_position": None,
+              "initial_sync": {"completed": True, "key_ranges": {"listed": 0, "left": 0}}, "event_position": None,
               "event_source": {"source": "file", "folder": "/d", "pending_files": 2}, "dead_letters": 0,
               "recent_runs": [], "recent_dead_letters": [], "last_runs": {}, "sync_running": False,
               "reconcile": {"interval_s": 86400, "last_at": None, "held_deletes": {

@@ -113,11 +113,6 @@ class Executor:
         if stored:
             self._run(self._apply_plan(stored, report))
 
-    def apply_stream(self, batches: Iterator[PlannedBatch], report: RunReport) -> None:
-        """Apply batches of independent operations as a planner produces them (pulled on a
-        thread of their own), with at most ``2 × workers`` in flight."""
-        self._run(self._apply_stream(batches, report))
-
     def apply_claimed(self, holder: Holder, report: RunReport, *, batch: int,
                       finished: Callable[[], bool], poll_s: float, log_claims: bool = False) -> set[int]:
         """Claim pending operations in ``holder``'s name and apply them as one continuous
@@ -199,14 +194,15 @@ class Executor:
                     try:
                         claimed = await in_thread(partial(self.db.operations.claim, name, min(batch, room), lease))
                         if not claimed:
-                            self._flush()
-                            await self._written()  # the phase in flight ends when it is recorded
-                            if running:
+                            if running:  # the phase in flight ends when it is done and recorded
                                 await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                            elif await in_thread(finished):
+                            if running or self._unflushed or self._writes:
+                                self._flush()
+                                await self._written()
+                                continue  # what was recorded may free the next phase: claim again
+                            if await in_thread(finished):
                                 break
-                            else:
-                                await in_thread(partial(self.clock.sleep, poll_s))
+                            await in_thread(partial(self.clock.sleep, poll_s))
                             continue
                     except DatabaseUnavailable as exc:
                         await in_thread(partial(self.outage.wait, exc))
@@ -255,29 +251,6 @@ class Executor:
                 else:
                     await self._concurrently(slots, group, report)
                 self._flush()
-
-    async def _apply_stream(self, batches: Iterator[PlannedBatch], report: RunReport) -> None:
-        loop = asyncio.get_running_loop()
-        slots = asyncio.Semaphore(self.workers * IN_FLIGHT_PER_WORKER)
-        running: set[asyncio.Task[None]] = set()
-        with ThreadPoolExecutor(1, thread_name_prefix="plan") as planner:
-            try:
-                while not self._stopping:
-                    batch = await loop.run_in_executor(planner, next, batches, None)
-                    if batch is None:
-                        break
-                    for reason, count in batch.skipped.items():
-                        report.skip(reason, count)
-                    for item in batch.operations:
-                        if self._stopping:
-                            break
-                        await slots.acquire()
-                        task = asyncio.create_task(self._one(item, report, slots))
-                        running.add(task)
-                        task.add_done_callback(running.discard)
-            finally:
-                if running:
-                    await asyncio.gather(*running)
 
     async def _concurrently(self, slots: asyncio.Semaphore, group: Iterator[StoredOperation],
                             report: RunReport) -> None:

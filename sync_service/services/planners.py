@@ -5,37 +5,32 @@ talks to the file manager; the executor applies what they store.
   operations that failed): the diff of their baseline rows against their records, ordered into
   a plan that cannot collide. Incremental sync, reconcile and the retry of earlier failures
   all plan this way, so a cycle costs what its dirty records cost, not what the bucket holds.
-* ``InitialPlanner`` — the bucket listing, page by page: each page's new and changed objects
-  become records and operations, stored in one transaction with the listing position, so an
-  interrupted initial sync continues after the last page it planned.
+* ``plan_page`` — one page of the bucket listing (a ``RangeLister`` lists the key ranges):
+  its new and changed objects become records and operations, stored in one transaction with
+  the range's position, so an interrupted initial sync continues after the last page planned.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-from sync_service.clients.s3_manager import S3Manager
 from sync_service.models.data_models import FileRecord, ObjectSummary, StoredOperation
 from sync_service.services.csv_processor import CSVProcessor, write_operations
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.diff import diff_records
 from sync_service.services.executor import PlannedBatch
 from sync_service.services.plan_order import plan_operations
-from sync_service.store.operations import Holder
-from sync_service.utils.clock import Clock
 from sync_service.utils.paths import unsyncable
 
 logger = logging.getLogger(__name__)
 
-LISTING_POSITION = "initial_listing_position"
 INITIAL_SYNC_COMPLETED = "initial_sync_completed"
 
 
 def plan_dirty(db: DatabaseManager, run_id: str, *, exclude: Iterable[int] = (),
-               csv: CSVProcessor | None = None, held_by: Holder | None = None) -> list[StoredOperation]:
+               csv: CSVProcessor | None = None) -> list[StoredOperation]:
     """Store the plan that brings the file manager to the dirty records (but ``exclude``).
 
     With ``csv``, the cycle's two states are written as ``<run_id>-old.csv`` (baseline rows)
@@ -54,7 +49,7 @@ def plan_dirty(db: DatabaseManager, run_id: str, *, exclude: Iterable[int] = (),
     plan = plan_operations(list(diff_records(old, new)))
     if csv is not None:
         write_operations(plan, csv.export_dir / f"{run_id}-plan.csv")
-    return db.operations.add(run_id, plan, held_by=held_by)
+    return db.operations.add(run_id, plan)
 
 
 def listing_change(summary: ObjectSummary, record: FileRecord | None) -> str | None:
@@ -100,47 +95,3 @@ def plan_page(db: DatabaseManager, run_id: str, page: list[ObjectSummary], *,
         if then is not None:
             then(skipped)
     return PlannedBatch(stored, skipped)
-
-
-class InitialPlanner:
-    """Plans an initial sync from the listing, page by page, continuing an interrupted one."""
-
-    def __init__(self, s3: S3Manager, db: DatabaseManager, *, run_id: str,
-                 clock: Clock | None = None) -> None:
-        self.s3 = s3
-        self.db = db
-        self.run_id = run_id
-        self.clock = clock or Clock()
-        self.finished = False
-        self.start_after = self._stored_position()
-
-    def _stored_position(self) -> str:
-        stored = self.db.get_setting(LISTING_POSITION)
-        if not stored:
-            return ""
-        position = json.loads(stored)
-        if (position.get("bucket"), position.get("prefix")) != (self.s3.bucket, self.s3.prefix):
-            return ""  # another bucket or prefix: start over
-        return str(position.get("after", ""))
-
-    def batches(self) -> Iterator[PlannedBatch]:
-        """Plan page after page; ``finished`` is True once the listing has been planned whole."""
-        if self.start_after:
-            logger.info("continuing the initial listing after %r", self.start_after)
-        for page in self.s3.iter_pages(start_after=self.start_after):
-            if self.clock.stopping:
-                return
-            if page:
-                yield self._plan_page(page)
-        self.finished = True
-
-    def _plan_page(self, page: list[ObjectSummary]) -> PlannedBatch:
-        position = json.dumps({"bucket": self.s3.bucket, "prefix": self.s3.prefix,
-                               "after": page[-1].key}, ensure_ascii=False)
-        return plan_page(self.db, self.run_id, page, then=lambda _: self.db.set_setting(LISTING_POSITION, position))
-
-    def complete(self) -> None:
-        """Mark the initial sync as completed: the next one lists the bucket from the start."""
-        with self.db.transaction():
-            self.db.set_setting(INITIAL_SYNC_COMPLETED, self.run_id)
-            self.db.runs.delete_setting(LISTING_POSITION)

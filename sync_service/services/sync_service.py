@@ -9,7 +9,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,6 @@ from sync_service.services.housekeeping import DAY_S, Housekeeper
 from sync_service.services.plan_order import plan_operations
 from sync_service.services.planners import (
     INITIAL_SYNC_COMPLETED,
-    LISTING_POSITION,
-    InitialPlanner,
     listing_change,
     plan_dirty,
 )
@@ -82,10 +80,9 @@ class SyncService:
         self.outage = OutageWatch(self.db.location, clock=self.clock, give_up_after_s=(
             None if long_lived else config.database_outage_timeout))
         self.db.database.outage = self.outage
-        # On PostgreSQL, workers may share the database: the operations a run applies itself
-        # are claimed in this name, so they never go out twice (see OperationStore.add).
-        self.holder: Holder | None = (
-            (f"{RUN_HOLDER_PREFIX}{worker_name()}", config.worker_lease) if config.database_url else None)
+        # A run claims what it applies in this name, as a worker does in its own: one engine on
+        # both databases, and on PostgreSQL nothing goes out twice beside workers.
+        self.holder: Holder = (f"{RUN_HOLDER_PREFIX}{worker_name()}", config.worker_lease)
         self.api = api or InfrastructureAPI(
             config.api_base_url, token=config.api_token, timeout=config.api_timeout,
             max_retries=config.max_retries, pool_size=config.sync_workers + 4, clock=self.clock,
@@ -165,9 +162,7 @@ class SyncService:
                 set_run_id(None)
 
     def _heartbeat(self) -> AbstractContextManager[Any]:
-        """Renews the leases of what this run claims (PostgreSQL) while it runs."""
-        if self.holder is None:
-            return nullcontext()
+        """Renews the leases of what this run claims while it runs."""
         return Heartbeat(self.db, [self.holder[0]], self.holder[1])
 
     # -- the one way operations reach the file manager -------------------------------------
@@ -180,24 +175,18 @@ class SyncService:
                         outage=self.outage)
 
     def _apply_pending(self, executor: Executor, report: RunReport) -> None:
-        """First of every run: what an interrupted run planned and did not apply. On
-        PostgreSQL it is claimed as workers claim it, so none of it goes out twice."""
-        if self.holder is not None:
-            # The run lock proves the runs that claimed these are dead: no lease to wait out.
-            released = self.db.operations.release_runs()
-            if released:
-                logger.info("%d operations an earlier run held are free again", released)
-            released = self.db.ranges.release_runs()
-            if released:
-                logger.info("%d listing ranges an earlier run held are free again", released)
-            # Until nothing is free: none left, or workers hold the rest.
-            executor.apply_claimed(self.holder, report, batch=self.config.worker_batch,
-                                   finished=lambda: True, poll_s=SHARED_POLL_S)
-            return
-        pending = self.db.operations.pending()
-        if pending:
-            logger.info("applying %d operations an earlier run left pending", len(pending))
-            executor.apply(pending, report)
+        """First of every run: what an interrupted run planned and did not apply, claimed as
+        workers claim it, so none of it goes out twice."""
+        # The run lock proves the runs that claimed these are dead: no lease to wait out.
+        released = self.db.operations.release_runs()
+        if released:
+            logger.info("%d operations an earlier run held are free again", released)
+        released = self.db.ranges.release_runs()
+        if released:
+            logger.info("%d listing ranges an earlier run held are free again", released)
+        # Until nothing is free: none left, or workers hold the rest.
+        executor.apply_claimed(self.holder, report, batch=self.config.worker_batch,
+                               finished=lambda: True, poll_s=SHARED_POLL_S)
 
     def _plan_and_apply(self, report: RunReport, executor: Executor, *,
                         exclude: set[int] | frozenset[int] = frozenset()) -> None:
@@ -207,24 +196,22 @@ class SyncService:
         # Stored unclaimed: on PostgreSQL a cycle's plan is shared with any workers.
         stored = plan_dirty(self.db, report.run_id, exclude=exclude, csv=self.csv)
         timings["plan"], tick = _lap(self.clock, tick)
-        if self.holder is not None and stored:
-            self._apply_shared(report, executor, self.holder)
-        else:
-            executor.apply(stored, report)
+        if stored:
+            self._apply_shared(report, executor)
         timings["apply"], tick = _lap(self.clock, tick)
         if stored:
             logger.info("%s: %d operations planned, %d succeeded, %d failed", report.run_id,
                         sum(1 for s in stored if not s.operation.temp), report.succeeded,
                         report.failed)
 
-    def _apply_shared(self, report: RunReport, executor: Executor, holder: tuple[str, float], *,
+    def _apply_shared(self, report: RunReport, executor: Executor, *,
                       listing: Callable[[], bool] = lambda: False) -> None:
         """Apply a stored plan as a worker does, beside any workers sharing the database: claim
         batches until none of this run's operations is pending (and ``listing`` says no more
         are coming); then count in ``report`` what the others applied of it."""
         # While nothing is free to claim, workers hold the rest, or it is still being listed.
         mine = executor.apply_claimed(
-            holder, report, batch=self.config.worker_batch, poll_s=SHARED_POLL_S,
+            self.holder, report, batch=self.config.worker_batch, poll_s=SHARED_POLL_S,
             finished=lambda: not listing() and self.db.operations.pending_of(report.run_id) == 0)
         for stored, status, error in self.db.operations.finished_of(report.run_id):
             if stored.row_id not in mine:
@@ -252,19 +239,15 @@ class SyncService:
             try:  # one event loop and one set of connection pools for the whole run
                 self._apply_pending(executor, report)
                 timings["pending"], tick = _lap(self.clock, tick)
-                if not self.clock.stopping:
-                    stored = plan_dirty(self.db, report.run_id, exclude=executor.attempted,
-                                        held_by=self.holder)
-                    executor.apply(stored, report)
+                if not self.clock.stopping and plan_dirty(self.db, report.run_id,
+                                                          exclude=executor.attempted):
+                    self._apply_shared(report, executor)
                 timings["retry"], tick = _lap(self.clock, tick)
                 logger.info("initial sync %s: bucket %r prefix %r -> %s, %d workers",
                             report.run_id, self.config.customer_s3_bucket,
                             self.config.customer_s3_prefix, self.config.api_base_url,
                             self.config.sync_workers)
-                if self.holder is not None:
-                    listed = self._list_shared(report, executor, self.holder)
-                else:
-                    listed = self._list_alone(report, executor)
+                listed = self._list(report, executor)
                 timings["listing"], tick = _lap(self.clock, tick)
             finally:
                 executor.close()
@@ -274,30 +257,21 @@ class SyncService:
                 logger.info("state exported to %s", path)
         return report
 
-    def _list_alone(self, report: RunReport, executor: Executor) -> bool:
-        """List the bucket and apply what each page needs as it is planned (SQLite: one
-        process); True once the whole listing was planned."""
-        planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock)
-        if not self.clock.stopping:
-            executor.apply_stream(planner.batches(), report)
-        if planner.finished and not self.clock.stopping:
-            planner.complete()
-        return planner.finished
-
     def _start_ranges(self, run_id: str) -> int:
         left = self.db.ranges.start(self.config.customer_s3_bucket, self.config.customer_s3_prefix,
                                     run_id)
         logger.info("initial sync %s: %d key ranges of the listing to list", run_id, left)
         return left
 
-    def _list_shared(self, report: RunReport, executor: Executor, holder: Holder) -> bool:
-        """List the bucket in key ranges beside any workers (PostgreSQL), and apply the plan
-        as they do; True once every range was listed and this run's plan applied."""
+    def _list(self, report: RunReport, executor: Executor) -> bool:
+        """List the bucket in key ranges (beside any workers, on PostgreSQL), a lister thread
+        planning pages as the claim loop applies them; True once every range was listed and
+        this run's plan applied."""
         self._start_ranges(report.run_id)
-        lister = RangeLister(self.s3, self.db, name=holder[0], lease_s=holder[1], clock=self.clock,
-                             until_listed=True, outage=executor.outage).start()
+        lister = RangeLister(self.s3, self.db, name=self.holder[0], lease_s=self.holder[1],
+                             clock=self.clock, until_listed=True, outage=executor.outage).start()
         try:
-            self._apply_shared(report, executor, holder, listing=lambda: lister.running)
+            self._apply_shared(report, executor, listing=lambda: lister.running)
         finally:
             lister.stop()
         lister.join()
@@ -306,20 +280,10 @@ class SyncService:
         return not self.clock.stopping and self.db.ranges.left() == 0
 
     def _plan_initial_sync(self) -> RunReport:
+        """Store the first key range of the listing and nothing else: workers list and apply
+        it (PostgreSQL), or the next initial sync does."""
         with self._run(INITIAL_SYNC) as report:
-            if self.holder is not None:
-                # PostgreSQL: workers list the ranges as well as apply what they plan.
-                self._start_ranges(report.run_id)
-                return report
-            planner = InitialPlanner(self.s3, self.db, run_id=report.run_id, clock=self.clock)
-            planned = 0
-            for batch in planner.batches():
-                planned += len(batch.operations)
-                for reason, count in batch.skipped.items():
-                    report.skip(reason, count)
-            if planner.finished and not self.clock.stopping:
-                planner.complete()
-            logger.info("initial sync %s: %d operations planned for workers", report.run_id, planned)
+            self._start_ranges(report.run_id)
         return report
 
     def work(self, *, until_idle: bool = False) -> RunReport:
@@ -582,12 +546,7 @@ class SyncService:
         return runs
 
     def _initial_sync_state(self) -> dict[str, Any]:
-        position = self.db.get_setting(LISTING_POSITION)
-        state = {"completed": self.initial_sync_completed(),
-                 "listing_after": json.loads(position).get("after") if position else None}
-        if self.db.engine == "postgresql":
-            state["key_ranges"] = self.db.ranges.counts()
-        return state
+        return {"completed": self.initial_sync_completed(), "key_ranges": self.db.ranges.counts()}
 
 
 def _shortened(text: str, limit: int = 300) -> str:

@@ -65,6 +65,8 @@ class Database(ABC):
     #: What a SELECT adds to lock the rows it reads until the transaction ends (PostgreSQL);
     #: SQLite has one writer at a time and needs none.
     for_update = ""
+    #: The same, skipping rows another transaction holds (claims: never wait for a claimer).
+    skip_locked = ""
 
     def __init__(self) -> None:
         self._local = threading.local()

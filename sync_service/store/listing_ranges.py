@@ -207,7 +207,7 @@ class ListingRangeStore:
             f"UPDATE listing_ranges SET claimed_by = ?, lease_until = {self.db.server_now} + ? WHERE id = ("
             "SELECT id FROM listing_ranges WHERE done = 0 AND "
             f"(lease_until IS NULL OR lease_until < {self.db.server_now}) ORDER BY id LIMIT 1 "
-            "FOR UPDATE SKIP LOCKED) RETURNING id, run_id, scope, folders, depth, after, until",
+            f"{self.db.skip_locked}) RETURNING id, run_id, scope, folders, depth, after, until",
             (lister, lease_s))
         if not rows:
             return None

@@ -89,14 +89,11 @@ class OperationStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def add(self, run_id: str, operations: Iterable[FileOperation], *,
-            held_by: Holder | None = None) -> list[StoredOperation]:
+    def add(self, run_id: str, operations: Iterable[FileOperation]) -> list[StoredOperation]:
         """Store ``operations`` as pending, in order; earlier failures of the same records are
-        superseded (this plan retries them). With ``held_by`` (a process that applies what it
-        stores itself) they are stored claimed by it, so workers sharing the database leave
-        them alone unless its lease runs out. Joins the caller's transaction."""
+        superseded (this plan retries them). Stored unclaimed: whoever claims first applies
+        them. Joins the caller's transaction."""
         planned = list(operations)
-        claimed_by, lease_s = held_by if held_by else (None, None)
         row_ids: dict[int, int] = {}
         with self.db.transaction():
             records = sorted({o.record_id for o in planned})
@@ -105,19 +102,16 @@ class OperationStore:
                 self.db.execute("UPDATE operations SET status = 'superseded', updated_at = ? "
                                 f"WHERE status = 'failed' AND record_id IN ({', '.join('?' * len(ids))})",
                                 (now_iso(), *ids))
-            lease = f"{self.db.server_now} + ?"
             for start in range(0, len(planned), WRITE_CHUNK):
                 chunk = list(enumerate(planned[start:start + WRITE_CHUNK], start=start))
                 rows = [(run_id, o.op, o.path, o.new_path or None, seq, o.record_id,
-                         json.dumps(asdict(o), ensure_ascii=False), claimed_by, lease_s)
-                        for seq, o in chunk]
-                marks = ", ".join([f"(?, ?, ?, ?, 'pending', ?, ?, ?, ?, {lease})"] * len(rows))
+                         json.dumps(asdict(o), ensure_ascii=False)) for seq, o in chunk]
+                marks = ", ".join(["(?, ?, ?, ?, 'pending', ?, ?, ?)"] * len(rows))
                 for row_id, seq in self.db.query(
                         "INSERT INTO operations (run_id, op, path, new_path, status, seq, record_id, "
-                        f"payload, claimed_by, lease_until) VALUES {marks} RETURNING id, seq",
-                        [v for row in rows for v in row]):
+                        f"payload) VALUES {marks} RETURNING id, seq", [v for row in rows for v in row]):
                     row_ids[int(seq)] = int(row_id)
-        return [StoredOperation(row_ids[seq], f"{run_id}:{row_ids[seq]}", o, claimed_by)
+        return [StoredOperation(row_ids[seq], f"{run_id}:{row_ids[seq]}", o)
                 for seq, o in enumerate(planned)]
 
     def pending(self) -> list[StoredOperation]:
@@ -164,7 +158,7 @@ class OperationStore:
                 f"UPDATE operations SET claimed_by = ?, lease_until = {now} + ? WHERE id IN ("
                 f"SELECT id FROM operations WHERE status = 'pending' AND run_id = ? AND {_PHASE} = ? "
                 f"AND (lease_until IS NULL OR lease_until < {now}) ORDER BY id LIMIT ? "
-                "FOR UPDATE SKIP LOCKED) RETURNING id, run_id, payload",
+                f"{self.db.skip_locked}) RETURNING id, run_id, payload",
                 (worker, lease_s, run_id, phase, limit))
         return [StoredOperation(row_id, f"{run}:{row_id}", _operation(payload), worker)
                 for row_id, run, payload in sorted(rows)]

@@ -55,6 +55,7 @@ class PostgresDatabase(Database):
     check_query = "SELECT count(*) FROM schema_version"
     server_now = "extract(epoch FROM clock_timestamp())"
     for_update = " FOR UPDATE"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         super().__init__()

@@ -208,13 +208,12 @@ def status_json(status: dict[str, Any]) -> str:
 
 def initial_sync_summary(state: dict[str, Any]) -> str:
     """Where the initial sync stands, in one line (``status`` and the page): its key ranges
-    while a shared listing runs, else completed, continued after a key, or not done yet."""
+    while a listing is unfinished (running, or interrupted and continued by the next initial
+    sync), else completed or not done yet."""
     ranges = state.get("key_ranges") or {}
     if ranges.get("left"):
         return (f"listing in key ranges: {ranges['listed']} of {ranges['listed'] + ranges['left']} "
                 f"listed" + ("; completed before" if state["completed"] else ""))
     if state["completed"]:
         return "completed"
-    if state["listing_after"]:
-        return f"interrupted; continues after {state['listing_after']!r}"
     return "not done yet"
