@@ -67,7 +67,7 @@ def test_no_region_configured_syncs_and_checks_a_bucket_in_another_region(
     assert re.search(r"^\s+s3\s+ok", status.stdout, re.MULTILINE), status.stdout
 
 
-def test_a_wrong_region_configured_fails_status_naming_the_right_one(
+def test_a_wrong_region_configured_fails_status_and_check_naming_the_right_one(
         cli: Cli, bucket: Bucket, api: Api, proxy: AwsRegionProxy) -> None:
     bucket.put("a.txt", b"a")
     cli.env.update(CUSTOMER_S3_ENDPOINT=proxy.endpoint, CUSTOMER_S3_REGION="us-east-1")
@@ -77,6 +77,8 @@ def test_a_wrong_region_configured_fails_status_naming_the_right_one(
     assert status.returncode == 1
     s3_line = next(line for line in status.stdout.splitlines() if line.strip().startswith("s3 "))
     assert "FAILED" in s3_line and REGION in s3_line and "CUSTOMER_S3_REGION" in s3_line
+    check = cli.run("check")
+    assert check.returncode == 1 and REGION in check.stderr
 
 
 def test_the_data_path_signs_with_the_credential_chain_when_no_keys_are_given(
