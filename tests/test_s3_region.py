@@ -14,7 +14,8 @@ from sync_service.clients.s3_data import S3DataPath
 from sync_service.clients.s3_location import BucketLocation, BucketRegion
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import ObjectError
-from sync_service.utils.local_servers import MotoS3
+from sync_service.models.config import SyncConfig
+from sync_service.utils.local_servers import ACCESS_KEY, SECRET_KEY, MotoS3
 from tests.aws_region_proxy import AwsRegionProxy
 from tests.conftest import Api, Bucket, Cli
 from tests.test_incremental_sync import assert_mirrors, spool
@@ -143,3 +144,27 @@ async def _open(path: S3DataPath, key: str) -> None:
     async with path.connect() as session:
         (await session.open(key)).close()
 
+
+
+def manager_through(proxy: AwsRegionProxy, bucket: Bucket) -> S3Manager:
+    """A manager built as the commands build it, with no region configured."""
+    return S3Manager.from_config(SyncConfig.from_env({
+        "CUSTOMER_S3_ENDPOINT": proxy.endpoint, "CUSTOMER_S3_BUCKET": bucket.name,
+        "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY}, env_file=None))
+
+
+def test_what_the_listing_learns_the_data_path_uses_and_back(bucket: Bucket, proxy: AwsRegionProxy) -> None:
+    bucket.put("a.txt", b"a")
+    # given a listing that botocore had to redirect: the data path reads with its region
+    listed = manager_through(proxy, bucket)
+    assert [s.path for page in listed.iter_pages() for s in page] == ["a.txt"]
+    assert listed.data.region.learnt == REGION and len(proxy.refused) == 1
+    asyncio.run(_open(listed.data, "a.txt"))
+    assert len(proxy.refused) == 1  # no HEAD of the bucket to ask, no GET refused
+
+    # given a data path that learnt it first (status): the listing's first request is signed right
+    checked = manager_through(proxy, bucket)
+    checked.check()
+    refused = len(proxy.refused)
+    assert [s.path for page in checked.iter_pages() for s in page] == ["a.txt"]
+    assert len(proxy.refused) == refused
