@@ -38,17 +38,21 @@ def reset(handler: BaseHTTPRequestHandler) -> None:
     handler.close_connection = True
 
 
-def forward(handler: BaseHTTPRequestHandler, upstream: str, body: bytes | None) -> bytes | None:
-    """Send the request on to ``upstream`` and answer its status and headers; returns the body
-    for the caller to write (None for a HEAD, which has none)."""
+def forward(handler: BaseHTTPRequestHandler, upstream: str, body: bytes | None,
+            added: dict[str, str] | None = None) -> bytes | None:
+    """Send the request on to ``upstream`` and answer its status and headers (and ``added``);
+    returns the body for the caller to write (None for a HEAD, which has none)."""
     headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}
     answer = requests.request(handler.command, upstream + handler.path, headers=headers,
                               data=body, timeout=30, allow_redirects=False)
     content = answer.content
     handler.send_response(answer.status_code)
+    replaced = HOP_BY_HOP | {name.lower() for name in added or {}}
     for name, value in answer.headers.items():
-        if name.lower() not in HOP_BY_HOP:
+        if name.lower() not in replaced:
             handler.send_header(name, value)
+    for name, value in (added or {}).items():
+        handler.send_header(name, value)
     if handler.command == "HEAD":
         handler.send_header("Content-Length", answer.headers.get("Content-Length", "0"))
     else:

@@ -63,6 +63,7 @@ def test_prefix_is_treated_as_a_folder() -> None:
     ("LIVE_RELOAD", "maybe"), ("MOCK_API_URL", "ftp://host"), ("CUSTOMER_S3_ENDPOINT", "minio:9000"),
     ("REPORT_URLS", "http://ok.example.com not-a-url"), ("PERMISSIONS_METADATA_KEY", "bad key!"),
     ("API_MAX_RPS", "fast"), ("API_MAX_RPS", "-3"), ("BWLIMIT", "10 megabytes"), ("BWLIMIT", "100"),
+    ("S3_ADDRESSING", "sideways"), ("AWS_ENDPOINT_URL", "s3.local"),
 ])
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
@@ -112,3 +113,27 @@ def test_database_url_chooses_postgresql_and_its_password_is_a_secret() -> None:
     assert "pa55-word" not in json.dumps(config.masked())
     with pytest.raises(ConfigError, match="DATABASE_URL must be a PostgreSQL URL"):
         SyncConfig.from_env({"DATABASE_URL": "sqlite:///data/sync.db"}, env_file=None)
+
+
+def test_region_unset_is_told_apart_from_us_east_1_set() -> None:
+    unset = SyncConfig.from_env({}, env_file=None)
+    assert (unset.customer_s3_region, unset.customer_s3_region_set) == ("us-east-1", False)
+    given = SyncConfig.from_env({"CUSTOMER_S3_REGION": "us-east-1"}, env_file=None)
+    assert (given.customer_s3_region, given.customer_s3_region_set) == ("us-east-1", True)
+
+
+def test_addressing_and_the_aws_endpoint_variables() -> None:
+    assert SyncConfig.from_env({}, env_file=None).s3_addressing == "auto"
+    assert SyncConfig.from_env({"S3_ADDRESSING": "Path"}, env_file=None).s3_addressing == "path"
+    assert SyncConfig.from_env({"AWS_ENDPOINT_URL": "http://localstack:4566"},
+                               env_file=None).customer_s3_endpoint == "http://localstack:4566"
+    both = {"AWS_ENDPOINT_URL": "http://all:1", "AWS_ENDPOINT_URL_S3": "http://s3-only:2"}
+    assert SyncConfig.from_env(both, env_file=None).customer_s3_endpoint == "http://s3-only:2"
+    ours = {**both, "CUSTOMER_S3_ENDPOINT": "http://minio:9000"}
+    assert SyncConfig.from_env(ours, env_file=None).customer_s3_endpoint == "http://minio:9000"
+
+
+@pytest.mark.parametrize("given", ["CUSTOMER_S3_ACCESS_KEY", "CUSTOMER_S3_SECRET_KEY"])
+def test_one_key_without_the_other_is_refused(given: str) -> None:
+    with pytest.raises(ConfigError, match="give both keys, or neither"):
+        SyncConfig.from_env({given: "x"}, env_file=None)

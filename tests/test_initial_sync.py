@@ -253,7 +253,8 @@ def test_second_concurrent_sync_is_refused_with_exit_3(cli: Cli, bucket: Bucket,
 
 
 def test_configuration_errors_exit_2_with_one_line_naming_the_variable(cli: Cli) -> None:
-    for name, value in [("SYNC_WORKERS", "0"), ("MOCK_API_URL", "not a url"), ("LOG_FORMAT", "xml")]:
+    for name, value in [("SYNC_WORKERS", "0"), ("MOCK_API_URL", "not a url"), ("LOG_FORMAT", "xml"),
+                        ("S3_ADDRESSING", "sideways")]:
         result = cli.run("initial-sync", **{name: value})
         assert result.returncode == 2
         assert name in result.stderr

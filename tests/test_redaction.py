@@ -41,7 +41,8 @@ def test_values_are_redacted_recursively() -> None:
 def test_config_secrets_cover_every_secret_of_spec_6() -> None:
     assert "api-token" in SyncConfig.from_env({"API_TOKEN": "api-token"}, env_file=None).secrets()
     config = SyncConfig.from_env({
-        "CUSTOMER_S3_SECRET_KEY": "cust-secret", "TARGET_S3_SECRET_KEY": "target-secret",
+        "CUSTOMER_S3_ACCESS_KEY": "AKIAEXAMPLE", "CUSTOMER_S3_SECRET_KEY": "cust-secret",
+        "TARGET_S3_SECRET_KEY": "target-secret",
         "FILE_MANAGER_API_URL": "https://fm:fm-pass@files.example.com",
         "NATS_URL": "nats://a:nats-one@h1:4222,nats://b:nats-two@h2:4222",
         "CUSTOMER_S3_ENDPOINT": "http://key:endpoint-pass@s3.example.com",

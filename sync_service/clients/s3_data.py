@@ -12,6 +12,14 @@ what a ``Retry-After`` asks, up to 20 s) before the body is handed over; what st
 an ``ObjectError`` (``ObjectGone`` for 404), so that only that object's operation fails. A
 body that breaks after it was handed over is an ``ObjectError`` too: the caller decides
 whether to read the object again.
+
+The region signed for is the process's ``BucketRegion`` (``s3_location``). When it is not
+configured, a session's opening asks the bucket (one HEAD, read for ``x-amz-bucket-region``)
+unless the region was learnt already; an answer that names another region (a 301, or a 400
+``AuthorizationHeaderMalformed``) teaches it, and the request is sent again at once, signed
+for that region: once, inside the same loop, so a wrong-region answer never multiplies the
+retries. With ``CUSTOMER_S3_REGION`` set, such an answer fails the request with a message
+naming the bucket's region.
 """
 
 from __future__ import annotations
@@ -21,12 +29,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from urllib.parse import quote
 
 import aiohttp
 from botocore.credentials import Credentials
 from yarl import URL
 
+from sync_service.clients.s3_location import BucketLocation, region_named, wrong_region
 from sync_service.clients.sigv4 import BodilessSigner
 from sync_service.errors import ObjectError, ObjectGone
 from sync_service.models.data_models import iso_utc
@@ -71,32 +79,37 @@ class S3Object:
 
 
 class S3DataPath:
-    """Where and how to reach the bucket's objects: endpoint, region, credentials."""
+    """Where and how to reach the bucket's objects: location (endpoint, addressing, region)
+    and credentials (static, or botocore's refreshable ones, read afresh for each signature)."""
 
-    def __init__(self, *, bucket: str, endpoint_url: str | None, region: str,
-                 credentials: Credentials | None, max_attempts: int = 5, pool_size: int = 32,
-                 connect_timeout: float = 10.0, read_timeout: float = 60.0) -> None:
-        self.bucket = bucket
-        self.region = region or "us-east-1"
+    def __init__(self, location: BucketLocation, *, credentials: Credentials | None,
+                 max_attempts: int = 5, pool_size: int = 32, connect_timeout: float = 10.0,
+                 read_timeout: float = 60.0) -> None:
+        self.location = location
+        self.bucket = location.bucket
+        self.region = location.region
         self.credentials = credentials
-        self._signer = BodilessSigner(credentials, self.region) if credentials is not None else None
+        self._signer: BodilessSigner | None = None
         self.max_attempts = max(1, max_attempts)
         self.pool_size = pool_size
         self.timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout, sock_read=read_timeout)
-        if endpoint_url:
-            self._base = f"{endpoint_url.rstrip('/')}/{quote(bucket, safe='')}/"
-        else:
-            self._base = f"https://{bucket}.s3.{self.region}.amazonaws.com/"
+        self.asked_bucket = False  # whether a session asked the bucket for its region
 
-    def url_of(self, key: str) -> str:
-        """The object's URL, path-style for a custom endpoint, encoded as S3 signs it."""
-        return self._base + quote(key, safe="/~")
+    def url_of(self, key: str | None) -> str:
+        """The object's URL (the bucket's for None), encoded as S3 signs it."""
+        return self.location.bucket_url() if key is None else self.location.url_of(key)
 
-    def signed_headers(self, method: str, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-        """Headers of a bodiless request signed with SigV4 (unsigned without credentials)."""
+    def signed_headers(self, method: str, url: str, extra: dict[str, str] | None = None,
+                       *, region: str | None = None) -> dict[str, str]:
+        """Headers of a bodiless request signed with SigV4 for ``region`` (the bucket's region
+        by default; unsigned without credentials)."""
         headers = dict(extra or {})
-        if self._signer is not None:
-            headers.update(self._signer.headers(method, url))
+        if self.credentials is not None:
+            region = region or self.region.name
+            signer = self._signer
+            if signer is None or signer.region != region:
+                signer = self._signer = BodilessSigner(self.credentials, region)
+            headers.update(signer.headers(method, url))
         return headers
 
     def connect(self) -> S3DataSession:
@@ -115,6 +128,9 @@ class S3DataSession:
         connector = aiohttp.TCPConnector(limit=self.path.pool_size, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self.path.timeout,
                                               auto_decompress=False)
+        region = self.path.region
+        if not (region.explicit or region.learnt or self.path.asked_bucket):
+            await self._ask_region()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -128,6 +144,10 @@ class S3DataSession:
         response.release()
         return _meta(key, response)
 
+    async def check(self) -> None:
+        """HEAD the bucket as the objects are read: same URL scheme, signature and region."""
+        (await self._request("HEAD", None)).release()
+
     async def open(self, key: str, *, if_match: str | None = None) -> S3Object:
         """Start a streamed GET of one object (only of version ``if_match`` when given)."""
         extra = {"If-Match": f'"{if_match}"'} if if_match else None
@@ -138,37 +158,66 @@ class S3DataSession:
             raise ObjectError(f"GET {key!r}: changed since it was listed (etag {meta.etag})")
         return S3Object(meta, response)
 
-    async def _request(self, method: str, key: str,
+    async def _ask_region(self) -> None:
+        """Learn the bucket's region from a HEAD of the bucket (AWS names it in every answer,
+        even a 301 or 400 to a request signed for another region); quietly nothing when the
+        server names none or cannot be reached (a wrong-region answer later still teaches it)."""
+        assert self._session is not None
+        url = self.path.url_of(None)
+        try:
+            response = await self._session.request(
+                "HEAD", URL(url, encoded=True), headers=self.path.signed_headers("HEAD", url),
+                allow_redirects=False)
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return
+        response.release()
+        self.path.asked_bucket = True
+        self.path.region.learn(region_named(response.headers))
+
+    async def _request(self, method: str, key: str | None,
                        extra: dict[str, str] | None = None) -> aiohttp.ClientResponse:
-        """One request with botocore's standard retry policy; the answer when it is a 2xx."""
+        """One request (of the bucket itself for ``key`` None) with botocore's standard retry
+        policy; the answer when it is a 2xx."""
         assert self._session is not None, "use the session with 'async with'"
-        url = self.path.url_of(key)
-        what = f"{method} {key!r}"
+        what = f"{method} {key!r}" if key is not None else f"{method} bucket {self.path.bucket!r}"
         problem = ""
         asked: float | None = None  # the last answer's Retry-After, honoured up to the cap
-        for attempt in range(self.path.max_attempts):
-            if attempt:
-                wait = compute_backoff(attempt, factor=BACKOFF_FACTOR_S, max_backoff=MAX_BACKOFF_S)
-                await asyncio.sleep(max(wait, min(asked or 0.0, MAX_BACKOFF_S)))
+        redirected = False
+        attempt = 0
+        while attempt < self.path.max_attempts:
+            # The URL and signature follow the region, which an answer may have just taught.
+            url, region = self.path.url_of(key), self.path.region.name
             try:
                 response = await self._session.request(
-                    method, URL(url, encoded=True), headers=self.path.signed_headers(method, url, extra))
+                    method, URL(url, encoded=True), allow_redirects=False,
+                    headers=self.path.signed_headers(method, url, extra, region=region))
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-                continue
-            if response.status < 300:
-                return response
-            body = await response.read() if method != "HEAD" else b""
-            response.release()
-            code = _error_code(body) or str(response.status)
-            if response.status == 404:
-                raise ObjectGone(f"{what}: not found")
-            if response.status == 412:
-                raise ObjectError(f"{what}: changed since it was listed ({code})")
-            problem = f"{response.status} {code}"
-            asked = parse_retry_after(response.headers.get("Retry-After"))
-            if response.status not in RETRYABLE_STATUSES and code not in ("SlowDown", "RequestTimeout"):
-                raise ObjectError(f"{what}: {problem}")
+            else:
+                if response.status < 300:
+                    return response
+                body = await response.read() if method != "HEAD" else b""
+                response.release()
+                elsewhere = wrong_region(response.status, response.headers, body, region)
+                if elsewhere and not redirected:
+                    if self.path.region.explicit:
+                        raise ObjectError(f"{what}: {response.status} {self.path.region.mismatch(elsewhere)}")
+                    self.path.region.learn(elsewhere)
+                    redirected = True
+                    continue  # once, at once: the same attempt, signed for the bucket's region
+                code = _error_code(body) or str(response.status)
+                if response.status == 404:
+                    raise ObjectGone(f"{what}: not found")
+                if response.status == 412:
+                    raise ObjectError(f"{what}: changed since it was listed ({code})")
+                problem = f"{response.status} {code}"
+                asked = parse_retry_after(response.headers.get("Retry-After"))
+                if response.status not in RETRYABLE_STATUSES and code not in ("SlowDown", "RequestTimeout"):
+                    raise ObjectError(f"{what}: {problem}")
+            attempt += 1
+            if attempt < self.path.max_attempts:
+                wait = compute_backoff(attempt, factor=BACKOFF_FACTOR_S, max_backoff=MAX_BACKOFF_S)
+                await asyncio.sleep(max(wait, min(asked or 0.0, MAX_BACKOFF_S)))
         raise ObjectError(f"{what}: {problem} (after {self.path.max_attempts} attempts)")
 
 

@@ -1,6 +1,12 @@
 """The customer bucket: listing and HEAD over botocore (the control plane), and the way to the
 objects' data (``S3DataPath``: HEAD and streamed GET over aiohttp, for the executor).
 
+Both paths reach the same place (``s3_location``: endpoint, addressing, and one region learnt
+for the process) with the same credentials: ``CUSTOMER_S3_ACCESS_KEY``/``SECRET_KEY`` when set,
+else botocore's credential chain (environment, profile, web identity, container, instance),
+whose refreshable credentials the data path reads afresh for each signature. ``check`` goes
+through the data path, so it fails when reading objects would.
+
 Retries of S3 requests are botocore's own (``standard`` mode, ``MAX_RETRIES`` attempts), so
 nothing here loops. What still fails on one object (a HEAD or GET answered 403 or 5xx after
 those retries, a body that breaks mid-stream) is an ``ObjectError``: the caller fails that one
@@ -17,13 +23,16 @@ from typing import Any
 
 import botocore.session
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
 from sync_service.clients.s3_data import ObjectMeta, S3DataPath
+from sync_service.clients.s3_location import BucketLocation, BucketRegion, follow_region, uses_path_style
 from sync_service.errors import ObjectError, ObjectGone, StorageError
 from sync_service.models.config import SyncConfig
 from sync_service.models.data_models import ObjectSummary, iso_utc
+from sync_service.utils.aio import run_async
 
 LIST_PAGE_SIZE = 1000
 #: Keys a folder's listing may read per path it looks for before HEADs are cheaper.
@@ -84,19 +93,32 @@ class S3Manager:
 
     @classmethod
     def from_config(cls, config: SyncConfig, *, pool_size: int | None = None) -> S3Manager:
-        """A manager with a boto3 client built from the configuration."""
+        """A manager with a botocore client and a data path built from the configuration,
+        sharing one location (and so one region) and one set of credentials."""
         config.require_bucket()
+        location = BucketLocation(
+            config.customer_s3_bucket, endpoint=config.customer_s3_endpoint,
+            path_style=uses_path_style(config.s3_addressing, config.customer_s3_bucket,
+                                       config.customer_s3_endpoint),
+            region=BucketRegion(config.customer_s3_region if config.customer_s3_region_set else ""))
+        session = new_session()
+        credentials = s3_credentials(session, config.customer_s3_access_key,
+                                     config.customer_s3_secret_key)
         client = make_client(
             endpoint_url=config.customer_s3_endpoint,
             access_key=config.customer_s3_access_key,
             secret_key=config.customer_s3_secret_key,
-            region=config.customer_s3_region,
+            region=location.region.name,
             pool_size=pool_size or config.sync_workers + 4,
             max_attempts=config.max_retries + 1,
             read_timeout=config.s3_read_timeout,
+            path_style=location.path_style,
+            session=session,
         )
-        return cls(client, config.customer_s3_bucket, config.customer_s3_prefix,
-                   pool_size=max(32, 2 * config.sync_workers))
+        follow_region(client, location.region)
+        data = S3DataPath(location, credentials=credentials, pool_size=max(32, 2 * config.sync_workers),
+                          max_attempts=config.max_retries + 1, read_timeout=config.s3_read_timeout)
+        return cls(client, config.customer_s3_bucket, config.customer_s3_prefix, data=data)
 
     def path_of(self, key: str) -> str:
         """The file path of ``key``: the key relative to the prefix."""
@@ -216,26 +238,41 @@ class S3Manager:
         return _meta_from_response(key, response)
 
     def check(self) -> float:
-        """Seconds a HEAD of the bucket takes; raises StorageError when it fails."""
+        """Seconds a HEAD of the bucket takes through the data path (the way objects are
+        read); raises StorageError when it fails."""
         started = time.monotonic()
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, f"bucket {self.bucket!r}") from exc
+
+        async def head_bucket() -> None:
+            async with self.data.connect() as session:
+                await session.check()
+
+        run_async(head_bucket())
         return time.monotonic() - started
 
 
 def _data_path_of(client: Any, bucket: str, pool_size: int) -> S3DataPath:
-    """The data path to the client's endpoint, with the client's credentials and attempts."""
+    """The data path to a botocore client's endpoint, with its region, credentials and attempts
+    (for a manager built around a client of the caller's)."""
     config = client.meta.config
     path_style = (config.s3 or {}).get("addressing_style") == "path"
+    location = BucketLocation(bucket, endpoint=client.meta.endpoint_url if path_style else "",
+                              path_style=path_style, region=BucketRegion(client.meta.region_name))
     return S3DataPath(
-        bucket=bucket, endpoint_url=client.meta.endpoint_url if path_style else None,
-        region=client.meta.region_name,
+        location,
         # botocore keeps a client's credentials on its request signer, with no public accessor.
         credentials=client._request_signer._credentials, pool_size=pool_size,
         max_attempts=(config.retries or {}).get("max_attempts", 5),
         connect_timeout=config.connect_timeout, read_timeout=config.read_timeout)
+
+
+def s3_credentials(session: Any, access_key: str = "", secret_key: str = "") -> Credentials | None:
+    """The given keys, else what botocore's credential chain of ``session`` finds (None: none,
+    requests go unsigned). Chain credentials that expire are refreshable: each
+    ``get_frozen_credentials()`` refreshes them when they are near their end."""
+    if access_key and secret_key:
+        return Credentials(access_key, secret_key)
+    credentials: Credentials | None = session.get_credentials()
+    return credentials
 
 
 def fast_timestamp(value: str) -> datetime:
@@ -249,26 +286,37 @@ def fast_timestamp(value: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def new_session() -> Any:
+    """A botocore session whose clients parse listing timestamps the cheap way."""
+    session = botocore.session.Session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=fast_timestamp)
+    return session
+
+
 def make_client(*, endpoint_url: str = "", access_key: str = "", secret_key: str = "",
                 region: str = "us-east-1", pool_size: int = 20, max_attempts: int = 5,
-                connect_timeout: float = 10, read_timeout: float = 60) -> Any:
-    """A botocore S3 client for AWS or any S3-compatible server (path-style when an endpoint is
-    set). botocore without boto3: the service needs no resource API or transfer manager, and
-    importing them costs a tenth of a second on every command."""
+                connect_timeout: float = 10, read_timeout: float = 60,
+                path_style: bool | None = None, session: Any = None) -> Any:
+    """A botocore S3 client for AWS or any S3-compatible server (path-style by default when an
+    endpoint is set); without keys, with the credentials of ``session``'s chain. botocore
+    without boto3: the service needs no resource API or transfer manager, and importing them
+    costs a tenth of a second on every command."""
+    style = {True: "path", False: "virtual", None: "path" if endpoint_url else "auto"}[path_style]
     config = Config(
         region_name=region,
         retries={"mode": "standard", "max_attempts": max(1, max_attempts)},
         max_pool_connections=pool_size,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
-        s3={"addressing_style": "path"} if endpoint_url else None,
+        s3={"addressing_style": style},
+        # The endpoint is the one the configuration names, for this client as for the data
+        # path: not one from ~/.aws/config or AWS_ENDPOINT_URL_* read behind its back.
+        ignore_configured_endpoint_urls=True,
         # Third-party S3 servers often reject or lack the newer default CRC checksums.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    session = botocore.session.Session()
-    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=fast_timestamp)
-    client = session.create_client(
+    client = (session or new_session()).create_client(
         "s3",
         endpoint_url=endpoint_url or None,
         aws_access_key_id=access_key or None,

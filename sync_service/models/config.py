@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_PERMISSIONS_JSON = '{"visibility":"private"}'
 DEFAULT_MOCK_API_URL = "http://localhost:8001"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: The region S3 requests are signed for while the bucket's own is not known.
+DEFAULT_S3_REGION = "us-east-1"
+#: ``S3_ADDRESSING``: ``auto`` is virtual-hosted on AWS, path-style on a custom endpoint.
+S3_ADDRESSING_STYLES = ("auto", "path", "virtual")
 SECRET_FIELDS = ("customer_s3_secret_key", "target_s3_secret_key", "api_token")
 MASKED = MASK
 
@@ -161,8 +165,12 @@ class SyncConfig:
     customer_s3_access_key: str = ""
     customer_s3_secret_key: str = ""
     customer_s3_bucket: str = ""
-    customer_s3_region: str = "us-east-1"
+    #: The region to sign for until the bucket says otherwise (us-east-1 when unset).
+    customer_s3_region: str = DEFAULT_S3_REGION
+    #: Whether CUSTOMER_S3_REGION was set: if not, the region is learnt from the bucket.
+    customer_s3_region_set: bool = False
     customer_s3_prefix: str = ""
+    s3_addressing: str = "auto"
     target_s3_endpoint: str = ""
     target_s3_access_key: str = ""
     target_s3_secret_key: str = ""
@@ -249,13 +257,25 @@ class SyncConfig:
                 f"PERMISSIONS_METADATA_KEY must be letters, digits, '-' or '_', got {metadata_key!r}"
             )
 
+        access_key = env.get("CUSTOMER_S3_ACCESS_KEY", "").strip()
+        secret_key = env.get("CUSTOMER_S3_SECRET_KEY", "").strip()
+        if bool(access_key) != bool(secret_key):
+            missing = "CUSTOMER_S3_SECRET_KEY" if access_key else "CUSTOMER_S3_ACCESS_KEY"
+            raise ConfigError(f"{missing} is not set: give both keys, or neither to use the AWS "
+                              "credential chain (environment, profile, web identity, instance)")
+        region = env.get("CUSTOMER_S3_REGION", "").strip()
+
         return cls(
-            customer_s3_endpoint=_url(env, "CUSTOMER_S3_ENDPOINT"),
-            customer_s3_access_key=env.get("CUSTOMER_S3_ACCESS_KEY", "").strip(),
-            customer_s3_secret_key=env.get("CUSTOMER_S3_SECRET_KEY", "").strip(),
+            # AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL: the variables AWS's own tools honour.
+            customer_s3_endpoint=(_url(env, "CUSTOMER_S3_ENDPOINT") or _url(env, "AWS_ENDPOINT_URL_S3")
+                                  or _url(env, "AWS_ENDPOINT_URL")),
+            customer_s3_access_key=access_key,
+            customer_s3_secret_key=secret_key,
             customer_s3_bucket=env.get("CUSTOMER_S3_BUCKET", "").strip(),
-            customer_s3_region=env.get("CUSTOMER_S3_REGION", "").strip() or "us-east-1",
+            customer_s3_region=region or DEFAULT_S3_REGION,
+            customer_s3_region_set=bool(region),
             customer_s3_prefix=prefix,
+            s3_addressing=_choice(env, "S3_ADDRESSING", "auto", S3_ADDRESSING_STYLES),
             target_s3_endpoint=_url(env, "TARGET_S3_ENDPOINT"),
             target_s3_access_key=env.get("TARGET_S3_ACCESS_KEY", "").strip(),
             target_s3_secret_key=env.get("TARGET_S3_SECRET_KEY", "").strip(),

@@ -445,6 +445,7 @@ class SyncService:
     def check(self) -> CheckResult:
         """Compare the bucket, the records and (where it can list them) the file manager."""
         self.config.require_bucket()
+        self.s3.check()  # objects readable as a sync reads them, not only listed: else exit 1
         objects = (s for page in self.s3.iter_pages() for s in page
                    if unsyncable(s.key, s.path, s.size) is None)
         result = compare(objects, self.db.iter_records(), list_files(self.api))
