@@ -42,7 +42,7 @@ from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
 from sync_service.services.sync_lock import lock_for
 from sync_service.services.worker import Worker, WorkerSettings, worker_name
-from sync_service.store.operations import RUN_HOLDER_PREFIX, Holder, Outcome
+from sync_service.store.operations import RUN_HOLDER_PREFIX, Holder
 from sync_service.store.outage import OutageWatch
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
@@ -213,9 +213,9 @@ class SyncService:
         mine = executor.apply_claimed(
             self.holder, report, batch=self.config.worker_batch, poll_s=SHARED_POLL_S,
             finished=lambda: not listing() and self.db.operations.pending_of(report.run_id) == 0)
-        for stored, status, error in self.db.operations.finished_of(report.run_id):
-            if stored.row_id not in mine:
-                executor.count(Outcome(stored, status, error), report)
+        for outcome in self.db.operations.finished_of(report.run_id):
+            if outcome.stored.row_id not in mine:
+                executor.count(outcome, report)
 
     def initial_sync_completed(self) -> bool:
         """True once an initial sync has planned the whole listing."""

@@ -198,9 +198,10 @@ class OperationStore:
                 claimer = outcome.stored.claimed_by
                 changed = self.db.execute(
                     "UPDATE operations SET status = ?, error = ?, attempts = attempts + 1, "
-                    "updated_at = ? WHERE id = ? AND status = 'pending'"
+                    "updated_at = ?, counted_as = ?, bytes_sent = ? WHERE id = ? AND status = 'pending'"
                     + (" AND claimed_by = ?" if claimer is not None else ""),
-                    (outcome.status, redact(outcome.error) or None, now, outcome.stored.row_id,
+                    (outcome.status, redact(outcome.error) or None, now, outcome.counted_as or None,
+                     outcome.bytes_sent, outcome.stored.row_id,
                      *((claimer,) if claimer is not None else ()))).rowcount
                 if changed != 1:
                     fenced += 1
@@ -282,13 +283,15 @@ class OperationStore:
         return int(self.db.query("SELECT count(*) FROM operations WHERE run_id = ? AND status = 'pending'",
                                  (run_id,))[0][0])
 
-    def finished_of(self, run_id: str) -> list[tuple[StoredOperation, str, str]]:
-        """A run's operations that ended (done, failed, skipped), with their status and error."""
+    def finished_of(self, run_id: str) -> list[Outcome]:
+        """A run's operations that ended (done, failed, skipped), as their outcomes were
+        recorded (what each counts as in a report, the bytes it sent), whoever applied them."""
         return [
-            (StoredOperation(row_id, f"{run_id}:{row_id}", _operation(payload)), status, error or "")
-            for row_id, payload, status, error in self.db.query(
-                "SELECT id, payload, status, error FROM operations WHERE run_id = ? "
-                "AND status IN ('done', 'failed', 'skipped') ORDER BY id", (run_id,))
+            Outcome(StoredOperation(row_id, f"{run_id}:{row_id}", _operation(payload)), status,
+                    error or "", counted_as=counted_as or "", bytes_sent=int(bytes_sent or 0))
+            for row_id, payload, status, error, counted_as, bytes_sent in self.db.query(
+                "SELECT id, payload, status, error, counted_as, bytes_sent FROM operations "
+                "WHERE run_id = ? AND status IN ('done', 'failed', 'skipped') ORDER BY id", (run_id,))
         ]
 
     def counts(self) -> dict[str, int]:

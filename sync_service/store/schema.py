@@ -119,6 +119,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE listing_ranges ADD COLUMN skipped TEXT
     """,
+    # 7: what an outcome counts as in a report and the bytes it sent, whoever applied it
+    """
+    ALTER TABLE operations ADD COLUMN counted_as TEXT;
+    ALTER TABLE operations ADD COLUMN bytes_sent BIGINT NOT NULL DEFAULT 0
+    """,
 )
 
 # PostgreSQL: the same tables, versions and columns (in the same order), in its dialect. Text is
@@ -242,6 +247,11 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
     # 6: what the listers of a range left alone, by reason (JSON), for the initial sync's report
     """
     ALTER TABLE listing_ranges ADD COLUMN skipped TEXT
+    """,
+    # 7: what an outcome counts as in a report and the bytes it sent, whoever applied it
+    """
+    ALTER TABLE operations ADD COLUMN counted_as TEXT;
+    ALTER TABLE operations ADD COLUMN bytes_sent BIGINT NOT NULL DEFAULT 0
     """,
 )
 
