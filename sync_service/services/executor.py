@@ -182,6 +182,7 @@ class Executor:
         slots = asyncio.Semaphore(capacity)
         running: set[asyncio.Task[None]] = set()
         applied: set[int] = set()
+        wakeup = self.db.database.wakeups.subscribe()
         with ThreadPoolExecutor(1, thread_name_prefix="claim") as claims:
             async def in_thread(call: Callable[[], R]) -> R:
                 return await loop.run_in_executor(claims, call)
@@ -202,7 +203,8 @@ class Executor:
                                 continue  # what was recorded may free the next phase: claim again
                             if await in_thread(finished):
                                 break
-                            await in_thread(partial(self.clock.sleep, poll_s))
+                            # Until work is added here or on another machine, or poll_s passes.
+                            await in_thread(partial(wakeup.wait, poll_s, lambda: self.clock.stopping))
                             continue
                     except DatabaseUnavailable as exc:
                         await in_thread(partial(self.outage.wait, exc))
@@ -223,6 +225,7 @@ class Executor:
                         running.add(task)
                         task.add_done_callback(running.discard)
             finally:
+                wakeup.close()
                 if running:
                     await asyncio.gather(*running)
         return applied

@@ -27,14 +27,16 @@ from sync_service.store.listing_ranges import (
     split_points,
 )
 from sync_service.store.outage import OutageWatch
+from sync_service.store.wakeups import Wakeup
 from sync_service.utils.clock import Clock
 
 logger = logging.getLogger(__name__)
 
 #: Pending operations above which a lister waits before its next page.
 BACKLOG = 4000
-#: Seconds between looks at the table while no range is free, or the backlog is full.
-IDLE_POLL_S = 0.2
+#: Seconds between looks at the table while no range is free, or the backlog is full, when no
+#: wake-up comes (a lease that ran out, a lost notification).
+IDLE_POLL_S = 1.0
 #: Full pages of a range after which its lister shares the rest out if no other range is free to
 #: list (and again after as many more): a range this long is worth a few one-key LISTs.
 SPLIT_AFTER_PAGES = 4
@@ -58,6 +60,7 @@ class RangeLister:
         self.until_listed = until_listed
         self.outage = outage or OutageWatch(db.location, give_up_after_s=0, clock=clock)
         self.error: BaseException | None = None
+        self._wakeup: Wakeup
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -101,6 +104,7 @@ class RangeLister:
 
     def run(self) -> None:
         """Claim and list ranges until stopped (or, ``until_listed``, until none is left)."""
+        self._wakeup = self.db.database.wakeups.subscribe()
         try:
             while not self.stopping:
                 try:
@@ -108,7 +112,7 @@ class RangeLister:
                     if claimed is None:
                         if self.until_listed and self.db.ranges.left() == 0:
                             return
-                        self.clock.sleep(IDLE_POLL_S)  # others hold the rest, or nothing to list
+                        self._idle()  # others hold the rest, or nothing to list
                         continue
                     self._list(claimed)
                 except LostRange as exc:
@@ -120,10 +124,12 @@ class RangeLister:
                     continue
                 self.outage.ended()
         finally:
+            self._wakeup.close()
             try:
                 self.db.ranges.release(self.name)
             except DatabaseError as exc:  # its lease runs out instead
                 logger.warning("%s: could not give its ranges back: %s", self.name, exc)
+            self.db.database.wakeups.wake_all()  # the claim loop beside it: the listing ended
 
     def _list(self, listed: ListingRange) -> None:
         logger.info("%s: listing range %d, %s%s", self.name, listed.id, listed.describe(),
@@ -224,4 +230,8 @@ class RangeLister:
 
     def _wait_for_backlog(self) -> None:
         while not self.stopping and self.db.operations.backlog(BACKLOG + 1) > BACKLOG:
-            self.clock.sleep(IDLE_POLL_S)
+            self._idle()
+
+    def _idle(self) -> None:
+        """Wait until work is added or recorded (here or on another machine), or a poll's time."""
+        self._wakeup.wait(IDLE_POLL_S, lambda: self.stopping)

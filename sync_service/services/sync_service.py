@@ -56,8 +56,9 @@ INCREMENTAL_SYNC = "incremental-sync"
 RECONCILE = "reconcile"
 #: Setting: the deletes the last reconcile held back because they were over the guard (JSON).
 HELD_DELETES = "reconcile_held_deletes"
-#: Seconds between looks at a shared plan while workers hold the rest of it.
-SHARED_POLL_S = 0.2
+#: Seconds between looks at a shared plan while workers hold the rest of it, when no wake-up
+#: comes (a lease that ran out frees claims without one).
+SHARED_POLL_S = 1.0
 HELD_PATHS_SHOWN = 20
 #: How many runs and dead letters the status lists.
 RECENT_SHOWN = 20

@@ -37,8 +37,9 @@ DEFAULT_BATCH = 64
 #: Seconds a claim lasts unless its holder's heartbeat renews it (every third of it): a worker
 #: that stopped beating is taken for dead, and what it claimed goes back to the others.
 DEFAULT_LEASE_S = 30.0
-#: Seconds between looks at the table while there is nothing to claim.
-IDLE_POLL_S = 0.5
+#: Seconds between looks at the table while there is nothing to claim and no wake-up comes (a
+#: lease that ran out frees claims without one).
+IDLE_POLL_S = 2.0
 
 
 def worker_name() -> str:

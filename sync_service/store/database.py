@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sync_service.store.wakeups import Wakeups
+
 if TYPE_CHECKING:
     from sync_service.store.outage import OutageWatch
 
@@ -72,6 +74,8 @@ class Database(ABC):
         self._local = threading.local()
         #: Waits out the database going away before a connection is had (None: fail at once).
         self.outage: OutageWatch | None = None
+        #: Wakes this process's claimers and listers when work is added (``work_added``).
+        self.wakeups = Wakeups()
 
     # -- what the stores use ----------------------------------------------------------------
 
@@ -88,6 +92,7 @@ class Database(ABC):
             return
         conn = self._begin()
         self._local.conn = conn
+        self._local.woken = False
         try:
             yield conn
         except BaseException:
@@ -96,6 +101,21 @@ class Database(ABC):
             raise
         self._local.conn = None
         self._end(conn, commit=True)
+        if self._local.woken:
+            self.wakeups.wake_all()
+
+    def work_added(self) -> None:
+        """Say that something claimable was added or freed: this process's waiters wake once
+        the transaction (if any) commits; other processes are told by ``_notify_others``."""
+        self._notify_others()
+        if self.in_transaction:
+            self._local.woken = True
+        else:
+            self.wakeups.wake_all()
+
+    @abstractmethod
+    def _notify_others(self) -> None:
+        """Tell the other processes on the database that work was added."""
 
     @property
     def in_transaction(self) -> bool:

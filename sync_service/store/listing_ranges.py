@@ -193,7 +193,10 @@ class ListingRangeStore:
         return 1
 
     def _insert(self, listing: str, run_id: str, ranges: Iterable[NewRange]) -> None:
-        for new in ranges:
+        added = list(ranges)
+        if added:
+            self.db.work_added()
+        for new in added:
             self.db.execute(
                 "INSERT INTO listing_ranges (listing, run_id, scope, folders, depth, after, until) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -278,8 +281,8 @@ class ListingRangeStore:
 
     def release(self, lister: str) -> int:
         """Give back the ranges ``lister`` holds (it is stopping)."""
-        return self.db.execute("UPDATE listing_ranges SET claimed_by = NULL, lease_until = NULL "
-                               "WHERE claimed_by = ? AND done = 0", (lister,)).rowcount
+        return self._freed(self.db.execute("UPDATE listing_ranges SET claimed_by = NULL, lease_until = NULL "
+                                           "WHERE claimed_by = ? AND done = 0", (lister,)).rowcount)
 
     def renew(self, lister: str, lease_s: float) -> int:
         """Extend the leases of the ranges ``lister`` holds (its heartbeat)."""
@@ -290,9 +293,15 @@ class ListingRangeStore:
     def release_runs(self) -> int:
         """Give back the ranges runs hold (``RUN_HOLDER_PREFIX``), workers' left alone: only the
         holder of the run lock calls this, so the runs that hold them have ended."""
-        return self.db.execute("UPDATE listing_ranges SET claimed_by = NULL, lease_until = NULL "
-                               "WHERE claimed_by LIKE ? AND done = 0",
-                               (f"{RUN_HOLDER_PREFIX}%",)).rowcount
+        return self._freed(self.db.execute("UPDATE listing_ranges SET claimed_by = NULL, lease_until = NULL "
+                                           "WHERE claimed_by LIKE ? AND done = 0",
+                                           (f"{RUN_HOLDER_PREFIX}%",)).rowcount)
+
+    def _freed(self, count: int) -> int:
+        """Wake the listers when ``count`` ranges became free to claim."""
+        if count:
+            self.db.work_added()
+        return count
 
     def free(self) -> int:
         """Ranges not listed to the end that no lister holds now."""

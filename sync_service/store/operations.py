@@ -111,6 +111,8 @@ class OperationStore:
                         "INSERT INTO operations (run_id, op, path, new_path, status, seq, record_id, "
                         f"payload) VALUES {marks} RETURNING id, seq", [v for row in rows for v in row]):
                     row_ids[int(seq)] = int(row_id)
+            if planned:
+                self.db.work_added()
         return [StoredOperation(row_ids[seq], f"{run_id}:{row_ids[seq]}", o)
                 for seq, o in enumerate(planned)]
 
@@ -171,15 +173,21 @@ class OperationStore:
 
     def release(self, worker: str) -> int:
         """Give back the claims ``worker`` still holds on pending operations (it is stopping)."""
-        return self.db.execute("UPDATE operations SET lease_until = NULL WHERE claimed_by = ? "
-                               "AND status = 'pending'", (worker,)).rowcount
+        return self._freed(self.db.execute("UPDATE operations SET lease_until = NULL WHERE claimed_by = ? "
+                               "AND status = 'pending'", (worker,)).rowcount)
 
     def release_runs(self) -> int:
         """Give back the claims of runs (``RUN_HOLDER_PREFIX``): only the holder of the run lock
         calls this, so the runs that hold them have ended."""
-        return self.db.execute("UPDATE operations SET claimed_by = NULL, lease_until = NULL "
-                               "WHERE status = 'pending' AND claimed_by LIKE ?",
-                               (f"{RUN_HOLDER_PREFIX}%",)).rowcount
+        return self._freed(self.db.execute("UPDATE operations SET claimed_by = NULL, lease_until = NULL "
+                                           "WHERE status = 'pending' AND claimed_by LIKE ?",
+                                           (f"{RUN_HOLDER_PREFIX}%",)).rowcount)
+
+    def _freed(self, count: int) -> int:
+        """Wake the claimers when ``count`` operations became free to claim."""
+        if count:
+            self.db.work_added()
+        return count
 
     def record(self, outcomes: list[Outcome]) -> int:
         """Store outcomes in one transaction: status, baseline, record write-back, dirty marks.
@@ -217,6 +225,7 @@ class OperationStore:
                     self.db.execute("DELETE FROM files WHERE id = ? AND content_version = ?",
                                     (outcome.operation.record_id, outcome.operation.content_version))
             self.db.executemany(_CLEAN_DIRTY, [(i,) for i in sorted({o.operation.record_id for o in outcomes})])
+            self.db.work_added()  # a phase that ended frees the next one
         return fenced
 
     def _advance(self, o: FileOperation, delivered: Delivered | None) -> None:

@@ -29,6 +29,7 @@ from sync_service.errors import DatabaseError, DatabaseUnavailable, RefusedError
 from sync_service.store.database import TABLES, Database, Result
 from sync_service.store.schema import POSTGRES_MIGRATIONS
 from sync_service.store.sqlite_backend import SQLiteDatabase
+from sync_service.store.wakeups import CHANNEL, Wakeups, listen_with
 from sync_service.utils.redaction import mask_url
 
 #: The first key of every advisory lock the service takes (ASCII "SYNC"); the second names it.
@@ -73,6 +74,7 @@ class PostgresDatabase(Database):
                                     name="sync-state")
         with self._translating(f"cannot connect to {self._shown}"):
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        self.wakeups = Wakeups(listen_with(lambda: connect(url), self._shown))
 
     @property
     def location(self) -> str:
@@ -80,8 +82,12 @@ class PostgresDatabase(Database):
         return self._shown
 
     def close(self) -> None:
-        """Close the pool and every connection in it."""
+        """Close the pool and every connection in it, and stop listening for wake-ups."""
+        self.wakeups.close()
         self._pool.close()
+
+    def _notify_others(self) -> None:
+        self.execute(f"SELECT pg_notify('{CHANNEL}', '')")
 
     def create_scratch_table(self, name: str, columns: str) -> None:
         """An unlogged table, emptied (only the holder of the run lock scans)."""

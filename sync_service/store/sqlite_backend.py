@@ -83,6 +83,9 @@ class SQLiteDatabase(Database):
 
     # -- the engine's part ----------------------------------------------------------------------
 
+    def _notify_others(self) -> None:
+        """Nobody to tell: one process syncs an SQLite state, its waiters are woken in-process."""
+
     def _autocommit_connection(self) -> AbstractContextManager[sqlite3.Connection]:
         return _this(self.conn)
 
