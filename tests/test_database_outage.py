@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from sync_service.utils.local_servers import free_port
 from tests.conftest import Api, Bucket, Cli, unavailable
@@ -48,17 +49,22 @@ def test_a_daemon_and_two_workers_ride_out_a_database_restart(
     api.faults(fail_rate=1.0, latency_ms=100, seed=2)
     cli.env.update(DATABASE_URL=own_postgres.url(PASSWORD), SYNC_INTERVAL="1", SYNC_WORKERS="2",
                    WORKER_BATCH="8")
-    processes = [cli.start("daemon", METRICS_PORT=str(free_port())),
-                 cli.start("worker"), cli.start("worker")]
+    port = free_port()
+    processes = [cli.start("daemon", METRICS_PORT=str(port)), cli.start("worker"), cli.start("worker")]
     try:
         wait_until(lambda: delivered(cli) >= 20, timeout=120)
         # when the server is killed with -9 and started again 5 s later
         own_postgres.kill()
         down_at = time.monotonic()
+        health: list[tuple[int, str]] = []
         while time.monotonic() - down_at < 5:  # the outage lasts 5 s whatever the processes do
             assert [p.poll() for p in processes] == [None, None, None], "a process exited"
+            answer = requests.get(f"http://127.0.0.1:{port}/health", timeout=10)
+            health.append((answer.status_code, answer.json().get("reason", "")))
             time.sleep(0.2)
         own_postgres.start()
+        # the daemon's health said why while it lasted
+        assert any(code == 503 and "database unreachable" in reason for code, reason in health), health
         # then every process kept running and every object arrived, each about once
         wait_until(lambda: delivered(cli) == OBJECTS, timeout=180)
         assert [p.poll() for p in processes] == [None, None, None]

@@ -207,6 +207,8 @@ class Executor:
                             await in_thread(partial(wakeup.wait, poll_s, lambda: self.clock.stopping))
                             continue
                     except DatabaseUnavailable as exc:
+                        if self.clock.stopping:
+                            break  # the claims not applied go back when their lease runs out
                         await in_thread(partial(self.outage.wait, exc))
                         await in_thread(partial(self.outage.run, partial(self.db.operations.release, name)))
                         continue

@@ -119,6 +119,8 @@ class RangeLister:
                     logger.warning("%s: %s; its page was not stored", self.name, exc)
                 except DatabaseUnavailable as exc:
                     # The range goes on after the last page stored, by whoever claims it next.
+                    if self.stopping:
+                        break
                     self.outage.wait(exc)
                     self.outage.run(lambda: self.db.ranges.release(self.name))
                     continue

@@ -158,10 +158,28 @@ class Database(ABC):
         return ""
 
     def check(self) -> float:
-        """Seconds a trivial query takes; raises DatabaseError when the database is unusable."""
+        """Seconds a trivial query takes; raises DatabaseError when the database is unusable,
+        at once: a health check says the database is unreachable, it does not wait it out."""
         started = time.monotonic()
-        self.query(self.check_query)
+        with self.failing_fast():
+            self.query(self.check_query)
         return time.monotonic() - started
+
+    @contextmanager
+    def failing_fast(self) -> Iterator[None]:
+        """Statements of this thread fail at once while the database is away, instead of
+        waiting it out (a status page, a health check: they say so and answer)."""
+        before = getattr(self._local, "fail_fast", False)
+        self._local.fail_fast = True
+        try:
+            yield
+        finally:
+            self._local.fail_fast = before
+
+    @property
+    def _waits_out_outages(self) -> bool:
+        """True when a statement of this thread waits for the database through ``outage``."""
+        return self.outage is not None and not getattr(self._local, "fail_fast", False)
 
     @abstractmethod
     def backup_to(self, path: Path) -> None:

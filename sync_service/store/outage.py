@@ -65,7 +65,10 @@ class OutageWatch:
             return result
 
     def wait(self, error: DatabaseUnavailable) -> None:
-        """The database did not answer: log it (once an outage), wait a little, or give up."""
+        """The database did not answer: log it (once an outage), wait a little, or give up;
+        while stopping, give up at once (what is not done stays for the next run)."""
+        if self.clock.stopping:
+            raise error
         with self._lock:
             if self._since is None:
                 self._since = self.clock.monotonic()

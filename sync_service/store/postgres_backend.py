@@ -40,7 +40,7 @@ POOL_SIZE = 10
 CONNECT_TIMEOUT_S = 10
 #: Seconds a statement waits for a connection of the pool (the server away, or all busy)
 #: before the outage watch takes over the waiting (and says so).
-POOL_WAIT_S = 2
+POOL_WAIT_S = 5
 #: How long a statement waits for a row lock before it fails.
 LOCK_TIMEOUT_MS = 30_000
 COPY_BATCH = 5_000
@@ -166,7 +166,7 @@ class PostgresDatabase(Database):
         def lend() -> psycopg.Connection[Any]:
             with self._translating(self._shown):
                 return self._pool.getconn()
-        return self.outage.run(lend) if self.outage is not None else lend()
+        return self.outage.run(lend) if self.outage is not None and self._waits_out_outages else lend()
 
     def _begin(self) -> psycopg.Connection[Any]:
         conn = self._lent()

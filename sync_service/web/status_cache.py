@@ -48,8 +48,9 @@ class StatusCache:
             return Health(FAILING, redact(f"database unreachable: {exc}"))
 
     def _judged(self) -> tuple[dict[str, Any], Health]:
-        status = self.service.get_sync_status(live=False)
-        status.update(self._live_part())
+        with self.service.db.database.failing_fast():  # a database away is an answer, not a wait
+            status = self.service.get_sync_status(live=False)
+            status.update(self._live_part())
         health = judge(status, self.cycles(), time.time())
         status["health"] = redact_value(health.to_dict())
         return status, health
