@@ -147,3 +147,12 @@ class StoredOperation:
     key: str
     operation: FileOperation
     claimed_by: str | None = None
+
+
+#: The phases a plan applies in, by operation: deletes, then renames and moves, then creates
+#: and updates, then permission changes (SPEC §2). The one table: the planner orders by it, the
+#: executor applies by it, the operation store claims by it (``phase_sql``).
+PHASES = {"delete": 0, "rename": 1, "move": 1, "create": 2, "update": 2, "update_permissions": 3}
+#: Renames and moves: applied in the planner's order (wave by wave), claimed whole.
+ORDERED_PHASE = 1
+

@@ -45,6 +45,8 @@ from sync_service.clients.s3_data import ObjectMeta, S3DataSession
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import ConflictError, DatabaseUnavailable, NotFoundError, ObjectGone, SyncError
 from sync_service.models.data_models import (
+    ORDERED_PHASE,
+    PHASES,
     FileOperation,
     OperationFailure,
     RunReport,
@@ -66,8 +68,6 @@ R = TypeVar("R")
 FLUSH_EVERY = 256
 FLUSH_INTERVAL_S = 0.5
 IN_FLIGHT_PER_WORKER = 2
-PHASES = {"delete": 0, "rename": 1, "move": 1, "create": 2, "update": 2, "update_permissions": 3}
-ORDERED_PHASES = frozenset({1})  # renames and moves: in the planner's order, wave by wave
 
 
 @dataclass
@@ -216,7 +216,7 @@ class Executor:
                     if log_claims:
                         logger.info("%s: claimed %d operations (from %s)", name, len(claimed), claimed[0].key)
                     applied.update(s.row_id for s in claimed)
-                    if PHASES[claimed[0].operation.op] in ORDERED_PHASES:
+                    if PHASES[claimed[0].operation.op] == ORDERED_PHASE:
                         if running:
                             await asyncio.gather(*running)
                         await self._apply_plan(claimed, report, slots)
@@ -248,7 +248,7 @@ class Executor:
             for phase, group in groupby(by_phase, key=lambda s: PHASES[s.operation.op]):
                 if self._stopping:
                     break  # what is not done stays pending for the next run
-                if phase in ORDERED_PHASES:
+                if phase == ORDERED_PHASE:
                     for wave in waves(group):
                         if self._stopping:
                             break

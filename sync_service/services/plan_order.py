@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import replace
 
-from sync_service.models.data_models import FileOperation
+from sync_service.models.data_models import PHASES, FileOperation
 from sync_service.utils.paths import MAX_PATH_BYTES, move_kind, parent_folder
 
-PHASES = {"delete": 0, "rename": 1, "move": 1, "create": 2, "update": 2, "update_permissions": 3}
 TEMP_MARK = ".sync-tmp-"
 
 

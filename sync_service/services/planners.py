@@ -26,7 +26,6 @@ from sync_service.utils.paths import unsyncable
 
 logger = logging.getLogger(__name__)
 
-INITIAL_SYNC_COMPLETED = "initial_sync_completed"
 
 
 def plan_dirty(db: DatabaseManager, run_id: str, *, exclude: Iterable[int] = (),

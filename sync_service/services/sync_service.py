@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import secrets
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +15,13 @@ from sync_service.clients.file_listing import list_files
 from sync_service.clients.file_spool import FileSpoolSource
 from sync_service.clients.infrastructure_api import InfrastructureAPI
 from sync_service.clients.s3_manager import S3Manager
-from sync_service.errors import RefusedError, SyncError
+from sync_service.errors import SyncError
 from sync_service.models.config import SyncConfig
 from sync_service.models.data_models import FileOperation, OperationFailure, RunReport, iso_utc
 from sync_service.services.checker import CheckResult, compare
 from sync_service.services.csv_processor import CSVProcessor
 from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.delete_guard import DeleteGuard
 from sync_service.services.diff import diff_records
 from sync_service.services.event_processor import POSITION_KEY, EventProcessor, ReplayResult
 from sync_service.services.executor import Executor
@@ -32,7 +29,6 @@ from sync_service.services.heartbeat import Heartbeat
 from sync_service.services.housekeeping import DAY_S, Housekeeper
 from sync_service.services.plan_order import plan_operations
 from sync_service.services.planners import (
-    INITIAL_SYNC_COMPLETED,
     listing_change,
     plan_dirty,
 )
@@ -40,6 +36,8 @@ from sync_service.services.progress import Progress
 from sync_service.services.range_lister import RangeLister
 from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
+from sync_service.services.run_reports import RunReports
+from sync_service.services.status import RECENT_SHOWN, StatusReader
 from sync_service.services.sync_lock import lock_for
 from sync_service.services.worker import Worker, WorkerSettings, worker_name
 from sync_service.store.operations import RUN_HOLDER_PREFIX, Holder
@@ -47,21 +45,16 @@ from sync_service.store.outage import OutageWatch
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import unsyncable
-from sync_service.utils.redaction import mask_url, redact, redact_value
+from sync_service.utils.redaction import redact
 
 logger = logging.getLogger(__name__)
 
 INITIAL_SYNC = "initial-sync"
 INCREMENTAL_SYNC = "incremental-sync"
 RECONCILE = "reconcile"
-#: Setting: the deletes the last reconcile held back because they were over the guard (JSON).
-HELD_DELETES = "reconcile_held_deletes"
 #: Seconds between looks at a shared plan while workers hold the rest of it, when no wake-up
 #: comes (a lease that ran out frees claims without one).
 SHARED_POLL_S = 1.0
-HELD_PATHS_SHOWN = 20
-#: How many runs and dead letters the status lists.
-RECENT_SHOWN = 20
 
 
 class SyncService:
@@ -89,7 +82,9 @@ class SyncService:
             max_retries=config.max_retries, pool_size=config.sync_workers + 4, clock=self.clock,
             max_rps=config.api_max_rps, bwlimit=config.bwlimit)
         self.csv = csv or CSVProcessor(config.export_dir)
-        self.on_finish = on_finish
+        self.reports = RunReports(config, self.db, self.api, self.clock, on_finish)
+        self.guard = DeleteGuard(self.db)
+        self.status = StatusReader(self)
         self.interactive = interactive
         self.lock = lock_for(config.database)
 
@@ -159,7 +154,7 @@ class SyncService:
                 report.failed += 1
                 raise
             finally:
-                self._finish(report, status, started)
+                self.reports.finish(report, status, started)
                 set_run_id(None)
 
     def _heartbeat(self) -> AbstractContextManager[Any]:
@@ -220,7 +215,7 @@ class SyncService:
 
     def initial_sync_completed(self) -> bool:
         """True once an initial sync has planned the whole listing."""
-        return self.db.get_setting(INITIAL_SYNC_COMPLETED) is not None
+        return self.db.ranges.completed()
 
     # -- initial sync ------------------------------------------------------------------------
 
@@ -378,11 +373,12 @@ class SyncService:
         held: counted in the report, kept for ``status`` and ``/health``, not applied.
         """
         self.config.require_bucket()
-        if dry_run:
+        if dry_run:  # nothing is held, nothing refused (under the lock: records stay still)
             with self.lock:
-                return self._checked_drift(max_delete), None
+                return find_drift(self.s3, self.db), None
         with self._run(RECONCILE) as report:
-            drift = self._checked_drift(max_delete, hold=hold_deletes, run_id=report.run_id)
+            drift = self.guard.check(find_drift(self.s3, self.db), max_delete, hold=hold_deletes,
+                                     run_id=report.run_id)
             if drift.held:
                 report.skipped += len(drift.held)
                 report.skipped_reasons["held_delete"] = len(drift.held)
@@ -390,29 +386,6 @@ class SyncService:
             path = self.csv.export(self.db.iter_records(), name=f"{report.run_id}-state")
             logger.info("state exported to %s", path)
         return drift, report
-
-    def _checked_drift(self, max_delete: int | None, *, hold: bool = False,
-                       run_id: str | None = None) -> Drift:
-        """The drift, with the deletes held (``hold``) or RefusedError when repairing it would
-        delete too much (under the lock, so no other sync changes the records meanwhile)."""
-        drift = find_drift(self.s3, self.db)
-        limit = max_delete if max_delete is not None else max(1, math.ceil(0.1 * self.db.get_record_count()))
-        if run_id is None:  # a dry run: nothing is held, nothing refused
-            return drift
-        if len(drift.deleted) <= limit:
-            self.db.runs.delete_setting(HELD_DELETES)
-            return drift
-        self.db.set_setting(HELD_DELETES, json.dumps({
-            "run_id": run_id, "count": len(drift.deleted), "limit": limit,
-            "paths": drift.deleted[:HELD_PATHS_SHOWN]}, ensure_ascii=False))
-        message = (f"reconcile would delete {len(drift.deleted)} files, more than the limit of "
-                   f"{limit}; check the bucket and prefix, or run reconcile --max-delete "
-                   f"{len(drift.deleted)}")
-        if not hold:
-            raise RefusedError(message)
-        logger.warning("%s: the deletes are held, the rest of the repair goes ahead", message)
-        drift.held, drift.deleted = drift.deleted, []
-        return drift
 
     def housekeeper(self) -> Housekeeper:
         """The sweeper of what is older than RETENTION_DAYS, with the source's redelivery window."""
@@ -432,8 +405,7 @@ class SyncService:
 
     def held_deletes(self) -> dict[str, Any] | None:
         """The deletes the last reconcile held back (count, limit, some paths), if any."""
-        held = self.db.get_setting(HELD_DELETES)
-        return json.loads(held) if held else None
+        return self.guard.held()
 
     def last_reconcile_at(self) -> str | None:
         """When the last reconcile started (ISO-8601), or the last initial sync if none ran."""
@@ -453,115 +425,19 @@ class SyncService:
         result.pending_operations = self.db.operation_counts()["pending"]
         return result
 
-    def _finish(self, report: RunReport, status: str, started: float) -> None:
-        """Close a run: store, write and send its report (its failures redacted first)."""
-        report.failures = [replace(f, path=redact(f.path), error=redact(f.error))
-                           for f in report.failures]
-        report.finished_at = iso_utc(self.clock.now())
-        report.duration_s = round(self.clock.monotonic() - started, 3)
-        self.db.finish_run(report, status)
-        self._write_report(report)
-        if status in ("ok", "failed"):
-            self._send_report(report)
-        if self.on_finish is not None:
-            self.on_finish(report, status)
-        logger.info(
-            "%s %s %s in %.1fs: %d succeeded, %d failed, %d skipped %s, operations %s",
-            report.mode, report.run_id, status, report.duration_s, report.succeeded,
-            report.failed, report.skipped, report.skipped_reasons or "", report.operations)
-
-    def _write_report(self, report: RunReport) -> Path:
-        path = self.config.reports_dir / f"{report.run_id}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(redact_value(report.to_dict()), indent=2, ensure_ascii=False) + "\n",
-                        encoding="utf-8")
-        return path
-
-    def _send_report(self, report: RunReport) -> None:
-        for url in self.config.report_urls:
-            try:
-                self.api.post_report(url, redact_value(report.to_dict()))
-            except SyncError as exc:
-                logger.warning("could not send the report of %s to %s: %s",
-                               report.run_id, url, exc)
-
-    # -- status ------------------------------------------------------------------------------
+    # -- status (services/status.py) --------------------------------------------------------
 
     def get_sync_status(self, *, live: bool = True) -> dict[str, Any]:
         """Records, last runs, operations, event position, dead letters and live checks."""
-        last_runs = {}
-        for mode, run in self.db.last_runs().items():
-            report = run.pop("report") or {}
-            if run["status"] == "running" and not self.lock.is_held_elsewhere():
-                run["status"] = "interrupted"
-            run.update({k: report.get(k) for k in ("duration_s", "succeeded", "failed", "skipped")})
-            last_runs[mode] = run
-        status: dict[str, Any] = {
-            "records": self.db.get_record_count(),
-            "last_runs": last_runs,
-            "operations": self.db.operation_counts(),
-            "recent_failures": self.db.failed_operations(limit=10),
-            "oldest_failure_at": self.db.operations.oldest_failure(),
-            "initial_sync": self._initial_sync_state(),
-            "event_position": self.db.get_setting("event_position"),
-            "event_source": {"source": self.config.event_source},
-            "dead_letters": self.db.dead_letter_count(),
-            "reconcile": {"interval_s": self.config.reconcile_interval,
-                          "last_at": self.last_reconcile_at() if "reconcile" in last_runs else None,
-                          "held_deletes": self.held_deletes()},
-            "recent_runs": self.recent_runs(),
-            "recent_dead_letters": [{**letter, "raw": _shortened(letter["raw"])}
-                                    for letter in self.db.recent_dead_letters(RECENT_SHOWN)],
-            "sync_running": self.lock.is_held_elsewhere(),
-            "database": self.config.database_shown,
-            "bucket": self.config.customer_s3_bucket,
-            "prefix": self.config.customer_s3_prefix,
-            "api": mask_url(self.config.api_base_url),
-        }
-        if live:
-            status.update(self.live_status())
-        return redact_value(status)
+        return self.status.read(live=live)
 
     def live_status(self) -> dict[str, Any]:
-        """The part of the status that asks other servers: the event source, S3, the API, and
-        the database, each with its latency."""
-        return redact_value({
-            "event_source": self.describe_source(),
-            "checks": {
-                "s3": _timed_check(lambda: self.s3.check()),
-                "api": _timed_check(self.api.health),
-                "database": _timed_check(self.db.check),
-            },
-        })
+        """The part of the status that asks other servers, each check with its latency."""
+        return self.status.live()
 
     def recent_runs(self, limit: int = RECENT_SHOWN) -> list[dict[str, Any]]:
         """The newest runs of every mode, newest first, each with the numbers of its report."""
-        runs = []
-        for run in self.db.recent_runs(limit):
-            report = run.pop("report") or {}
-            if run["status"] == "running" and not self.lock.is_held_elsewhere():
-                run["status"] = "interrupted"
-            run.update({k: report.get(k) for k in (
-                "duration_s", "succeeded", "failed", "skipped", "events_applied", "events_rejected")})
-            run["operations"] = sum((report.get("operations") or {}).values()) if report else None
-            runs.append(run)
-        return runs
-
-    def _initial_sync_state(self) -> dict[str, Any]:
-        return {"completed": self.initial_sync_completed(), "key_ranges": self.db.ranges.counts()}
-
-
-def _shortened(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _timed_check(check: Any) -> dict[str, Any]:
-    started = time.monotonic()
-    try:
-        check()
-    except SyncError as exc:
-        return {"ok": False, "error": str(exc)}
-    return {"ok": True, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+        return self.status.recent_runs(limit)
 
 
 def close_source(source: EventSource) -> None:

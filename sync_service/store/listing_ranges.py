@@ -35,8 +35,8 @@ from sync_service.store.runs import RunStore
 
 #: Ranges made of the folders found on one listing page at most, and made by one split.
 RANGES_PER_PAGE = 8
-#: The setting that says the initial sync listed the whole bucket (planners.INITIAL_SYNC_COMPLETED).
-_COMPLETED = "initial_sync_completed"
+#: The setting that says an initial sync listed the whole bucket (the run id that did).
+INITIAL_SYNC_COMPLETED = "initial_sync_completed"
 
 
 class LostRange(Exception):
@@ -247,7 +247,7 @@ class ListingRangeStore:
                 self.db.query(f"SELECT id FROM listing_ranges WHERE listing = ? ORDER BY id LIMIT 1"
                               f"{self.db.for_update}", (listing,))
                 if not self.db.query("SELECT 1 FROM listing_ranges WHERE done = 0 LIMIT 1"):
-                    RunStore(self.db).set_setting(_COMPLETED, listed.run_id)
+                    RunStore(self.db).set_setting(INITIAL_SYNC_COMPLETED, listed.run_id)
 
     def split(self, listed: ListingRange, lister: str, bounds: list[str]) -> ListingRange:
         """End the range ``listed`` at ``bounds[0]`` and store the ranges that take the
@@ -320,6 +320,10 @@ class ListingRangeStore:
                                        "AND skipped IS NOT NULL", (run_id,)):
             total.update(json.loads(counts))
         return total
+
+    def completed(self) -> bool:
+        """True once an initial sync listed the whole bucket (its last range finished)."""
+        return RunStore(self.db).get_setting(INITIAL_SYNC_COMPLETED) is not None
 
     def counts(self) -> dict[str, int]:
         """Ranges listed and left (for status)."""

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sync_service.models.data_models import FileOperation, StoredOperation
+from sync_service.models.data_models import ORDERED_PHASE, PHASES, FileOperation, StoredOperation
 from sync_service.store.database import Database, now_iso
 from sync_service.utils.redaction import redact
 
@@ -72,9 +72,8 @@ _REPLACE_BASELINE = (
     "permissions = excluded.permissions, content_version = excluded.content_version")
 
 # The executor's phases (deletes, renames and moves, creates and updates, permissions), in SQL.
-_PHASE = ("CASE op WHEN 'delete' THEN 0 WHEN 'rename' THEN 1 WHEN 'move' THEN 1 "
-          "WHEN 'update_permissions' THEN 3 ELSE 2 END")
-_ORDERED_PHASE = 1  # renames and moves: in the planner's order, so one claimer at a time
+# The executor's phases (models.data_models.PHASES), in SQL.
+_PHASE = "CASE op " + " ".join(f"WHEN '{op}' THEN {n}" for op, n in PHASES.items()) + " END"
 
 
 #: How the claims of a run (not a worker) on the operations it planned itself are named.
@@ -142,7 +141,7 @@ class OperationStore:
         if not head:
             return []
         run_id, phase = head[0]
-        if phase == _ORDERED_PHASE:
+        if phase == ORDERED_PHASE:
             # Whole or not at all: the UPDATE takes only rows no live lease holds, and a
             # claimer that waited for another's row locks finds them held once it gets them.
             with self.db.transaction():

@@ -1,0 +1,100 @@
+"""What ``status``, ``/api/status`` and the status page show: records, runs, operations, the
+event source, the initial sync's key ranges, held deletes, and live checks of S3, the API and
+the database, each with its latency; secrets redacted."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from sync_service.errors import SyncError
+from sync_service.utils.redaction import mask_url, redact_value
+
+if TYPE_CHECKING:
+    from sync_service.services.sync_service import SyncService
+
+#: How many runs and dead letters the status lists.
+RECENT_SHOWN = 20
+
+
+class StatusReader:
+    """Reads the status of a ``SyncService``'s database and asks the servers it talks to."""
+
+    def __init__(self, service: SyncService) -> None:
+        self.service = service
+
+    def read(self, *, live: bool = True) -> dict[str, Any]:
+        """Records, last runs, operations, event position, dead letters and live checks."""
+        last_runs = {}
+        for mode, run in self.service.db.last_runs().items():
+            report = run.pop("report") or {}
+            if run["status"] == "running" and not self.service.lock.is_held_elsewhere():
+                run["status"] = "interrupted"
+            run.update({k: report.get(k) for k in ("duration_s", "succeeded", "failed", "skipped")})
+            last_runs[mode] = run
+        status: dict[str, Any] = {
+            "records": self.service.db.get_record_count(),
+            "last_runs": last_runs,
+            "operations": self.service.db.operation_counts(),
+            "recent_failures": self.service.db.failed_operations(limit=10),
+            "oldest_failure_at": self.service.db.operations.oldest_failure(),
+            "initial_sync": self._initial_sync_state(),
+            "event_position": self.service.db.get_setting("event_position"),
+            "event_source": {"source": self.service.config.event_source},
+            "dead_letters": self.service.db.dead_letter_count(),
+            "reconcile": {"interval_s": self.service.config.reconcile_interval,
+                          "last_at": self.service.last_reconcile_at() if "reconcile" in last_runs else None,
+                          "held_deletes": self.service.held_deletes()},
+            "recent_runs": self.recent_runs(),
+            "recent_dead_letters": [{**letter, "raw": _shortened(letter["raw"])}
+                                    for letter in self.service.db.recent_dead_letters(RECENT_SHOWN)],
+            "sync_running": self.service.lock.is_held_elsewhere(),
+            "database": self.service.config.database_shown,
+            "bucket": self.service.config.customer_s3_bucket,
+            "prefix": self.service.config.customer_s3_prefix,
+            "api": mask_url(self.service.config.api_base_url),
+        }
+        if live:
+            status.update(self.live())
+        return redact_value(status)
+
+    def live(self) -> dict[str, Any]:
+        """The part of the status that asks other servers: the event source, S3, the API, and
+        the database, each with its latency."""
+        return redact_value({
+            "event_source": self.service.describe_source(),
+            "checks": {
+                "s3": _timed_check(lambda: self.service.s3.check()),
+                "api": _timed_check(self.service.api.health),
+                "database": _timed_check(self.service.db.check),
+            },
+        })
+
+    def recent_runs(self, limit: int = RECENT_SHOWN) -> list[dict[str, Any]]:
+        """The newest runs of every mode, newest first, each with the numbers of its report."""
+        runs = []
+        for run in self.service.db.recent_runs(limit):
+            report = run.pop("report") or {}
+            if run["status"] == "running" and not self.service.lock.is_held_elsewhere():
+                run["status"] = "interrupted"
+            run.update({k: report.get(k) for k in (
+                "duration_s", "succeeded", "failed", "skipped", "events_applied", "events_rejected")})
+            run["operations"] = sum((report.get("operations") or {}).values()) if report else None
+            runs.append(run)
+        return runs
+
+    def _initial_sync_state(self) -> dict[str, Any]:
+        return {"completed": self.service.initial_sync_completed(), "key_ranges": self.service.db.ranges.counts()}
+
+
+def _shortened(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _timed_check(check: Any) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        check()
+    except SyncError as exc:
+        return {"ok": False, "error": str(exc)}
+    return {"ok": True, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
