@@ -13,8 +13,8 @@ import pytest
 from sync_service.errors import DatabaseError, LockHeldError
 from sync_service.models.data_models import FileOperation, RunReport, SyncedFile
 from sync_service.services.database_manager import MIGRATIONS, DatabaseManager
-from sync_service.services.sync_lock import lock_for
 from sync_service.store.operations import Delivered, Outcome
+from sync_service.store.run_lock import lock_for
 from sync_service.store.schema import POSTGRES_MIGRATIONS
 from sync_service.utils.local_servers import REPO_ROOT
 from tests.conftest import Databases
@@ -193,7 +193,7 @@ def test_lock_refuses_a_second_holder_and_frees_on_release(store_target: str | P
 def test_lock_is_freed_when_its_holder_is_killed(store_target: str | Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from sync_service.services.sync_lock import lock_for; "
+         "import sys, time; from sync_service.store.run_lock import lock_for; "
          f"lock = lock_for({str(store_target)!r}); lock.acquire(); print('held', flush=True); time.sleep(60)"],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"

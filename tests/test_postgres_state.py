@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit, urlunsplit
 
-from sync_service.services.sync_lock import SyncLock
+from sync_service.store.run_lock import SyncLock
 from tests.conftest import Api, Bucket, Cli
 from tests.test_initial_sync import report_of, wait_until
 

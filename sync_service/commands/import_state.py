@@ -11,8 +11,8 @@ from pathlib import Path
 from sync_service.commands import EXIT_OK
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
-from sync_service.services.sync_lock import SyncLock, lock_for
 from sync_service.store.postgres_backend import PostgresDatabase
+from sync_service.store.run_lock import SyncLock, lock_for
 from sync_service.store.sqlite_backend import SQLiteDatabase
 
 logger = logging.getLogger(__name__)

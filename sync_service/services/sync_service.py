@@ -38,10 +38,10 @@ from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
 from sync_service.services.run_reports import RunReports
 from sync_service.services.status import RECENT_SHOWN, StatusReader
-from sync_service.services.sync_lock import lock_for
 from sync_service.services.worker import Worker, WorkerSettings, worker_name
 from sync_service.store.operations import RUN_HOLDER_PREFIX, Holder
 from sync_service.store.outage import OutageWatch
+from sync_service.store.run_lock import lock_for
 from sync_service.utils.clock import Clock
 from sync_service.utils.logging_setup import set_run_id
 from sync_service.utils.paths import unsyncable
