@@ -31,11 +31,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from functools import partial
 from itertools import groupby
 from typing import Any, TypeVar
@@ -68,15 +66,6 @@ R = TypeVar("R")
 FLUSH_EVERY = 256
 FLUSH_INTERVAL_S = 0.5
 IN_FLIGHT_PER_WORKER = 2
-
-
-@dataclass
-class PlannedBatch:
-    """Operations a planner stored together (all independent of each other), and what it left
-    alone, by reason."""
-
-    operations: list[StoredOperation]
-    skipped: Counter[str] = field(default_factory=Counter)
 
 
 class Executor:

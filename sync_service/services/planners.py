@@ -15,17 +15,27 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from sync_service.models.data_models import FileRecord, ObjectSummary, StoredOperation
 from sync_service.services.csv_processor import CSVProcessor, write_operations
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.diff import diff_records
-from sync_service.services.executor import PlannedBatch
 from sync_service.services.plan_order import plan_operations
 from sync_service.utils.paths import unsyncable
 
 logger = logging.getLogger(__name__)
 
+
+
+@dataclass
+class PlannedBatch:
+    """Operations a planner stored together (all independent of each other), and what it left
+    alone: counts by reason, and each key with its reason."""
+
+    operations: list[StoredOperation]
+    skipped: Counter[str] = field(default_factory=Counter)
+    skipped_keys: list[tuple[str, str]] = field(default_factory=list)
 
 
 def plan_dirty(db: DatabaseManager, run_id: str, *, exclude: Iterable[int] = (),
@@ -69,6 +79,7 @@ def plan_page(db: DatabaseManager, run_id: str, page: list[ObjectSummary], *,
     stored in one transaction with whatever ``then`` writes (the listing's position), given
     what the page left alone, by reason."""
     skipped: Counter[str] = Counter()
+    skipped_keys: list[tuple[str, str]] = []
     wanted: list[ObjectSummary] = []
     for summary in page:
         reason = unsyncable(summary.key, summary.path, summary.size)
@@ -78,6 +89,7 @@ def plan_page(db: DatabaseManager, run_id: str, page: list[ObjectSummary], *,
         if reason[0] == "invalid_key":
             logger.warning("skipping key %r: not a valid path, %s", summary.key, reason[1])
         skipped[reason[0]] += 1
+        skipped_keys.append((summary.key, reason[1]))
     records = db.records.lookup([s.path for s in wanted])
     changed = []
     for summary in wanted:
@@ -93,4 +105,4 @@ def plan_page(db: DatabaseManager, run_id: str, page: list[ObjectSummary], *,
         stored = db.operations.add(run_id, plan)
         if then is not None:
             then(skipped)
-    return PlannedBatch(stored, skipped)
+    return PlannedBatch(stored, skipped, skipped_keys)

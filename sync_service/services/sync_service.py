@@ -29,8 +29,8 @@ from sync_service.services.heartbeat import Heartbeat
 from sync_service.services.housekeeping import DAY_S, Housekeeper
 from sync_service.services.plan_order import plan_operations
 from sync_service.services.planners import (
-    listing_change,
     plan_dirty,
+    plan_page,
 )
 from sync_service.services.progress import Progress
 from sync_service.services.range_lister import RangeLister
@@ -290,20 +290,20 @@ class SyncService:
         return Worker(self.s3, self.db, self._executor(), settings, clock=self.clock).run()
 
     def initial_sync_plan(self) -> list[tuple[str, str]]:
-        """What an initial sync would do now, as (action, path), without doing anything."""
+        """What an initial sync would do now, as (action, path), without doing anything: the
+        listing planned page by page by the real planner, on a copy of the database."""
         self.config.require_bucket()
-        planned: list[tuple[str, str]] = [(o.operation.op, o.operation.target)
-                                          for o in self.db.operations.pending()]
-        for page in self.s3.iter_pages():
-            records = self.db.records.lookup([s.path for s in page])
-            for summary in page:
-                skip = unsyncable(summary.key, summary.path, summary.size)
-                if skip is not None:
-                    planned.append((f"skip {skip[1]}", summary.key))
-                else:
-                    change = listing_change(summary, records.get(summary.path))
-                    if change is not None:
-                        planned.append((change, summary.path))
+        with tempfile.TemporaryDirectory(prefix="sync-dry-run-") as folder:
+            copy = self.db.copy_to(Path(folder) / "sync.db")
+            try:
+                planned = [(s.operation.op, s.operation.target) for s in copy.operations.pending()]
+                for page in self.s3.iter_pages():
+                    batch = plan_page(copy, "dry-run", page)
+                    planned += [(f"skip {reason}", key) for key, reason in batch.skipped_keys]
+                    planned += [("refresh" if o.op == "update_permissions" and not o.permissions else o.op,
+                                 o.target) for o in (s.operation for s in batch.operations)]
+            finally:
+                copy.close()
         return planned
 
     # -- incremental sync --------------------------------------------------------------------
