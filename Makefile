@@ -55,7 +55,7 @@ mock-api: $(STAMP) ## run the mock file-manager API on MOCK_API_PORT (8001)
 bench: $(STAMP) ## initial-sync and incremental benchmarks against rclone serve s3
 	$(PY) scripts/bench.py
 
-bench-workers: $(STAMP) ## 1, 2, 4, 8, 16 workers on PostgreSQL vs SQLite, API at 200 ms a call (~10 min)
+bench-workers: $(STAMP) ## 1, 2, 4, 8, 16 workers on PostgreSQL vs SQLite, API at 200 ms a call (~11 min)
 	$(PY) scripts/bench_workers.py
 
 # -- sync commands: in the Compose stack when it runs, natively otherwise ----------------------

@@ -158,8 +158,9 @@ class Executor:
 
     async def _claiming(self, holder: Holder, report: RunReport, *, batch: int,
                         finished: Callable[[], bool], poll_s: float, log_claims: bool) -> set[int]:
-        """The claim loop: claims (on a thread of their own) keep up to ``2 × workers``
-        operations in flight, no batch waiting for its slowest member. A claim is empty while
+        """The claim loop: claims (on a thread of their own) keep ``2 × workers`` operations in
+        flight and as many again queued behind them, refilled once the queue is empty, no
+        batch waiting for its slowest member. A claim is empty while
         the phase in flight is not done (the next one waits for it), while others hold the
         rest, or when nothing is pending: then the outcomes so far are written, and the loop
         waits for one in flight to end, or asks ``finished()``, or waits ``poll_s``. Renames
@@ -177,10 +178,12 @@ class Executor:
                 return await loop.run_in_executor(claims, call)
             try:
                 while not self._stopping:
-                    room = capacity * 2 - len(running)
-                    if room <= 0:
+                    # Refill in batches once the queue behind the slots has drained: a claim per
+                    # completed operation would cost the database a query per operation.
+                    if len(running) > capacity:
                         await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                         continue
+                    room = capacity * 2 - len(running)
                     try:
                         claimed = await in_thread(partial(self.db.operations.claim, name, min(batch, room), lease))
                         if not claimed:
