@@ -26,7 +26,7 @@ $(STAMP): requirements.txt requirements-dev.txt package.json
 install: $(STAMP) ## create .venv with the service and its test tools (and node_modules for checks)
 
 test: $(STAMP) ## run the test suite (real S3 servers and the mock API on free ports)
-	$(PY) -m pytest -q -m "not killpoints and not outage"
+	$(PY) -m pytest -q -m "not killpoints and not outage and not scale"
 
 # The sync-behaviour tests again (the kill -9 group included), the service's state in
 # PostgreSQL: a fresh database per test on the server at TEST_DATABASE_URL.
@@ -38,6 +38,7 @@ POSTGRES_TESTS := tests/test_database_manager.py tests/test_housekeeping.py \
 	tests/test_workflow_and_logs.py tests/test_killpoints.py tests/test_database_outage.py
 test-postgres: $(STAMP) ## the sync-behaviour tests again, state in PostgreSQL (TEST_DATABASE_URL), and outages
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q $(POSTGRES_TESTS)
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q -m scale
 
 test-killpoints: $(STAMP) ## kill -9 at 20 seeded moments of a sync (about a minute)
 	$(PY) -m pytest -q -m killpoints

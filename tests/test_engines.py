@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from tests.conftest import Api, Bucket, Cli
@@ -65,6 +66,7 @@ def synced(cli: Cli, api: Api, bucket: Bucket, workdir: Path, database: dict[str
     return [json.loads(initial.stdout), json.loads(incremental.stdout)], api.files()
 
 
+@pytest.mark.scale
 def test_the_same_bucket_reports_the_same_on_sqlite_and_on_postgresql(
         cli: Cli, bucket: Bucket, api: Api, postgres_url: str, tmp_path: Path) -> None:
     # when the bucket is synced with the state in SQLite, and again from scratch with the state

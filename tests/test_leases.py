@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from sync_service.models.data_models import FileOperation, ObjectSummary, StoredOperation
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.heartbeat import Heartbeat
@@ -67,6 +69,7 @@ def test_a_holder_whose_lease_was_taken_over_cannot_record_its_late_outcome(post
         db.close()
 
 
+@pytest.mark.scale
 def test_sixteen_writers_plan_pages_and_record_outcomes_at_once_without_waiting_in_turn(
         postgres_url: str) -> None:
     # given sixteen processes' worth of writers on one PostgreSQL database, each with its pool

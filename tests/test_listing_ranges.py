@@ -186,6 +186,7 @@ def _claim_all(ranges: ListingRangeStore, lister: str) -> list[ListingRange]:
     return claimed
 
 
+@pytest.mark.scale
 def test_workers_share_the_listing_and_a_killed_listers_range_is_continued_after_its_position(
         cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
     # given a bucket of folders whose listing comes 4 keys a page, each page after 0.2 s, and

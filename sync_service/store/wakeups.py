@@ -85,10 +85,9 @@ class Wakeups:
             waiter.set()
 
     def close(self) -> None:
-        """Stop listening (the database closes)."""
+        """Stop listening (the database closes): the listener ends within a second, on its
+        own (a daemon thread: nobody waits for it)."""
         self._stop.set()
-        if self._listening is not None:
-            self._listening.join(timeout=5)
 
 
 def listen_with(connect: Callable[[], Any], shown: str) -> Callable[[Callable[[], None], threading.Event], None]:
