@@ -97,11 +97,6 @@ class Executor:
 
     # -- entry points (blocking) ---------------------------------------------------------------
 
-    def apply(self, stored: list[StoredOperation], report: RunReport) -> None:
-        """Apply a stored plan in its phases, counting outcomes in ``report``."""
-        if stored:
-            self._run(self._apply_plan(stored, report))
-
     def apply_claimed(self, holder: Holder, report: RunReport, *, batch: int,
                       finished: Callable[[], bool], poll_s: float, log_claims: bool = False) -> set[int]:
         """Claim pending operations in ``holder``'s name and apply them as one continuous

@@ -6,7 +6,7 @@ import logging
 import secrets
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,7 @@ class SyncService:
     def _run(self, mode: str) -> Iterator[RunReport]:
         """Hold the lock for one run, record it, and close it with its report whatever happens."""
         self.config.require_bucket()
-        with self.lock, self._heartbeat():
+        with self.lock, Heartbeat(self.db, [self.holder[0]], self.holder[1]):
             report = RunReport(run_id=self.new_run_id(mode), mode=mode,
                                started_at=iso_utc(self.clock.now()))
             started = self.clock.monotonic()
@@ -156,10 +156,6 @@ class SyncService:
             finally:
                 self.reports.finish(report, status, started)
                 set_run_id(None)
-
-    def _heartbeat(self) -> AbstractContextManager[Any]:
-        """Renews the leases of what this run claims while it runs."""
-        return Heartbeat(self.db, [self.holder[0]], self.holder[1])
 
     # -- the one way operations reach the file manager -------------------------------------
 
