@@ -56,7 +56,7 @@ class NatsSource:
 
     def __init__(self, url: str, stream: str, subject: str, durable: str, *,
                  ack_wait_s: float = 120.0, fetch_wait_s: float = FETCH_WAIT_S,
-                 max_age_s: float = 0.0) -> None:
+                 max_age_s: float = 0.0, until_short: bool = False) -> None:
         self.url = url
         self.stream = stream
         self.subject = subject
@@ -64,6 +64,9 @@ class NatsSource:
         self.ack_wait_s = ack_wait_s
         self.max_age_s = max_age_s
         self.fetch_wait_s = fetch_wait_s
+        # The daemon's replay takes what is there now and no more: a fetch that comes back
+        # short found everything stored; later messages wake the next cycle.
+        self.until_short = until_short
         self._loop = asyncio.new_event_loop()
         self._nc: Any = None
         self._js: Any = None
@@ -125,7 +128,8 @@ class NatsSource:
         self._run(self._subscription(), "setup")
 
     def batches(self, position: str | None, max_messages: int) -> Iterator[MessageBatch]:
-        """Fetch until nothing more arrives within the fetch wait."""
+        """Fetch until nothing more arrives within the fetch wait (``until_short``: until a
+        fetch brings fewer than ``max_messages``)."""
         while True:
             messages = self._run(self._fetch(max_messages), "fetch")
             if not messages:
@@ -133,6 +137,8 @@ class NatsSource:
             raw = [RawMessage(m.data.decode("utf-8", errors="replace"),
                               str(m.metadata.sequence.stream)) for m in messages]
             yield MessageBatch(raw, raw[-1].position, token=messages)
+            if self.until_short and len(messages) < max_messages:
+                return
 
     def acknowledge(self, batch: MessageBatch, rejected: frozenset[str] = frozenset()) -> None:
         """Ack what applied and terminate what was dead-lettered, once SQLite has committed."""
