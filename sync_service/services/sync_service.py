@@ -329,16 +329,18 @@ class SyncService:
                 close_source(source)
         return report
 
-    def cycle_into(self, report: RunReport, source: EventSource, *,
-                   limit: int | None = None) -> ReplayResult:
+    def cycle_into(self, report: RunReport, source: EventSource, *, limit: int | None = None,
+                   replayed: Callable[[ReplayResult], None] | None = None) -> ReplayResult:
         """One incremental cycle of a run held open by the caller (the daemon's report
         window, which holds the lock): its counts go to ``report``, its operations are stored
-        under ``report.run_id``; at most ``limit`` events are replayed."""
+        under ``report.run_id``; at most ``limit`` events are replayed, then ``replayed``
+        is told."""
         with Heartbeat(self.db, [self.holder[0]], self.holder[1]):
             set_run_id(report.run_id)
             try:
                 with self._executor() as executor:
-                    return self._cycle_with(executor, report, source, POSITION_KEY, limit=limit)
+                    return self._cycle_with(executor, report, source, POSITION_KEY, limit=limit,
+                                            replayed=replayed)
             finally:
                 set_run_id(None)
 
@@ -347,7 +349,8 @@ class SyncService:
             self._cycle_with(executor, report, source, position_key)
 
     def _cycle_with(self, executor: Executor, report: RunReport, source: EventSource,
-                    position_key: str | None, *, limit: int | None = None) -> ReplayResult:
+                    position_key: str | None, *, limit: int | None = None,
+                    replayed: Callable[[ReplayResult], None] | None = None) -> ReplayResult:
         tick = self.clock.monotonic()
         self._apply_pending(executor, report)
         report.phase_seconds["pending"], tick = _lap(self.clock, tick)
@@ -359,6 +362,8 @@ class SyncService:
         for reason, count in replay.skipped.items():
             report.skip(reason, count)
         report.phase_seconds["replay"], tick = _lap(self.clock, tick)
+        if replayed is not None:
+            replayed(replay)
         # Records tried by the pending step wait for the next run, unless an event changed them.
         self._plan_and_apply(report, executor, exclude=executor.attempted - replay.touched)
         return replay

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,8 @@ class WindowedRuns:
         status = "error"
         replay = ReplayResult()
         try:
-            replay = self.service.cycle_into(report, source, limit=limit)
+            replay = self.service.cycle_into(report, source, limit=limit,
+                                             replayed=lambda r: self._replayed(window, r))
             status = "ok" if report.failed == 0 else "failed"
             if self.clock.stopping:
                 status = "interrupted"
@@ -145,6 +147,13 @@ class WindowedRuns:
         if lags and self.on_lags is not None:
             self.on_lags(lags)
         self.service.db.runs.checkpoint(window.report)
+
+    def _replayed(self, window: ReportWindow, replay: ReplayResult) -> None:
+        """Checkpoint the events a cycle replayed (committed): a kill before the cycle ends
+        must not lose them from the window's report."""
+        so_far = replace(window.report, events_applied=window.report.events_applied + replay.applied,
+                         events_rejected=window.report.events_rejected + replay.rejected)
+        self.service.db.runs.checkpoint(so_far)
 
     def _finish(self, report: RunReport, opened: float, cycles: int, lag: dict[str, float]) -> None:
         report.event_lag_s = lag
