@@ -8,12 +8,15 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import nats
+import pytest
 import requests
 
 from sync_service.clients.file_spool import FileSpoolSource
@@ -133,6 +136,7 @@ def test_nats_events_arrive_in_seconds_and_a_burst_goes_in_steps_in_one_window(
     assert 2 <= window["cycles"] <= 12  # in steps of at most 2000 events, not one per event
 
 
+@pytest.mark.killpoints
 def test_kill_9_in_a_window_loses_nothing_and_the_next_start_reports_it(cli: Cli, bucket: Bucket,
                                                                        api: Api) -> None:
     bucket.put("seed.txt", b"seed")
@@ -167,3 +171,41 @@ def test_kill_9_in_a_window_loses_nothing_and_the_next_start_reports_it(cli: Cli
     # was applied again (idempotently) and counted by the next window: each once in all.
     assert killed["events_applied"] >= 1 and killed["cycles"] >= 1
     assert Path(cli.workdir / "data" / "reports" / f"{killed['run_id']}.json").exists()
+
+
+@pytest.mark.scale
+def test_workers_on_postgresql_apply_event_driven_operations_and_the_window_counts_them(
+        cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
+    cli.env["DATABASE_URL"] = postgres_url
+    bucket.put("seed.txt", b"seed")
+    daemon, base = start_daemon(cli, SYNC_WORKERS="2", WORKER_BATCH="4")
+    workers = [cli.start("worker", WORKER_BATCH="4", SYNC_WORKERS="2") for _ in range(2)]
+    names = {f"{socket.gethostname()}:{w.pid}" for w in workers}
+    try:
+        for n in (1, 2):
+            wait_until(lambda n=n: "claiming up to" in (cli.workdir / f"process-{n}.log").read_text(),
+                       timeout=30)
+        api.faults(fail_rate=1.0, latency_ms=30, seed=7)
+        paths = [f"w/{n:02d}.txt" for n in range(60)]
+        for path in paths:
+            bucket.put(path, path.encode())
+        spool_event(cli, {"event_id": "w-first", "type": "create", "path": paths[0]})
+        for path in paths[1:]:
+            spool_event(cli, {"event_id": f"w-{path}", "type": "create", "path": path})
+        wait_until(lambda: {p for p in api.files() if p.startswith("w/")} == set(paths), timeout=60)
+        # The cycles count what the workers applied of them, once recorded.
+        wait_until(lambda: counted(base, "sync_operations_total", kind="create", result="succeeded")
+                   >= 61, timeout=30)
+    finally:
+        code, _ = stop(daemon, timeout=30)
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+    assert code == 0
+    [window] = reports(api)
+    assert window["operations"]["create"] == 60 and window["failed"] == 0
+    claimers = {row[0] for row in cli.query(
+        "SELECT claimed_by FROM operations WHERE run_id LIKE ?", (window["run_id"] + ".%",))}
+    assert names & claimers, claimers  # the workers took part
+    saves = Counter(op["path"] for op in api.operations() if op["op"] == "saveToDisk")
+    assert set(saves[p] for p in paths) == {1}  # nothing went out twice

@@ -186,6 +186,7 @@ class Daemon:
             self.watch.start()
         try:
             self._recover()
+            self._prepare_source()
             self._loop()
         finally:
             self._close_window()
@@ -193,6 +194,18 @@ class Daemon:
                 self.watch.close()
             self._drop_source()
         logger.info("daemon stopped after %d cycles", self.cycles)
+
+    def _prepare_source(self) -> None:
+        """Open the source now (NATS: its stream and consumer are created when missing), so
+        what is published from now on is kept for the first incremental cycle."""
+        try:
+            self._source = self.service.event_source(awake=True)
+            ensure = getattr(self._source, "ensure", None)
+            if ensure is not None:
+                ensure()
+        except SyncError as exc:
+            logger.error("the event source is not ready (the cycles try again): %s", exc)
+            self._drop_source()
 
     def _recover(self) -> None:
         try:
