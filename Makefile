@@ -35,7 +35,8 @@ POSTGRES_TESTS := tests/test_database_manager.py tests/test_housekeeping.py \
 	tests/test_event_processor.py tests/test_initial_sync.py tests/test_incremental_sync.py \
 	tests/test_reconcile_duty.py tests/test_renames.py tests/test_executor.py tests/test_daemon.py \
 	tests/test_faults.py tests/test_hostile_events.py tests/test_secrets.py tests/test_status_page.py \
-	tests/test_workflow_and_logs.py tests/test_killpoints.py tests/test_database_outage.py
+	tests/test_workflow_and_logs.py tests/test_killpoints.py tests/test_database_outage.py \
+	tests/test_event_daemon.py
 test-postgres: $(STAMP) ## the sync-behaviour tests again, state in PostgreSQL (TEST_DATABASE_URL), and outages
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q $(POSTGRES_TESTS)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q -m scale

@@ -56,9 +56,9 @@ RECONCILE = "reconcile"
 #: Seconds between looks at a shared plan while workers hold the rest of it, when no wake-up
 #: comes (a lease that ran out frees claims without one).
 SHARED_POLL_S = 1.0
-#: How long the daemon's replay waits on NATS for a message in flight: it was woken because
-#: messages are stored, and what comes later wakes it again.
-AWAKE_FETCH_WAIT_S = 0.05
+#: How long the daemon's fetch of the messages NATS counts as waiting may take (it ends as
+#: soon as they have come).
+AWAKE_FETCH_WAIT_S = 5.0
 
 
 class SyncService:
@@ -116,7 +116,7 @@ class SyncService:
                               ack_wait_s=self.config.nats_ack_wait,
                               max_age_s=self.config.retention_days * DAY_S,
                               fetch_wait_s=AWAKE_FETCH_WAIT_S if awake else FETCH_WAIT_S,
-                              until_short=awake)
+                              counted=awake)
         return FileSpoolSource(self.config.events_dir)
 
     def event_watch(self) -> EventWatch:
