@@ -152,15 +152,15 @@ class Daemon:
         """Wait for events (the arrival of the first, monotonic) or ``longest`` seconds (None),
         closing the open report window when it falls due; then wait out the debounce, counted
         from the first event's arrival."""
+        if self._more_waiting:  # a flood: the next step at once, no debounce
+            first = self.arrivals.take()
+            return self.clock.monotonic() if first is None else first
         deadline = self.clock.monotonic() + longest
         while not self.clock.stopping:
             now = self.clock.monotonic()
-            if self._more_waiting:
-                first: float | None = now
-            else:
-                due_in = self.windows.due_in()
-                timeout = deadline - now if due_in is None else min(deadline - now, due_in)
-                first = self.arrivals.wait(max(0.0, timeout), self.clock.stop_event)
+            due_in = self.windows.due_in()
+            timeout = deadline - now if due_in is None else min(deadline - now, due_in)
+            first = self.arrivals.wait(max(0.0, timeout), self.clock.stop_event)
             if first is not None:
                 self.clock.sleep(first + self.debounce - self.clock.monotonic())
                 self.arrivals.take()  # what arrives from now on wakes the next cycle
