@@ -5,8 +5,15 @@ process, moto's S3 over HTTP, the mock API on a port."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from sync_service.clients.file_spool import FileSpoolSource
+from sync_service.clients.s3_manager import S3Manager
+from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.event_processor import EventProcessor
+from sync_service.services.filters import ObjectFilter
 from tests.conftest import Api, Bucket, Cli
+from tests.test_event_processor import write_spool
 from tests.test_incremental_sync import rename_in_bucket, spool, synced
 from tests.test_initial_sync import report_of, sha
 
@@ -115,3 +122,28 @@ def test_a_bad_rule_stops_the_command_with_exit_2_naming_the_variable(cli: Cli) 
     assert result.returncode == 2
     assert "MAX_SIZE must be a size" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_replay_sizes_objects_by_the_notification_or_a_head(tmp_path: Path, bucket: Bucket,
+                                                            state_db: DatabaseManager) -> None:
+    # given a record of a small object, and MAX_SIZE=1K
+    source = FileSpoolSource(tmp_path / "events")
+    replayer = EventProcessor(state_db, S3Manager(bucket.client, bucket.name), source,
+                              dead_letters_dir=tmp_path / "dead", permissions_key="permissions",
+                              default_permissions={}, bucket=bucket.name,
+                              rules=ObjectFilter(max_size=1024))
+    state_db.records.upsert("grown.bin", 10, "e1", "", "{}")
+    bucket.put("big.bin", b"x" * 2048)
+    bucket.put("small.bin", b"x" * 10)
+    grown = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {
+        "bucket": {"name": bucket.name}, "object": {"key": "grown.bin", "size": 4096, "eTag": "e2"}}}]}
+    write_spool(source.folder, "001.jsonl", [
+        grown,  # the notification says the size: no request to S3
+        {"event_id": "b", "type": "create", "path": "big.bin"},  # a HEAD says it
+        {"event_id": "s", "type": "create", "path": "small.bin"},
+    ])
+    # when the events are replayed
+    result = replayer.replay()
+    # then what grew past the bound leaves the view, what is past it never enters
+    assert [r.path for r in state_db.iter_records()] == ["small.bin"]
+    assert (result.applied, result.skipped) == (1, {"too_large": 2})
