@@ -73,6 +73,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                                   "the file manager, record it, export the state CSV")
     initial.add_argument("--dry-run", action="store_true",
                          help="print what would be delivered; call nothing, change nothing")
+    initial.add_argument("--json", action="store_true",
+                         help="with --dry-run: the plan as JSON lines, one object per operation or "
+                         "skipped object")
     initial.add_argument("--plan-only", action="store_true",
                          help="apply nothing: with PostgreSQL store the listing's first key range "
                          "for worker processes to list and apply; with SQLite list and store the "

@@ -110,7 +110,7 @@ def bash_complete(*words: str) -> list[str]:
 def test_bash_completes_commands_options_and_choices() -> None:
     assert bash_complete("s3-sync", "in") == ["initial-sync", "incremental-sync"]
     assert "--version" in bash_complete("s3-sync", "--")
-    assert bash_complete("s3-sync", "initial-sync", "--") == ["--help", "--dry-run", "--plan-only"]
+    assert bash_complete("s3-sync", "initial-sync", "--") == ["--help", "--dry-run", "--json", "--plan-only"]
     assert bash_complete("s3-sync", "completion", "") == ["bash", "zsh"]
     assert bash_complete("s3-sync", "diff", "") == []  # file names: bash's default (-o default)
 

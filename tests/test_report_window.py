@@ -59,10 +59,12 @@ def test_a_window_adds_its_cycles_and_survives_a_checkpoint() -> None:
         cycle.operations["create"] = 2
         cycle.failures.append(OperationFailure("create", f"p{n}", "boom"))
         cycle.skip("unchanged", 4)
+        cycle.events_skipped["duplicate"] = 1
         add_counts(window, cycle)
     assert (window.cycles, window.events_applied, window.succeeded, window.failed) == (3, 30, 6, 3)
     assert window.operations["create"] == 6 and window.skipped_reasons == {"unchanged": 12}
     assert window.phase_seconds == {"apply": 1.5} and len(window.failures) == 3
+    assert window.events_skipped == {"duplicate": 3}
     assert report_from_dict(window.to_dict()) == window
 
 

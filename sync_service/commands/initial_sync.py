@@ -7,18 +7,26 @@ import json
 from collections import Counter
 
 from sync_service.commands import EXIT_FAILED, EXIT_OK
+from sync_service.commands.plan_output import entry_json, entry_label, entry_text
+from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
 from sync_service.services.sync_service import SyncService
 
 
 def run(config: SyncConfig, args: argparse.Namespace) -> int:
     """Run an initial sync and print its report; 1 when any operation failed."""
+    if args.json and not args.dry_run:
+        raise ConfigError("initial-sync --json prints a plan: give it with --dry-run")
     service = SyncService(config)
     if args.dry_run:
         planned = service.initial_sync_plan()
-        for action, path in planned:
-            print(f"{action:<19}{path}")
-        counts = Counter(action.split(" (")[0] for action, _ in planned)
+        if args.json:  # JSON lines and nothing else on stdout: the log goes to stderr
+            for entry in planned:
+                print(entry_json(entry))
+            return EXIT_OK
+        for entry in planned:
+            print(entry_text(entry))
+        counts = Counter(entry_label(entry).split(" (")[0] for entry in planned)
         print(f"dry run: {', '.join(f'{n} {a}' for a, n in counts.items()) or 'nothing to do'}")
         return EXIT_OK
     report = service.initial_sync(plan_only=args.plan_only)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from sync_service.errors import ConfigError
+from sync_service.utils.globs import compile_glob, split_patterns
 from sync_service.utils.redaction import MASK, mask_url, url_passwords
 from sync_service.utils.sizes import parse_size
 
@@ -90,6 +91,29 @@ def _bandwidth(env: Mapping[str, str], name: str) -> float | None:
     if value < 1024:
         raise ConfigError(f"{name} must be at least 1K (bytes per second), got {raw!r}")
     return float(value)
+
+
+def _size(env: Mapping[str, str], name: str) -> int | None:
+    """A size bound such as ``10M`` or ``1G`` (binary multiples): None when empty or off."""
+    raw = env.get(name, "").strip()
+    if raw.lower() in ("", "off"):
+        return None
+    try:
+        return parse_size(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a size such as 100K, 10M or 1G (empty: no bound), "
+                          f"got {raw!r}") from None
+
+
+def _globs(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma- or newline-separated globs (``*``, ``**``, ``?``, ``[…]``), each checked."""
+    patterns = split_patterns(env.get(name, ""))
+    for pattern in patterns:
+        try:
+            compile_glob(pattern)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+    return patterns
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -214,6 +238,10 @@ class SyncConfig:
     report_urls: tuple[str, ...] = ()
     api_max_rps: float | None = None  # None: unlimited
     bwlimit: float | None = None  # upload bytes per second; None: unlimited
+    include: tuple[str, ...] = ()  # globs (services/filters.py); empty: everything
+    exclude: tuple[str, ...] = ()
+    min_size: int | None = None  # bytes, inclusive; None: no bound
+    max_size: int | None = None
 
     @classmethod
     def from_env(
@@ -266,6 +294,10 @@ class SyncConfig:
             raise ConfigError(f"{missing} is not set: give both keys, or neither to use the AWS "
                               "credential chain (environment, profile, web identity, instance)")
         region = env.get("CUSTOMER_S3_REGION", "").strip()
+        min_size, max_size = _size(env, "MIN_SIZE"), _size(env, "MAX_SIZE")
+        if min_size is not None and max_size is not None and min_size > max_size:
+            raise ConfigError(f"MIN_SIZE ({min_size} bytes) is above MAX_SIZE ({max_size} bytes): "
+                              "nothing would be synced")
 
         return cls(
             # AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL: the variables AWS's own tools honour.
@@ -319,6 +351,10 @@ class SyncConfig:
             report_urls=report_urls,
             api_max_rps=_limit(env, "API_MAX_RPS", 1_000_000.0),
             bwlimit=_bandwidth(env, "BWLIMIT"),
+            include=_globs(env, "INCLUDE"),
+            exclude=_globs(env, "EXCLUDE"),
+            min_size=min_size,
+            max_size=max_size,
         )
 
     @property

@@ -86,6 +86,9 @@ class RunReport:
     failed: int = 0
     skipped: int = 0
     skipped_reasons: dict[str, int] = field(default_factory=dict)
+    #: Events left alone on purpose, by reason (also in ``skipped_reasons``): the daemon's
+    #: ``sync_events_total{result=…}`` counts them.
+    events_skipped: dict[str, int] = field(default_factory=dict)
     bytes_transferred: int = 0
     phase_seconds: dict[str, float] = field(default_factory=dict)
     failures: list[OperationFailure] = field(default_factory=list)

@@ -130,7 +130,7 @@ class Daemon:
         replay = self.windows.cycle(self._source, limit=self.max_events, arrived=moment,
                                     windowed=arrived is not None)
         # A cycle that read its limit left events in the source: the next one goes at once.
-        self._more_waiting = replay.applied + replay.rejected + replay.duplicates >= self.max_events
+        self._more_waiting = replay.messages >= self.max_events
 
     def _drop_source(self) -> None:
         if self._source is not None:

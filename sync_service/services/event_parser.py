@@ -43,7 +43,8 @@ def parse_message(body: str, *, bucket: str = "", prefix: str = "") -> list[Even
 
 
 def read_message(body: str, *, bucket: str = "", prefix: str = "") -> ParsedMessage:
-    """The events in one message, with the records skipped on purpose (folder markers) named."""
+    """The events in one message, with what it skipped on purpose named (``folder_marker``,
+    ``foreign_bucket``, ``outside_prefix``, ``test_event``)."""
     try:
         document = json.loads(body)
     except ValueError as exc:
@@ -53,7 +54,7 @@ def read_message(body: str, *, bucket: str = "", prefix: str = "") -> ParsedMess
     if "Records" in document or "EventName" in document:
         return _from_notification(document, body, bucket=bucket, prefix=prefix)
     if document.get("Event") == "s3:TestEvent":
-        return ParsedMessage([])
+        return ParsedMessage([], skipped=["test_event"])  # S3 checking the configuration
     if "event_type" in document or "file_path" in document:
         return ParsedMessage([_from_legacy(document, body)])
     return ParsedMessage([_from_native(document, body)])
@@ -141,12 +142,14 @@ def _from_notification(document: dict[str, Any], body: str, *, bucket: str,
         s3 = record.get("s3") or {}
         record_bucket = (s3.get("bucket") or {}).get("name")
         if bucket and record_bucket and record_bucket != bucket:
+            parsed.skipped.append("foreign_bucket")
             continue
         raw_key = (s3.get("object") or {}).get("key")
         if not isinstance(raw_key, str) or not raw_key:
             raise EventError(f"record {index} has no object key")
         key = unquote_plus(raw_key)
         if prefix and not key.startswith(prefix):
+            parsed.skipped.append("outside_prefix")
             continue
         if name.startswith("ObjectCreated:"):
             kind = "create"

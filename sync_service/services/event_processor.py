@@ -10,6 +10,11 @@ Every record an event changes is marked dirty in the same transaction: the dirty
 what the cycle then plans. An object whose HEAD fails (403, or 5xx after retries) fails only its
 own event: its record is kept with its content unknown, so the delivery planned for it fails,
 is kept, and is tried again by later runs until the object can be read.
+
+Events see the bucket through the filter rules (``ObjectFilter``): an event whose object ends
+outside the synced view (a create of ``x.tmp`` under ``EXCLUDE=*.tmp``, a rename into an
+excluded name, an object grown past ``MAX_SIZE``) is counted by reason, and the records at its
+paths leave the view at once: the cycle's plan deletes them from the file manager.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from sync_service.models.data_models import FileRecord, ObjectSummary, canonical
 from sync_service.models.events import Event, RawMessage
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.event_parser import EventError, read_message, sequencer_is_newer
+from sync_service.services.filters import EVERYTHING, ObjectFilter
 from sync_service.utils.aio import run_async
 from sync_service.utils.clock import Clock
 from sync_service.utils.permissions import permissions_from_metadata
@@ -50,6 +56,7 @@ class ReplayResult:
     duplicates: int = 0
     stale: int = 0
     batches: int = 0
+    messages: int = 0
     position: str | None = None
     rejections: list[str] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
@@ -58,6 +65,13 @@ class ReplayResult:
     skipped: dict[str, int] = field(default_factory=dict)
     #: The time each touched record's first event carried (its ``occurred_at``/``eventTime``).
     event_times: dict[int, str] = field(default_factory=dict)
+
+    def dropped(self) -> dict[str, int]:
+        """Events left alone on purpose, by reason: already applied (``duplicate``), older than
+        the last applied for their key (``stale``), and what the messages and the filter rules
+        skipped (``foreign_bucket``, ``test_event``, ``folder_marker``, ``excluded``, …)."""
+        counts = {"duplicate": self.duplicates, "stale": self.stale, **self.skipped}
+        return {reason: n for reason, n in counts.items() if n}
 
 
 @dataclass
@@ -75,8 +89,9 @@ class EventProcessor:
                  dead_letters_dir: Path, permissions_key: str,
                  default_permissions: dict[str, object], bucket: str = "", prefix: str = "",
                  batch_size: int = BATCH_SIZE, position_key: str | None = POSITION_KEY,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, rules: ObjectFilter = EVERYTHING) -> None:
         self.db = db
+        self.rules = rules
         self.s3 = s3
         self.source = source
         self.dead_letters_dir = dead_letters_dir
@@ -94,7 +109,6 @@ class EventProcessor:
         result = ReplayResult(
             position=self.db.events.position(self.position_key) if self.position_key else None)
         held: list[MessageBatch] = []
-        read = 0
         for batch in self.source.batches(result.position, self.batch_size):
             if self.clock.stopping:
                 break  # the rest waits in the source for the next run
@@ -105,8 +119,8 @@ class EventProcessor:
                 self.source.acknowledge(batch, rejected)
             else:
                 held.append(batch)
-            read += len(batch.messages)
-            if limit is not None and read >= limit:
+            result.messages += len(batch.messages)
+            if limit is not None and result.messages >= limit:
                 break  # before the next batch is fetched: the rest waits in the source
         # Given back only now: released at once, a message would be fetched again in this loop.
         release = getattr(self.source, "release", None)
@@ -159,9 +173,12 @@ class EventProcessor:
         the listing shows as recorded (size, eTag, time) is returned apart, as listed, and
         needs no HEAD; every other path is HEADed, concurrently (its metadata holds the
         permissions)."""
-        renames = [e for e in events if e.type in ("rename", "move") and e.new_path]
+        # Objects the rules leave out by their names are never read.
+        renames = [e for e in events if e.type in ("rename", "move") and e.new_path
+                   and self.rules.path_reason(e.new_path) is None]
         known = self.db.records.lookup(sorted({e.path for e in renames}))
-        creates = sorted({e.path for e in events if e.type == "create" and e.etag is None})
+        creates = sorted({e.path for e in events if e.type == "create" and e.etag is None
+                          and self.rules.path_reason(e.path) is None})
         paths = set(creates) | {e.new_path for e in renames if e.path not in known and e.new_path}
         metas: dict[str, ObjectMeta | None] = {}
         as_recorded: dict[str, ObjectSummary] = {}
@@ -218,6 +235,11 @@ class EventProcessor:
                 result.stale += 1
                 return
             events.set_sequencer(event.path, event.sequencer)
+        reason = self._left_out(event, metas, as_recorded)
+        if reason is not None:
+            self._leave_out(event, reason, result)
+            events.mark_applied(event.event_id, iso_utc(datetime.now(UTC)))
+            return
         touched: list[int | None] = []
         if event.type == "create":
             current = records.get(event.path)
@@ -265,6 +287,40 @@ class EventProcessor:
                     result.event_times.setdefault(record_id, event.occurred_at)
         events.mark_applied(event.event_id, iso_utc(datetime.now(UTC)))
         result.applied += 1
+
+    def _left_out(self, event: Event, metas: dict[str, ObjectMeta | None],
+                  as_recorded: dict[str, ObjectSummary]) -> str | None:
+        """Why the object an event leaves behind is outside the synced view, or None."""
+        if event.type == "delete" or not self.rules.active:
+            return None
+        target = event.new_path if event.type in ("rename", "move") and event.new_path else event.path
+        reason = self.rules.path_reason(target)
+        if reason is not None:
+            return reason
+        size = event.size
+        if size is None and target in as_recorded:
+            size = as_recorded[target].size
+        if size is None and event.type != "create":
+            record = self.db.records.get(event.path)  # a rename keeps its object's size
+            size = record.size if record is not None else None
+        if size is None:
+            meta = metas.get(target)
+            size = meta.size if meta is not None and meta is not UNREADABLE else None
+        return None if size is None else self.rules.size_reason(size)
+
+    def _leave_out(self, event: Event, reason: str, result: ReplayResult) -> None:
+        """Count an event whose object is outside the view; the records at its paths leave the
+        view too, so the cycle's plan deletes them from the file manager."""
+        paths = [event.path]
+        if event.type in ("rename", "move") and event.new_path and event.new_path != event.path:
+            paths.append(event.new_path)
+        for path in paths:
+            gone = self.db.records.get(path)
+            removed = self.db.records.delete(path) if gone is not None else None
+            if gone is not None and removed is not None:
+                result.touched.add(removed)
+                result.deleted.append(gone)
+        result.skipped[reason] = result.skipped.get(reason, 0) + 1
 
     def _create_notified(self, event: Event) -> int | None:
         """A create whose notification says the object's size and eTag: no HEAD. Nothing

@@ -73,6 +73,8 @@ class SyncMetrics:
             self.events.labels("applied").inc(report.events_applied)
         if report.events_rejected:
             self.events.labels("rejected").inc(report.events_rejected)
+        for reason, count in report.events_skipped.items():  # duplicate, stale, foreign_bucket, …
+            self.events.labels(reason).inc(count)
         now = time.time()
         with self._lock:
             self._last_finished = now

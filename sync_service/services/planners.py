@@ -17,10 +17,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sync_service.models.data_models import FileRecord, ObjectSummary, StoredOperation
+from sync_service.models.data_models import FileOperation, FileRecord, ObjectSummary, StoredOperation
 from sync_service.services.csv_processor import CSVProcessor, write_operations
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.diff import diff_records
+from sync_service.services.filters import EVERYTHING, ObjectFilter
 from sync_service.services.plan_order import plan_operations
 from sync_service.utils.paths import unsyncable
 
@@ -36,6 +37,23 @@ class PlannedBatch:
     operations: list[StoredOperation]
     skipped: Counter[str] = field(default_factory=Counter)
     skipped_keys: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """One line of a dry run: an operation that would run (``refresh``: an update of the
+    permissions read from the object), or an object left alone (``skip``) and why."""
+
+    action: str
+    path: str
+    operation: FileOperation | None = None
+    reason: str = ""
+
+    @classmethod
+    def of(cls, operation: FileOperation) -> PlanEntry:
+        """The entry of a planned operation."""
+        refresh = operation.op == "update_permissions" and not operation.permissions
+        return cls("refresh" if refresh else operation.op, operation.target, operation)
 
 
 def plan_dirty(db: DatabaseManager, run_id: str, *, exclude: Iterable[int] = (),
@@ -74,17 +92,26 @@ def listing_change(summary: ObjectSummary, record: FileRecord | None) -> str | N
 
 
 def plan_page(db: DatabaseManager, run_id: str, page: list[ObjectSummary], *,
-              then: Callable[[Mapping[str, int]], None] | None = None) -> PlannedBatch:
-    """Plan one listing page: its new and changed objects become records and operations,
-    stored in one transaction with whatever ``then`` writes (the listing's position), given
-    what the page left alone, by reason."""
+              then: Callable[[Mapping[str, int]], None] | None = None,
+              rules: ObjectFilter = EVERYTHING) -> PlannedBatch:
+    """Plan one listing page: its new and changed objects that ``rules`` select become
+    records and operations, stored in one transaction with whatever ``then`` writes (the
+    listing's position), given what the page left alone, by reason.
+
+    An object the rules leave out is only counted: if it was synced under earlier rules, the
+    next reconcile deletes it from the file manager (under the delete guard)."""
     skipped: Counter[str] = Counter()
     skipped_keys: list[tuple[str, str]] = []
     wanted: list[ObjectSummary] = []
     for summary in page:
         reason = unsyncable(summary.key, summary.path, summary.size)
         if reason is None:
-            wanted.append(summary)
+            left_out = rules.skip_reason(summary.path, summary.size)
+            if left_out is None:
+                wanted.append(summary)
+            else:
+                skipped[left_out] += 1
+                skipped_keys.append((summary.key, left_out))
             continue
         if reason[0] == "invalid_key":
             logger.warning("skipping key %r: not a valid path, %s", summary.key, reason[1])

@@ -18,6 +18,7 @@ from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import DatabaseError, DatabaseUnavailable
 from sync_service.models.data_models import ObjectSummary, RunReport
 from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.filters import EVERYTHING, ObjectFilter
 from sync_service.services.planners import plan_page
 from sync_service.store.listing_ranges import (
     ListingRange,
@@ -50,8 +51,9 @@ class RangeLister:
 
     def __init__(self, s3: S3Manager, db: DatabaseManager, *, name: str, lease_s: float,
                  clock: Clock, report: RunReport | None = None, until_listed: bool = False,
-                 outage: OutageWatch | None = None) -> None:
+                 outage: OutageWatch | None = None, rules: ObjectFilter = EVERYTHING) -> None:
         self.s3 = s3
+        self.rules = rules  # what is synced: the rest of a page is counted, not planned
         self.db = db
         self.name = name
         self.lease_s = lease_s
@@ -144,7 +146,8 @@ class RangeLister:
                 self._wait_for_backlog()
                 if self.stopping:
                     return
-                batch = plan_page(self.db, listed.run_id, page, then=self._storing(listed, after, folders))
+                batch = plan_page(self.db, listed.run_id, page,
+                                  then=self._storing(listed, after, folders), rules=self.rules)
                 if self.report is not None:
                     for reason, count in batch.skipped.items():
                         self.report.skip(reason, count)

@@ -1,15 +1,20 @@
 """Finding drift between the bucket and the records: objects changed or deleted while no event
 said so. The listing is compared page by page; paths seen are kept in a temporary SQLite table,
 so memory stays flat and the listing order does not matter.
+
+The bucket is seen through the filter rules: an object they leave out counts as not there, so
+a record of one (synced under earlier rules, or renamed into an excluded name) is deleted.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.services.database_manager import DatabaseManager
+from sync_service.services.filters import EVERYTHING, ObjectFilter
 from sync_service.utils.paths import unsyncable
 
 
@@ -20,7 +25,7 @@ class Drift:
     created: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-    skipped: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # objects left alone, by reason
     held: list[str] = field(default_factory=list)
 
     def as_events(self, run_id: str) -> list[str]:
@@ -31,13 +36,19 @@ class Drift:
                 for n, e in enumerate(events)]
 
 
-def find_drift(s3: S3Manager, db: DatabaseManager) -> Drift:
-    """Compare the listing with the records."""
+def find_drift(s3: S3Manager, db: DatabaseManager, rules: ObjectFilter = EVERYTHING) -> Drift:
+    """Compare the listing, as ``rules`` select it, with the records."""
     drift = Drift()
     db.records.start_scan()
     for page in s3.iter_pages():
-        valid = [s for s in page if unsyncable(s.key, s.path, s.size) is None]
-        drift.skipped += len(page) - len(valid)
+        valid = []
+        for summary in page:
+            unfit = unsyncable(summary.key, summary.path, summary.size)
+            reason = unfit[0] if unfit else rules.skip_reason(summary.path, summary.size)
+            if reason is None:
+                valid.append(summary)
+            else:
+                drift.skipped[reason] += 1
         records = db.records.lookup([s.path for s in valid])
         for summary in valid:
             record = records.get(summary.path)

@@ -119,6 +119,8 @@ def add_counts(total: RunReport, cycle: RunReport) -> None:
     total.cycles += 1
     total.events_applied += cycle.events_applied
     total.events_rejected += cycle.events_rejected
+    for reason, count in cycle.events_skipped.items():
+        total.events_skipped[reason] = total.events_skipped.get(reason, 0) + count
     for kind, count in cycle.operations.items():
         total.operations[kind] = total.operations.get(kind, 0) + count
     total.succeeded += cycle.succeeded

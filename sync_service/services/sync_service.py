@@ -26,10 +26,12 @@ from sync_service.services.delete_guard import DeleteGuard
 from sync_service.services.diff import diff_records
 from sync_service.services.event_processor import POSITION_KEY, EventProcessor, ReplayResult
 from sync_service.services.executor import Executor
+from sync_service.services.filters import ObjectFilter
 from sync_service.services.heartbeat import Heartbeat
 from sync_service.services.housekeeping import DAY_S, Housekeeper
 from sync_service.services.plan_order import plan_operations
 from sync_service.services.planners import (
+    PlanEntry,
     plan_dirty,
     plan_page,
 )
@@ -88,6 +90,7 @@ class SyncService:
         self.csv = csv or CSVProcessor(config.export_dir)
         self.reports = RunReports(config, self.db, self.api, self.clock, on_finish)
         self.guard = DeleteGuard(self.db)
+        self.rules = ObjectFilter.from_config(config)  # what is synced, for every planner
         self.status = StatusReader(self)
         self.interactive = interactive
         self.lock = lock_for(config.database)
@@ -143,7 +146,7 @@ class SyncService:
             permissions_key=self.config.permissions_metadata_key,
             default_permissions=self.config.default_permissions,
             bucket=self.config.customer_s3_bucket, prefix=self.config.customer_s3_prefix,
-            position_key=position_key, clock=self.clock)
+            position_key=position_key, clock=self.clock, rules=self.rules)
 
     @contextmanager
     def _run(self, mode: str) -> Iterator[RunReport]:
@@ -275,8 +278,11 @@ class SyncService:
         planning pages as the claim loop applies them; True once every range was listed and
         this run's plan applied."""
         self._start_ranges(report.run_id)
+        if self.rules.active:
+            logger.info("initial sync %s: syncing %s", report.run_id, self.rules.describe())
         lister = RangeLister(self.s3, self.db, name=self.holder[0], lease_s=self.holder[1],
-                             clock=self.clock, until_listed=True, outage=executor.outage).start()
+                             clock=self.clock, until_listed=True, outage=executor.outage,
+                             rules=self.rules).start()
         try:
             self._apply_shared(report, executor, listing=lambda: lister.running)
         finally:
@@ -298,21 +304,21 @@ class SyncService:
         self.config.require_bucket()
         settings = WorkerSettings(batch=self.config.worker_batch, lease_s=self.config.worker_lease,
                                   until_idle=until_idle)
-        return Worker(self.s3, self.db, self._executor(), settings, clock=self.clock).run()
+        return Worker(self.s3, self.db, self._executor(), settings, clock=self.clock,
+                      rules=self.rules).run()
 
-    def initial_sync_plan(self) -> list[tuple[str, str]]:
-        """What an initial sync would do now, as (action, path), without doing anything: the
-        listing planned page by page by the real planner, on a copy of the database."""
+    def initial_sync_plan(self) -> list[PlanEntry]:
+        """What an initial sync would do now, without doing anything: the listing planned page
+        by page by the real planner (and the filter rules), on a copy of the database."""
         self.config.require_bucket()
         with tempfile.TemporaryDirectory(prefix="sync-dry-run-") as folder:
             copy = self.db.copy_to(Path(folder) / "sync.db")
             try:
-                planned = [(s.operation.op, s.operation.target) for s in copy.operations.pending()]
+                planned = [PlanEntry.of(s.operation) for s in copy.operations.pending()]
                 for page in self.s3.iter_pages():
-                    batch = plan_page(copy, "dry-run", page)
-                    planned += [(f"skip {reason}", key) for key, reason in batch.skipped_keys]
-                    planned += [("refresh" if o.op == "update_permissions" and not o.permissions else o.op,
-                                 o.target) for o in (s.operation for s in batch.operations)]
+                    batch = plan_page(copy, "dry-run", page, rules=self.rules)
+                    planned += [PlanEntry("skip", key, reason=reason) for key, reason in batch.skipped_keys]
+                    planned += [PlanEntry.of(s.operation) for s in batch.operations]
             finally:
                 copy.close()
         return planned
@@ -359,8 +365,13 @@ class SyncService:
         replay = self._event_processor(source, position_key=position_key).replay(limit=limit)
         replay.touched |= adopt_renames(self.db, replay.created, replay.deleted)
         report.events_applied, report.events_rejected = replay.applied, replay.rejected
-        for reason, count in replay.skipped.items():
+        dropped = replay.dropped()
+        if dropped:  # one line of counts a run, not one per event
+            logger.info("%s: events left alone: %s", report.run_id,
+                        ", ".join(f"{n} {reason}" for reason, n in sorted(dropped.items())))
+        for reason, count in dropped.items():
             report.skip(reason, count)
+            report.events_skipped[reason] = report.events_skipped.get(reason, 0) + count
         report.phase_seconds["replay"], tick = _lap(self.clock, tick)
         if replayed is not None:
             replayed(replay)
@@ -405,10 +416,12 @@ class SyncService:
         self.config.require_bucket()
         if dry_run:  # nothing is held, nothing refused (under the lock: records stay still)
             with self.lock:
-                return find_drift(self.s3, self.db), None
+                return find_drift(self.s3, self.db, self.rules), None
         with self._run(RECONCILE) as report:
-            drift = self.guard.check(find_drift(self.s3, self.db), max_delete, hold=hold_deletes,
-                                     run_id=report.run_id)
+            found = find_drift(self.s3, self.db, self.rules)
+            for reason, count in sorted(found.skipped.items()):
+                report.skip(reason, count)
+            drift = self.guard.check(found, max_delete, hold=hold_deletes, run_id=report.run_id)
             if drift.held:
                 report.skipped += len(drift.held)
                 report.skipped_reasons["held_delete"] = len(drift.held)
@@ -449,8 +462,9 @@ class SyncService:
         """Compare the bucket, the records and (where it can list them) the file manager."""
         self.config.require_bucket()
         self.s3.check()  # objects readable as a sync reads them, not only listed: else exit 1
-        objects = (s for page in self.s3.iter_pages() for s in page
-                   if unsyncable(s.key, s.path, s.size) is None)
+        objects = (s for page in self.s3.iter_pages() for s in page  # the filtered view
+                   if unsyncable(s.key, s.path, s.size) is None
+                   and self.rules.skip_reason(s.path, s.size) is None)
         result = compare(objects, self.db.iter_records(), list_files(self.api))
         result.pending_operations = self.db.operation_counts()["pending"]
         return result

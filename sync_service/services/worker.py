@@ -26,6 +26,7 @@ from sync_service.clients.s3_manager import S3Manager
 from sync_service.models.data_models import RunReport, iso_utc
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.executor import Executor
+from sync_service.services.filters import EVERYTHING, ObjectFilter
 from sync_service.services.heartbeat import Heartbeat
 from sync_service.services.range_lister import RangeLister
 from sync_service.utils.clock import Clock
@@ -61,8 +62,9 @@ class Worker:
 
     def __init__(self, s3: S3Manager, db: DatabaseManager, executor: Executor,
                  settings: WorkerSettings | None = None, *, name: str | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, rules: ObjectFilter = EVERYTHING) -> None:
         self.s3 = s3
+        self.rules = rules
         self.db = db
         self.executor = executor
         self.settings = settings or WorkerSettings()
@@ -79,7 +81,7 @@ class Worker:
         with Heartbeat(self.db, [self.name], self.settings.lease_s):
             lister = RangeLister(self.s3, self.db, name=self.name, lease_s=self.settings.lease_s,
                                  clock=self.clock, report=report, outage=self.executor.outage,
-                                 until_listed=self.settings.until_idle).start()
+                                 until_listed=self.settings.until_idle, rules=self.rules).start()
             try:
                 with self.executor:
                     self.executor.apply_claimed((self.name, self.settings.lease_s), report,
