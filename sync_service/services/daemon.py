@@ -182,8 +182,7 @@ class Daemon:
         and the open report window is closed and posted."""
         logger.info("daemon started: a cycle when events arrive (within %.1fs), at least every %ss",
                     self.debounce, int(self.interval))
-        if self.watch is not None:
-            self.watch.start()
+        self._start_watch()
         try:
             self._recover()
             self._prepare_source()
@@ -194,6 +193,15 @@ class Daemon:
                 self.watch.close()
             self._drop_source()
         logger.info("daemon stopped after %d cycles", self.cycles)
+
+    def _start_watch(self) -> None:
+        if self.watch is None:
+            return
+        try:
+            self.watch.start()
+        except OSError as exc:  # EVENTS_DIR cannot be made or watched: the timer still runs
+            logger.error("events cannot be watched (%s): a cycle every %ss only", exc, int(self.interval))
+            self.watch = None
 
     def _prepare_source(self) -> None:
         """Open the source now (NATS: its stream and consumer are created when missing), so
