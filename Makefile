@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-postgres test-killpoints demo lint mock-api bench bench-workers \
+.PHONY: help install test test-postgres test-killpoints demo lint mock-api bench bench-freshness bench-workers \
         initial-sync incremental-sync reconcile daemon status test-workflow \
         setup up down clean logs logs-sync shell clean-venv
 
@@ -35,7 +35,8 @@ POSTGRES_TESTS := tests/test_database_manager.py tests/test_housekeeping.py \
 	tests/test_event_processor.py tests/test_initial_sync.py tests/test_incremental_sync.py \
 	tests/test_reconcile_duty.py tests/test_renames.py tests/test_executor.py tests/test_daemon.py \
 	tests/test_faults.py tests/test_hostile_events.py tests/test_secrets.py tests/test_status_page.py \
-	tests/test_workflow_and_logs.py tests/test_killpoints.py tests/test_database_outage.py
+	tests/test_workflow_and_logs.py tests/test_killpoints.py tests/test_database_outage.py \
+	tests/test_event_daemon.py
 test-postgres: $(STAMP) ## the sync-behaviour tests again, state in PostgreSQL (TEST_DATABASE_URL), and outages
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q $(POSTGRES_TESTS)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q -m scale
@@ -55,6 +56,9 @@ mock-api: $(STAMP) ## run the mock file-manager API on MOCK_API_PORT (8001)
 
 bench: $(STAMP) ## initial-sync and incremental benchmarks against rclone serve s3
 	$(PY) scripts/bench.py
+
+bench-freshness: $(STAMP) ## event to file manager with the daemon as shipped: 100 objects at 20/s (NATS, spool), then 500 events/s for 60 s (~3 min)
+	$(PY) scripts/bench_freshness.py
 
 bench-workers: $(STAMP) ## 1, 2, 4, 8, 16 workers on PostgreSQL vs SQLite, API at 200 ms a call (~11 min)
 	$(PY) scripts/bench_workers.py

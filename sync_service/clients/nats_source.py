@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0
 FETCH_WAIT_S = 0.5
+#: How long a fetch of messages the consumer may deliver again waits for them (those whose
+#: ack wait has not ended yet do not come).
+REDELIVERY_WAIT_S = 0.05
 DUPLICATE_WINDOW_S = 120.0
 _NATS_ERRORS = (nats_errors.Error, js_errors.Error, OSError, asyncio.TimeoutError)
 
@@ -56,7 +59,7 @@ class NatsSource:
 
     def __init__(self, url: str, stream: str, subject: str, durable: str, *,
                  ack_wait_s: float = 120.0, fetch_wait_s: float = FETCH_WAIT_S,
-                 max_age_s: float = 0.0) -> None:
+                 max_age_s: float = 0.0, counted: bool = False) -> None:
         self.url = url
         self.stream = stream
         self.subject = subject
@@ -64,6 +67,9 @@ class NatsSource:
         self.ack_wait_s = ack_wait_s
         self.max_age_s = max_age_s
         self.fetch_wait_s = fetch_wait_s
+        # The daemon's replay fetches what the consumer counts as waiting, and no more: later
+        # messages wake the next cycle.
+        self.counted = counted
         self._loop = asyncio.new_event_loop()
         self._nc: Any = None
         self._js: Any = None
@@ -111,12 +117,16 @@ class NatsSource:
             self._sub = await self._js.pull_subscribe_bind(self.durable, stream=self.stream)
         return self._sub
 
-    async def _fetch(self, count: int) -> list[Any]:
+    async def _fetch(self, count: int, wait_s: float | None = None) -> list[Any]:
         sub = await self._subscription()
         try:
-            return list(await sub.fetch(count, timeout=self.fetch_wait_s))
+            return list(await sub.fetch(count, timeout=self.fetch_wait_s if wait_s is None else wait_s))
         except (TimeoutError, nats_errors.TimeoutError, js_errors.FetchTimeoutError):
             return []
+
+    async def _consumer(self) -> Any:
+        await self._subscription()
+        return await self._js.consumer_info(self.stream, self.durable)
 
     # -- the source interface ----------------------------------------------------------------
 
@@ -125,14 +135,31 @@ class NatsSource:
         self._run(self._subscription(), "setup")
 
     def batches(self, position: str | None, max_messages: int) -> Iterator[MessageBatch]:
-        """Fetch until nothing more arrives within the fetch wait."""
+        """Fetch until nothing more arrives within the fetch wait (``counted``: what the
+        consumer counts as waiting now)."""
+        if self.counted:
+            yield from self._counted_batches(max_messages)
+            return
         while True:
             messages = self._run(self._fetch(max_messages), "fetch")
             if not messages:
                 return
-            raw = [RawMessage(m.data.decode("utf-8", errors="replace"),
-                              str(m.metadata.sequence.stream)) for m in messages]
-            yield MessageBatch(raw, raw[-1].position, token=messages)
+            yield _batch(messages)
+
+    def _counted_batches(self, max_messages: int) -> Iterator[MessageBatch]:
+        """The messages the consumer has not delivered yet, then those it may deliver again
+        (an earlier process's, never acknowledged), each fetched by its count: a pull for
+        exactly what is there ends as soon as it has come, and leaves nothing the server
+        sends after the client stopped reading (a message stuck until its ack wait ends)."""
+        consumer = self._run(self._consumer(), "consumer info")
+        for left, wait_s in ((int(consumer.num_pending or 0), self.fetch_wait_s),
+                             (int(consumer.num_ack_pending or 0), REDELIVERY_WAIT_S)):
+            while left > 0:
+                messages = self._run(self._fetch(min(left, max_messages), wait_s), "fetch")
+                if not messages:
+                    break
+                left -= len(messages)
+                yield _batch(messages)
 
     def acknowledge(self, batch: MessageBatch, rejected: frozenset[str] = frozenset()) -> None:
         """Ack what applied and terminate what was dead-lettered, once SQLite has committed."""
@@ -179,11 +206,7 @@ class NatsSource:
     def describe(self) -> dict[str, Any]:
         """The consumer's pending, in-flight and redelivered counts."""
 
-        async def info() -> Any:
-            await self._subscription()
-            return await self._js.consumer_info(self.stream, self.durable)
-
-        consumer = self._run(info(), "consumer info")
+        consumer = self._run(self._consumer(), "consumer info")
         return {"source": "nats", "stream": self.stream, "consumer": self.durable,
                 "pending": consumer.num_pending, "ack_pending": consumer.num_ack_pending,
                 "redelivered": consumer.num_redelivered}
@@ -201,3 +224,9 @@ class NatsSource:
         if pending:
             self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
+
+
+def _batch(messages: list[Any]) -> MessageBatch:
+    raw = [RawMessage(m.data.decode("utf-8", errors="replace"), str(m.metadata.sequence.stream))
+           for m in messages]
+    return MessageBatch(raw, raw[-1].position, token=messages)

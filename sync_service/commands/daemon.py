@@ -1,4 +1,5 @@
-"""``daemon``: sync cycles every SYNC_INTERVAL seconds, with /health and /metrics."""
+"""``daemon``: sync cycles when events arrive and every SYNC_INTERVAL seconds, with /health and
+/metrics."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def run(config: SyncConfig, args: argparse.Namespace) -> int:
         watcher.start()
         logger.info("live reload: watching %s", PACKAGE_DIR)
     try:
-        Daemon(service, metrics).run()
+        Daemon(service, metrics, service.event_watch()).run()
     finally:
         server.shutdown()
         server.server_close()

@@ -10,6 +10,7 @@ from typing import Any
 from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.models.config import SyncConfig
 from sync_service.services.health import cycle_state_of, judge
+from sync_service.services.status import lag_summary
 from sync_service.services.sync_service import SyncService
 from sync_service.web.status_page import initial_sync_summary
 
@@ -40,6 +41,7 @@ def render(status: dict[str, Any]) -> str:
         f"{status['operations']['failed']} failed",
         f"event position {status['event_position'] or '(none)'}",
         f"event source  {_source_line(status.get('event_source') or {})}",
+        f"event lag     {lag_summary(status.get('event_lag_s'))} (last report window)",
         f"dead letters  {status['dead_letters']}",
         f"reconcile     {_reconcile_line(status['reconcile'])}",
         "last runs:",

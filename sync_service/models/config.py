@@ -207,6 +207,8 @@ class SyncConfig:
     s3_read_timeout: float = 60.0
     sync_interval: int = 300
     reconcile_interval: int = 86400
+    event_debounce: float = 0.5
+    report_interval: float = 60.0
     retention_days: int = 30
     sync_workers: int = 16
     worker_batch: int = 64
@@ -320,6 +322,8 @@ class SyncConfig:
             s3_read_timeout=_float(env, "S3_READ_TIMEOUT", 60.0, 0.0, 3600.0),
             sync_interval=_int(env, "SYNC_INTERVAL", 300, 1, 7 * 24 * 3600),
             reconcile_interval=_int(env, "RECONCILE_INTERVAL", 86400, 0, 365 * 24 * 3600),
+            event_debounce=_float(env, "EVENT_DEBOUNCE", 0.5, 0.0, 3600.0),
+            report_interval=_float(env, "REPORT_INTERVAL", 60.0, 0.0, 7 * 24 * 3600.0),
             retention_days=_int(env, "RETENTION_DAYS", 30, 0, 36500),
             sync_workers=_int(env, "SYNC_WORKERS", 16, 1, 256),
             worker_batch=_int(env, "WORKER_BATCH", 64, 1, 10_000),

@@ -92,6 +92,10 @@ class RunReport:
     bytes_transferred: int = 0
     phase_seconds: dict[str, float] = field(default_factory=dict)
     failures: list[OperationFailure] = field(default_factory=list)
+    #: The cycles the run took: 1, or those of a daemon's report window (SPEC §6).
+    cycles: int = 1
+    #: Seconds from each event to its operations' success: count, p50, p99, max (windows).
+    event_lag_s: dict[str, float] = field(default_factory=dict)
 
     def skip(self, reason: str, count: int = 1) -> None:
         """Count ``count`` items left alone, and why."""

@@ -93,7 +93,7 @@ def _from_native(document: dict[str, Any], body: str) -> Event:
         raise EventError("missing field 'type'")
     return _build(str(document.get("event_id") or message_id(body)), document["type"],
                   document.get("path"), document.get("new_path"), document.get("permissions"),
-                  document.get("occurred_at"))
+                  document.get("occurred_at", document.get("time")))
 
 
 def posix_permissions(metadata: dict[str, Any], key: str) -> dict[str, str] | None:

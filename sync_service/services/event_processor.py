@@ -56,12 +56,15 @@ class ReplayResult:
     duplicates: int = 0
     stale: int = 0
     batches: int = 0
+    messages: int = 0
     position: str | None = None
     rejections: list[str] = field(default_factory=list)
     touched: set[int] = field(default_factory=set)
     created: list[int] = field(default_factory=list)
     deleted: list[FileRecord] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    #: The time each touched record's first event carried (its ``occurred_at``/``eventTime``).
+    event_times: dict[int, str] = field(default_factory=dict)
 
     def dropped(self) -> dict[str, int]:
         """Events left alone on purpose, by reason: already applied (``duplicate``), older than
@@ -100,8 +103,9 @@ class EventProcessor:
         self.position_key = position_key
         self.clock = clock or Clock()
 
-    def replay(self, *, acknowledge: bool = True) -> ReplayResult:
-        """Apply every pending message; ``acknowledge=False`` leaves the source untouched."""
+    def replay(self, *, acknowledge: bool = True, limit: int | None = None) -> ReplayResult:
+        """Apply every pending message (``limit``: no batch started past that many);
+        ``acknowledge=False`` leaves the source untouched."""
         result = ReplayResult(
             position=self.db.events.position(self.position_key) if self.position_key else None)
         held: list[MessageBatch] = []
@@ -115,6 +119,9 @@ class EventProcessor:
                 self.source.acknowledge(batch, rejected)
             else:
                 held.append(batch)
+            result.messages += len(batch.messages)
+            if limit is not None and result.messages >= limit:
+                break  # before the next batch is fetched: the rest waits in the source
         # Given back only now: released at once, a message would be fetched again in this loop.
         release = getattr(self.source, "release", None)
         if release is not None:
@@ -274,6 +281,10 @@ class EventProcessor:
                 logger.info("permissions for unknown path %r ignored", event.path)
             touched.append(changed)
         result.touched.update(i for i in touched if i is not None)
+        if event.occurred_at:
+            for record_id in touched:
+                if record_id is not None:
+                    result.event_times.setdefault(record_id, event.occurred_at)
         events.mark_applied(event.event_id, iso_utc(datetime.now(UTC)))
         result.applied += 1
 

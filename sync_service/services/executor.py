@@ -276,21 +276,10 @@ class Executor:
         operations: a path whose delete or move failed is not written)."""
         operation = outcome.operation
         self.attempted.add(operation.record_id)
-        if outcome.status == "done":
-            kind = outcome.counted_as or operation.op
-            if kind == "unchanged":
-                report.skip("unchanged")
-            elif not operation.temp:
-                report.operations[kind] = report.operations.get(kind, 0) + 1
-                report.succeeded += 1
-            report.bytes_transferred += outcome.bytes_sent
-        elif outcome.status == "skipped":
-            report.skip("vanished")
-        else:
-            if operation.op in ("delete", "rename", "move"):
-                self._blocked.add(operation.path)
-            report.failed += 1
-            report.failures.append(OperationFailure(operation.op, operation.path, outcome.error))
+        if outcome.status not in ("done", "skipped") and operation.op in ("delete", "rename", "move"):
+            self._blocked.add(operation.path)
+        count_outcome(outcome, report)
+        if outcome.status not in ("done", "skipped"):
             logger.warning("%s %r failed: %s", operation.op, operation.path, outcome.error)
 
     def _flush(self) -> None:
@@ -407,6 +396,24 @@ class Executor:
     def _permissions_of(self, meta: ObjectMeta, path: str) -> str:
         return permissions_from_metadata(meta.metadata, key=self.permissions_key,
                                          default=self.default_permissions, path=path)
+
+
+def count_outcome(outcome: Outcome, report: RunReport) -> None:
+    """Count one stored outcome in a report: what it counts as, its bytes, or its failure."""
+    operation = outcome.operation
+    if outcome.status == "done":
+        kind = outcome.counted_as or operation.op
+        if kind == "unchanged":
+            report.skip("unchanged")
+        elif not operation.temp:
+            report.operations[kind] = report.operations.get(kind, 0) + 1
+            report.succeeded += 1
+        report.bytes_transferred += outcome.bytes_sent
+    elif outcome.status == "skipped":
+        report.skip("vanished")
+    else:
+        report.failed += 1
+        report.failures.append(OperationFailure(operation.op, operation.path, outcome.error))
 
 
 def waves(moves: Iterable[StoredOperation]) -> Iterator[list[StoredOperation]]:

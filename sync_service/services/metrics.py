@@ -43,6 +43,10 @@ class SyncMetrics:
         self.duration = Histogram("sync_cycle_duration_seconds", "Duration of sync cycles",
                                   ["mode"], registry=self.registry,
                                   buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600))
+        self.event_lag = Histogram("sync_event_lag_seconds",
+                                   "Seconds from an event (its own time, else its arrival) to the "
+                                   "success of its operations", registry=self.registry,
+                                   buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900))
         self.held = Gauge("sync_reconcile_held_deletes",
                           "Deletes the last reconcile held back (over the delete guard)",
                           registry=self.registry)
@@ -80,6 +84,11 @@ class SyncMetrics:
                 self._last_success = now
         if status in RAN_ITS_PLAN:
             self.last_success.set(now)
+
+    def observe_lags(self, lags: list[float]) -> None:
+        """Count the lags of a cycle's event-driven operations (seconds)."""
+        for lag in lags:
+            self.event_lag.observe(lag)
 
     def cycle_error(self, mode: str, error: str) -> None:
         """Note a cycle that ended in an error before it could report."""

@@ -32,8 +32,9 @@ class RunReports:
         self.clock = clock
         self.on_finish = on_finish
 
-    def finish(self, report: RunReport, status: str, started: float) -> None:
-        """Close a run that began at ``started`` (monotonic) with ``status``."""
+    def finish(self, report: RunReport, status: str, started: float, *, notify: bool = True) -> None:
+        """Close a run that began at ``started`` (monotonic) with ``status`` (``notify``
+        False: its cycles were told to ``on_finish`` one by one already)."""
         report.failures = [replace(f, path=redact(f.path), error=redact(f.error))
                            for f in report.failures]
         report.finished_at = iso_utc(self.clock.now())
@@ -42,7 +43,7 @@ class RunReports:
         self.write(report)
         if status in ("ok", "failed"):
             self.send(report)
-        if self.on_finish is not None:
+        if notify and self.on_finish is not None:
             self.on_finish(report, status)
         logger.info(
             "%s %s %s in %.1fs: %d succeeded, %d failed, %d skipped %s, operations %s",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sync_service.clients.event_source import EventSource, MemorySource
+from sync_service.clients.event_watch import EventWatch, NatsWatch, SpoolWatch
 from sync_service.clients.file_listing import list_files
 from sync_service.clients.file_spool import FileSpoolSource
 from sync_service.clients.infrastructure_api import InfrastructureAPI
@@ -57,6 +58,9 @@ RECONCILE = "reconcile"
 #: Seconds between looks at a shared plan while workers hold the rest of it, when no wake-up
 #: comes (a lease that ran out frees claims without one).
 SHARED_POLL_S = 1.0
+#: How long the daemon's fetch of the messages NATS counts as waiting may take (it ends as
+#: soon as they have come).
+AWAKE_FETCH_WAIT_S = 5.0
 
 
 class SyncService:
@@ -103,16 +107,27 @@ class SyncService:
         stamp = self.clock.now().strftime("%Y%m%dT%H%M%SZ")
         return f"{mode}-{stamp}-{secrets.token_hex(2)}"
 
-    def event_source(self) -> EventSource:
-        """The configured source of events (close it with ``close_source`` when done)."""
+    def event_source(self, *, awake: bool = False) -> EventSource:
+        """The configured source of events (close it with ``close_source`` when done);
+        ``awake`` (the daemon, woken by a watch): a replay takes what is stored now and
+        does not wait for more."""
         if self.config.event_source == "nats":
-            from sync_service.clients.nats_source import NatsSource
+            from sync_service.clients.nats_source import FETCH_WAIT_S, NatsSource
 
             return NatsSource(self.config.nats_url, self.config.nats_stream,
                               self.config.nats_subject, self.config.nats_durable,
                               ack_wait_s=self.config.nats_ack_wait,
-                              max_age_s=self.config.retention_days * DAY_S)
+                              max_age_s=self.config.retention_days * DAY_S,
+                              fetch_wait_s=AWAKE_FETCH_WAIT_S if awake else FETCH_WAIT_S,
+                              counted=awake)
         return FileSpoolSource(self.config.events_dir)
+
+    def event_watch(self) -> EventWatch:
+        """What tells the daemon that events wait in the configured source (not started)."""
+        if self.config.event_source == "nats":
+            return NatsWatch(self.config.nats_url, self.config.nats_stream,
+                             self.config.nats_subject, self.config.nats_durable)
+        return SpoolWatch(self.config.events_dir)
 
     def describe_source(self) -> dict[str, Any]:
         """Where events come from and what waits there, for ``status``."""
@@ -320,18 +335,34 @@ class SyncService:
                 close_source(source)
         return report
 
+    def cycle_into(self, report: RunReport, source: EventSource, *, limit: int | None = None,
+                   replayed: Callable[[ReplayResult], None] | None = None) -> ReplayResult:
+        """One incremental cycle of a run held open by the caller (the daemon's report
+        window, which holds the lock): its counts go to ``report``, its operations are stored
+        under ``report.run_id``; at most ``limit`` events are replayed, then ``replayed``
+        is told."""
+        with Heartbeat(self.db, [self.holder[0]], self.holder[1]):
+            set_run_id(report.run_id)
+            try:
+                with self._executor() as executor:
+                    return self._cycle_with(executor, report, source, POSITION_KEY, limit=limit,
+                                            replayed=replayed)
+            finally:
+                set_run_id(None)
+
     def _cycle(self, report: RunReport, source: EventSource, position_key: str | None) -> None:
         with self._executor() as executor:
             self._cycle_with(executor, report, source, position_key)
 
     def _cycle_with(self, executor: Executor, report: RunReport, source: EventSource,
-                    position_key: str | None) -> None:
+                    position_key: str | None, *, limit: int | None = None,
+                    replayed: Callable[[ReplayResult], None] | None = None) -> ReplayResult:
         tick = self.clock.monotonic()
         self._apply_pending(executor, report)
         report.phase_seconds["pending"], tick = _lap(self.clock, tick)
         if self.clock.stopping:
-            return
-        replay = self._event_processor(source, position_key=position_key).replay()
+            return ReplayResult()
+        replay = self._event_processor(source, position_key=position_key).replay(limit=limit)
         replay.touched |= adopt_renames(self.db, replay.created, replay.deleted)
         report.events_applied, report.events_rejected = replay.applied, replay.rejected
         dropped = replay.dropped()
@@ -342,8 +373,11 @@ class SyncService:
             report.skip(reason, count)
             report.events_skipped[reason] = report.events_skipped.get(reason, 0) + count
         report.phase_seconds["replay"], tick = _lap(self.clock, tick)
+        if replayed is not None:
+            replayed(replay)
         # Records tried by the pending step wait for the next run, unless an event changed them.
         self._plan_and_apply(report, executor, exclude=executor.attempted - replay.touched)
+        return replay
 
     def incremental_sync_plan(self) -> tuple[list[FileOperation], ReplayResult]:
         """What an incremental sync would do now, computed on a copy of the database.

@@ -29,6 +29,19 @@ class RunStore:
                 "UPDATE runs SET finished_at = ?, status = ?, report = ? WHERE run_id = ?",
                 (report.finished_at, status, json.dumps(redact_value(report.to_dict())), report.run_id))
 
+    def checkpoint(self, report: RunReport) -> None:
+        """Store the report so far of a run still open (a report window between cycles)."""
+        with self.db.transaction():
+            self.db.execute("UPDATE runs SET report = ? WHERE run_id = ? AND status = 'running'",
+                            (json.dumps(redact_value(report.to_dict())), report.run_id))
+
+    def unfinished(self, mode: str) -> list[tuple[str, str, dict[str, Any] | None]]:
+        """Runs of ``mode`` still marked running: id, start, and their last checkpoint."""
+        rows = self.db.query("SELECT run_id, started_at, report FROM runs "
+                             "WHERE mode = ? AND status = 'running' ORDER BY started_at", (mode,))
+        return [(run_id, started, json.loads(report) if report else None)
+                for run_id, started, report in rows]
+
     def last_runs(self) -> dict[str, dict[str, Any]]:
         """The newest run of each mode: id, times, status, and its report when finished."""
         rows = self.db.query(

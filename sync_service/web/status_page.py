@@ -17,6 +17,7 @@ from string import Template
 from typing import Any
 
 from sync_service.services.health import DEGRADED, FAILING, OK, RAN_ITS_PLAN
+from sync_service.services.status import lag_summary
 from sync_service.web.charts import Bar, bar_chart, format_value
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "status.html"
@@ -94,6 +95,8 @@ def _facts(status: dict[str, Any], runs: list[dict[str, Any]], next_cycle_at: fl
         _fact("next cycle", next_cycle, "next-cycle"),
         _fact("event source", _source(status.get("event_source") or {}), "event-source",
               bad="error" in (status.get("event_source") or {})),
+        _fact("event lag", text(lag_summary(status.get("event_lag_s"))) + " (last report window)",
+              "event-lag"),
         _fact("pending operations", text(operations["pending"]), "pending"),
         _fact("failed operations", text(operations["failed"]), "failed", bad=operations["failed"] > 0),
         _fact("dead letters", text(status["dead_letters"]), "dead-letters", bad=status["dead_letters"] > 0),
