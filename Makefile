@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-postgres test-killpoints demo lint mock-api bench bench-workers \
+.PHONY: help install test test-postgres test-killpoints test-clouds demo lint mock-api bench bench-workers \
         initial-sync incremental-sync reconcile daemon status test-workflow \
         setup up down clean logs logs-sync shell clean-venv
 
@@ -26,7 +26,10 @@ $(STAMP): requirements.txt requirements-dev.txt package.json
 install: $(STAMP) ## create .venv with the service and its test tools (and node_modules for checks)
 
 test: $(STAMP) ## run the test suite (real S3 servers and the mock API on free ports)
-	$(PY) -m pytest -q -m "not killpoints and not outage and not scale"
+	$(PY) -m pytest -q -m "not killpoints and not outage and not scale and not clouds"
+
+test-clouds: $(STAMP) ## the storage contract against S3, fake-gcs-server and Azurite (npm) emulators
+	REQUIRE_SERVICES=$${REQUIRE_SERVICES:-1} $(PY) -m pytest -q -m clouds
 
 # The sync-behaviour tests again (the kill -9 group included), the service's state in
 # PostgreSQL: a fresh database per test on the server at TEST_DATABASE_URL.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from sync_service.clients.s3_manager import S3Manager
+from sync_service.clients.storage.base import ObjectStore
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.utils.paths import unsyncable
 
@@ -31,7 +31,7 @@ class Drift:
                 for n, e in enumerate(events)]
 
 
-def find_drift(s3: S3Manager, db: DatabaseManager) -> Drift:
+def find_drift(s3: ObjectStore, db: DatabaseManager) -> Drift:
     """Compare the listing with the records."""
     drift = Drift()
     db.records.start_scan()
