@@ -113,7 +113,10 @@ class ObstoreSession:
             result = await obstore.get_async(self.store.client, key, options=options or None)
         except Exception as exc:
             raise translate(exc, f"GET {key!r}", one_object=True) from exc
-        return ObstoreObject(object_meta(key, result.meta, result.attributes), result)
+        meta = object_meta(key, result.meta, result.attributes)
+        if if_match and meta.etag != if_match:  # fake-gcs-server ignores If-Match
+            raise ObjectError(f"GET {key!r}: changed since it was listed (etag {meta.etag})")
+        return ObstoreObject(meta, result)
 
     async def check(self) -> None:
         """List one key below the prefix: reachable, and the credentials may read."""
