@@ -38,7 +38,7 @@ _URL_USERINFO = re.compile(
 _CLOUD_KEYS = re.compile(r"(?P<head>\b(?:AccountKey|SharedAccessSignature)=)(?P<secret>[^;\s\"']+)"
                          r"|(?P<sighead>[?&]sig=)(?P<sig>[^&\s\"']+)", re.IGNORECASE)
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----"
-                          r"|(?P<head>\\?\"private_key\\?\"\s*:\s*\\?\")(?P<secret>[^\"\\]{8,})",
+                          r"|(?P<head>\\?\"private_key\\?\"\s*:\s*\\?\")(?P<secret>(?:[^\"\\]|\\.){8,})",
                           re.DOTALL)
 
 T = TypeVar("T")

@@ -74,7 +74,11 @@ def azure_store(config: SyncConfig) -> ObstoreStore:
     """The container of ``SOURCE_URL=az://…`` with Azure's usual credentials."""
     config.require_bucket()
     settings = azure_settings(config)
-    client = AzureStore(config.customer_s3_bucket, client_options=client_options(
-        config, allow_http=str(settings.get("endpoint", "")).startswith("http://")),
-        retry_config=retry_config(config), **settings)
+    try:
+        client = AzureStore(config.customer_s3_bucket, client_options=client_options(
+            config, allow_http=str(settings.get("endpoint", "")).startswith("http://")),
+            retry_config=retry_config(config), **settings)
+    except Exception as exc:  # obstore's own; its text may quote a setting, so only its kind
+        raise ConfigError(f"SOURCE_URL=az://{config.customer_s3_bucket}: the Azure settings are unusable "
+                          f"({type(exc).__name__})") from exc
     return ObstoreStore(client, config.customer_s3_bucket, config.customer_s3_prefix, scheme="az")

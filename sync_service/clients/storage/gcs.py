@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from obstore.store import GCSStore
 
 from sync_service.clients.storage.obstore_store import ObstoreStore
+from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
 
 if TYPE_CHECKING:
@@ -44,6 +45,10 @@ def gcs_store(config: SyncConfig) -> ObstoreStore:
     elif config.google_application_credentials:
         settings = {"application_credentials": config.google_application_credentials}
     allow_http = bool(emulator) and not emulator.startswith("https://")
-    client = GCSStore(config.customer_s3_bucket, client_options=client_options(config, allow_http=allow_http),
-                      retry_config=retry_config(config), **settings)
+    try:
+        client = GCSStore(config.customer_s3_bucket, client_options=client_options(config, allow_http=allow_http),
+                          retry_config=retry_config(config), **settings)
+    except Exception as exc:  # obstore's own; its text may quote a setting, so only its kind
+        raise ConfigError(f"SOURCE_URL=gs://{config.customer_s3_bucket}: the Google Cloud settings are "
+                          f"unusable ({type(exc).__name__})") from exc
     return ObstoreStore(client, config.customer_s3_bucket, config.customer_s3_prefix, scheme="gs")
