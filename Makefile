@@ -46,8 +46,9 @@ test-postgres: $(STAMP) ## the sync-behaviour tests again, state in PostgreSQL (
 test-killpoints: $(STAMP) ## kill -9 at 20 seeded moments of a sync (about a minute)
 	$(PY) -m pytest -q -m killpoints
 
-demo: $(STAMP) ## initial sync of test-data/ against embedded S3 and mock API servers
-	$(PY) scripts/demo.py
+SOURCE ?= s3
+demo: $(STAMP) ## initial sync of test-data/ against embedded servers (SOURCE=s3|gcs|azure: moto, fake-gcs-server, Azurite)
+	$(PY) scripts/demo.py --source $(SOURCE)
 
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
