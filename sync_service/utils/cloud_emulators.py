@@ -112,6 +112,7 @@ class Azurite:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
         self._process: subprocess.Popen[bytes] | None = None
+        self._client: Any = None
 
     @property
     def connection_string(self) -> str:
@@ -132,9 +133,12 @@ class Azurite:
         return {"AZURE_STORAGE_CONNECTION_STRING": self.connection_string}
 
     def _service(self) -> Any:
-        from azure.storage.blob import BlobServiceClient  # a development dependency
+        """One client for every write (a development dependency, imported when first needed)."""
+        if self._client is None:
+            from azure.storage.blob import BlobServiceClient
 
-        return BlobServiceClient.from_connection_string(self.connection_string)
+            self._client = BlobServiceClient.from_connection_string(self.connection_string)
+        return self._client
 
     def new_bucket(self, name: str = "") -> str:
         """Make a container (a fresh name when none is given); returns its name."""
