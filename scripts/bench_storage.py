@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -94,6 +95,8 @@ def child(client: str, endpoint: str, bucket: str, keys_file: str) -> None:
             store = AzureStore(bucket, account_name=AZURITE_ACCOUNT, account_key=AZURITE_KEY, endpoint=endpoint,
                                client_options=options)
         total = asyncio.run(get_all_obstore(store, keys))
+        del store  # before the interpreter's finalization: see obstore_store.release_clients
+        gc.collect()
     print(json.dumps({"bytes": total, "seconds": time.perf_counter() - started}))
 
 
