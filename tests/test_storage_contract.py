@@ -27,7 +27,7 @@ import pytest
 
 from sync_service.utils.cloud_emulators import Azurite, FakeGcs
 from sync_service.utils.local_servers import ACCESS_KEY, SECRET_KEY, MotoS3
-from tests.conftest import Api, Cli, _new_bucket, serving
+from tests.conftest import TEST_DATABASE_URL, Api, Cli, _new_bucket, serving
 from tests.test_initial_sync import DEFAULT, delivered_paths, report_of, sha, wait_until
 
 pytestmark = pytest.mark.clouds
@@ -129,10 +129,13 @@ def source(request: pytest.FixtureRequest) -> Source:
 
 
 @pytest.fixture
-def cloud_cli(tmp_path: Path, source: Source, api: Api) -> Iterator[Cli]:
+def cloud_cli(request: pytest.FixtureRequest, tmp_path: Path, source: Source, api: Api) -> Iterator[Cli]:
     workdir = tmp_path / "work"
     workdir.mkdir()
-    cli = Cli(workdir, {**source.env, "MOCK_API_URL": api.url, "SYNC_WORKERS": "8", "LOG_LEVEL": "INFO"})
+    # With TEST_DATABASE_URL, the state in PostgreSQL: the listing goes by key ranges there.
+    database = {"DATABASE_URL": request.getfixturevalue("postgres_url")} if TEST_DATABASE_URL else {}
+    cli = Cli(workdir, {**database, **source.env, "MOCK_API_URL": api.url, "SYNC_WORKERS": "8",
+                        "LOG_LEVEL": "INFO"})
     yield cli
     cli.kill_leftovers()
 
