@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-postgres test-killpoints test-clouds demo lint mock-api bench bench-workers \
+.PHONY: help install test test-postgres test-killpoints test-clouds demo lint mock-api bench bench-clouds bench-workers \
         initial-sync incremental-sync reconcile daemon status test-workflow \
         setup up down clean logs logs-sync shell clean-venv
 
@@ -59,6 +59,9 @@ mock-api: $(STAMP) ## run the mock file-manager API on MOCK_API_PORT (8001)
 
 bench: $(STAMP) ## initial-sync and incremental benchmarks against rclone serve s3
 	$(PY) scripts/bench.py
+
+bench-clouds: $(STAMP) ## initial sync from fake-gcs-server and Azurite against rclone copy from the same emulator
+	$(PY) scripts/bench_clouds.py
 
 bench-workers: $(STAMP) ## 1, 2, 4, 8, 16 workers on PostgreSQL vs SQLite, API at 200 ms a call (~11 min)
 	$(PY) scripts/bench_workers.py

@@ -38,9 +38,11 @@ def fake_gcs_binary() -> Path:
 
 
 class FakeGcs:
-    """fake-gcs-server over HTTP, objects in memory."""
+    """fake-gcs-server over HTTP, objects in memory (loaded at start from ``data``, whose
+    folders are buckets, when given)."""
 
-    def __init__(self) -> None:
+    def __init__(self, data: Path | None = None) -> None:
+        self.data = data
         self.binary = fake_gcs_binary()
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -50,7 +52,8 @@ class FakeGcs:
         self._process = subprocess.Popen(
             [str(self.binary), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
              "-port", str(self.port), "-public-host", f"127.0.0.1:{self.port}",
-             "-external-url", self.endpoint, "-log-level", "error"],
+             "-external-url", self.endpoint, "-log-level", "error",
+             *(["-data", str(self.data)] if self.data else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_http(f"{self.endpoint}/storage/v1/b", process=self._process)
         return self
