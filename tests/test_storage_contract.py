@@ -200,24 +200,29 @@ def peak_rss_of(cli: Cli, *args: str) -> int:
     return peak
 
 
+def killed_after(cli: Cli, delivered: int) -> set[str]:
+    """Start an initial sync, SIGKILL it once ``delivered`` files are recorded as delivered;
+    the paths recorded then."""
+    process = cli.start("initial-sync", SYNC_WORKERS="4")
+    wait_until(lambda: len(delivered_paths(cli)) >= delivered)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return delivered_paths(cli)
+
+
 def test_a_run_killed_mid_way_resumes_without_delivering_twice(cloud_cli: Cli, source: Source, api: Api) -> None:
     for n in range(60):
         source.put(f"batch/file-{n:03d}.txt", f"content {n}".encode())
     api.faults(fail_rate=1.0, latency_ms=60, seed=1)  # every call slow, none failing
-    first = cloud_cli.start("initial-sync", SYNC_WORKERS="4")
-    wait_until(lambda: len(delivered_paths(cloud_cli)) >= 10)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    done_before = delivered_paths(cloud_cli)
+    done_before = killed_after(cloud_cli, 10)
     assert 10 <= len(done_before) < 60, len(done_before)
     api.faults()
-    uploads_before = len(api.operations())
+    calls_before = len(api.operations())
 
-    second = cloud_cli.run("initial-sync")
+    resumed = cloud_cli.run("initial-sync")
 
-    assert second.returncode == 0, second.stderr[-3000:]
-    again = {op["path"] for op in api.operations()[uploads_before:] if op["op"] == "saveToDisk"}
-    assert not again & done_before
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not {op["path"] for op in api.operations()[calls_before:] if op["op"] == "saveToDisk"} & done_before
     assert_mirrors(api, source)
 
 
