@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-postgres test-killpoints demo lint mock-api bench bench-freshness bench-workers \
+.PHONY: help install test test-postgres test-killpoints test-clouds demo lint mock-api bench bench-clouds bench-freshness bench-workers \
         initial-sync incremental-sync reconcile daemon status test-workflow \
         setup up down clean logs logs-sync shell clean-venv
 
@@ -26,7 +26,10 @@ $(STAMP): requirements.txt requirements-dev.txt package.json
 install: $(STAMP) ## create .venv with the service and its test tools (and node_modules for checks)
 
 test: $(STAMP) ## run the test suite (real S3 servers and the mock API on free ports)
-	$(PY) -m pytest -q -m "not killpoints and not outage and not scale"
+	$(PY) -m pytest -q -m "not killpoints and not outage and not scale and not clouds"
+
+test-clouds: $(STAMP) ## the storage contract against S3, fake-gcs-server and Azurite (npm) emulators
+	REQUIRE_SERVICES=$${REQUIRE_SERVICES:-1} $(PY) -m pytest -q -m clouds
 
 # The sync-behaviour tests again (the kill -9 group included), the service's state in
 # PostgreSQL: a fresh database per test on the server at TEST_DATABASE_URL.
@@ -44,8 +47,9 @@ test-postgres: $(STAMP) ## the sync-behaviour tests again, state in PostgreSQL (
 test-killpoints: $(STAMP) ## kill -9 at 20 seeded moments of a sync (about a minute)
 	$(PY) -m pytest -q -m killpoints
 
-demo: $(STAMP) ## initial sync of test-data/ against embedded S3 and mock API servers
-	$(PY) scripts/demo.py
+SOURCE ?= s3
+demo: $(STAMP) ## initial sync of test-data/ against embedded servers (SOURCE=s3|gcs|azure: moto, fake-gcs-server, Azurite)
+	$(PY) scripts/demo.py --source $(SOURCE)
 
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
@@ -56,6 +60,9 @@ mock-api: $(STAMP) ## run the mock file-manager API on MOCK_API_PORT (8001)
 
 bench: $(STAMP) ## initial-sync and incremental benchmarks against rclone serve s3
 	$(PY) scripts/bench.py
+
+bench-clouds: $(STAMP) ## initial sync from fake-gcs-server and Azurite against rclone copy from the same emulator
+	$(PY) scripts/bench_clouds.py
 
 bench-freshness: $(STAMP) ## event to file manager with the daemon as shipped: 100 objects at 20/s (NATS, spool), then 500 events/s for 60 s (~3 min)
 	$(PY) scripts/bench_freshness.py

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from sync_service.clients.file_spool import FileSpoolSource, parse_position
-from sync_service.clients.s3_manager import S3Manager
+from sync_service.clients.storage.s3 import S3Store as S3Manager
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.event_processor import EventProcessor
 from tests.conftest import Api, Bucket, Cli

@@ -15,7 +15,7 @@ import nats
 import pytest
 
 from sync_service.clients.nats_source import NatsSource
-from sync_service.clients.s3_manager import S3Manager
+from sync_service.clients.storage.s3 import S3Store as S3Manager
 from sync_service.errors import DatabaseError, EventSourceError
 from sync_service.models.data_models import SyncedFile
 from sync_service.services.database_manager import DatabaseManager

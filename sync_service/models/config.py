@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from sync_service.errors import ConfigError
+from sync_service.models.source_url import parse_source_url
 from sync_service.utils.globs import compile_glob, split_patterns
-from sync_service.utils.redaction import MASK, mask_url, url_passwords
+from sync_service.utils.redaction import MASK, connection_string_secrets, mask_url, url_passwords
 from sync_service.utils.sizes import parse_size
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_S3_REGION = "us-east-1"
 #: ``S3_ADDRESSING``: ``auto`` is virtual-hosted on AWS, path-style on a custom endpoint.
 S3_ADDRESSING_STYLES = ("auto", "path", "virtual")
-SECRET_FIELDS = ("customer_s3_secret_key", "target_s3_secret_key", "api_token")
+SECRET_FIELDS = ("customer_s3_secret_key", "target_s3_secret_key", "api_token",
+                 "azure_storage_connection_string", "azure_storage_key", "azure_storage_sas_token")
 MASKED = MASK
 
 
@@ -195,6 +197,15 @@ class SyncConfig:
     customer_s3_region_set: bool = False
     customer_s3_prefix: str = ""
     s3_addressing: str = "auto"
+    #: The store ``SOURCE_URL`` names: ``s3`` (also without SOURCE_URL), ``gcs`` or ``azure``.
+    source_store: str = "s3"
+    google_application_credentials: str = ""
+    storage_emulator_host: str = ""
+    google_cloud_project: str = ""
+    azure_storage_connection_string: str = ""
+    azure_storage_account: str = ""
+    azure_storage_key: str = ""
+    azure_storage_sas_token: str = ""
     target_s3_endpoint: str = ""
     target_s3_access_key: str = ""
     target_s3_secret_key: str = ""
@@ -298,6 +309,12 @@ class SyncConfig:
         if min_size is not None and max_size is not None and min_size > max_size:
             raise ConfigError(f"MIN_SIZE ({min_size} bytes) is above MAX_SIZE ({max_size} bytes): "
                               "nothing would be synced")
+        bucket = env.get("CUSTOMER_S3_BUCKET", "").strip()
+        store = "s3"
+        if env.get("SOURCE_URL", "").strip():
+            # SOURCE_URL names the store, the bucket and the prefix; CUSTOMER_S3_* the rest.
+            source = parse_source_url(env["SOURCE_URL"])
+            store, bucket, prefix = source.store, source.bucket, source.prefix
 
         return cls(
             # AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL: the variables AWS's own tools honour.
@@ -305,11 +322,20 @@ class SyncConfig:
                                   or _url(env, "AWS_ENDPOINT_URL")),
             customer_s3_access_key=access_key,
             customer_s3_secret_key=secret_key,
-            customer_s3_bucket=env.get("CUSTOMER_S3_BUCKET", "").strip(),
+            customer_s3_bucket=bucket,
             customer_s3_region=region or DEFAULT_S3_REGION,
             customer_s3_region_set=bool(region),
             customer_s3_prefix=prefix,
             s3_addressing=_choice(env, "S3_ADDRESSING", "auto", S3_ADDRESSING_STYLES),
+            source_store=store,
+            # The variables each cloud's own tools honour.
+            google_application_credentials=env.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip(),
+            storage_emulator_host=env.get("STORAGE_EMULATOR_HOST", "").strip(),
+            google_cloud_project=env.get("GOOGLE_CLOUD_PROJECT", "").strip(),
+            azure_storage_connection_string=env.get("AZURE_STORAGE_CONNECTION_STRING", "").strip(),
+            azure_storage_account=env.get("AZURE_STORAGE_ACCOUNT", "").strip(),
+            azure_storage_key=env.get("AZURE_STORAGE_KEY", "").strip(),
+            azure_storage_sas_token=env.get("AZURE_STORAGE_SAS_TOKEN", "").strip().lstrip("?"),
             target_s3_endpoint=_url(env, "TARGET_S3_ENDPOINT"),
             target_s3_access_key=env.get("TARGET_S3_ACCESS_KEY", "").strip(),
             target_s3_secret_key=env.get("TARGET_S3_SECRET_KEY", "").strip(),
@@ -385,11 +411,13 @@ class SyncConfig:
     def require_bucket(self) -> None:
         """Raise ConfigError unless a customer bucket is configured."""
         if not self.customer_s3_bucket:
-            raise ConfigError("CUSTOMER_S3_BUCKET is not set: name the bucket to sync from")
+            raise ConfigError("CUSTOMER_S3_BUCKET is not set: name the bucket to sync from "
+                              "(or SOURCE_URL: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix)")
 
     def secrets(self) -> list[str]:
         """The secret values (SPEC §6): the secret keys, the API token, every URL's password."""
         values = [getattr(self, name) for name in SECRET_FIELDS]
+        values += connection_string_secrets(self.azure_storage_connection_string)
         values += url_passwords((self.nats_url, self.api_base_url, self.mock_api_url,
                                  self.customer_s3_endpoint, self.target_s3_endpoint,
                                  self.database_url, *self.report_urls))

@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from sync_service.clients.infrastructure_api import FileManagerSession, SaveResult
-from sync_service.clients.s3_data import ObjectMeta, S3DataSession, S3Object
+from sync_service.clients.storage.base import ObjectMeta, ObjectSession, OpenObject
 
 
-async def deliver_content(s3: S3DataSession, fm: FileManagerSession, key: str, target: str, *,
+async def deliver_content(s3: ObjectSession, fm: FileManagerSession, key: str, target: str, *,
                           idempotency_key: str) -> tuple[ObjectMeta, SaveResult]:
     """Stream the object ``key`` into ``saveToDisk`` at ``target``.
 
     The first attempt reads the GET already open; a retry reads the object again, and only if
     it is still the version whose metadata the caller will record.
     """
-    first: list[S3Object] = [await s3.open(key)]
+    first: list[OpenObject] = [await s3.open(key)]
     meta = first[0].meta
 
     async def open_body() -> AsyncIterator[bytes]:

@@ -1,5 +1,6 @@
-"""Turning a message into events: the native shape, S3 notifications (AWS and MinIO), and the
-legacy shape of earlier deployments. Pure functions; a malformed message raises ``EventError``.
+"""Turning a message into events: the native shape, S3 notifications (AWS and MinIO), the
+legacy shape of earlier deployments, and (``cloud_events``) GCS and Azure notifications.
+Pure functions; a malformed message raises ``EventError``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def read_message(body: str, *, bucket: str = "", prefix: str = "") -> ParsedMess
         document = json.loads(body)
     except ValueError as exc:
         raise EventError(f"bad JSON: {exc}") from None
+    from sync_service.services.cloud_events import is_cloud_message, read_cloud_message  # imports this module
+
+    if is_cloud_message(document):
+        return read_cloud_message(document, body, bucket=bucket, prefix=prefix)
     if not isinstance(document, dict):
         raise EventError("not a JSON object")
     if "Records" in document or "EventName" in document:

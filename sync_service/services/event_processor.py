@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sync_service.clients.event_source import EventSource, MessageBatch
-from sync_service.clients.s3_manager import ObjectMeta, S3Manager
+from sync_service.clients.storage.base import ObjectMeta, ObjectStore
 from sync_service.errors import ObjectError, ObjectGone
 from sync_service.models.data_models import FileRecord, ObjectSummary, canonical_json, iso_utc
 from sync_service.models.events import Event, RawMessage
@@ -85,7 +85,7 @@ class _Parsed:
 class EventProcessor:
     """Applies events from a source to the file records."""
 
-    def __init__(self, db: DatabaseManager, s3: S3Manager, source: EventSource, *,
+    def __init__(self, db: DatabaseManager, s3: ObjectStore, source: EventSource, *,
                  dead_letters_dir: Path, permissions_key: str,
                  default_permissions: dict[str, object], bucket: str = "", prefix: str = "",
                  batch_size: int = BATCH_SIZE, position_key: str | None = POSITION_KEY,
@@ -200,7 +200,7 @@ class EventProcessor:
 
     async def _heads(self, paths: list[str]) -> dict[str, ObjectMeta | None]:
         slots = asyncio.Semaphore(HEAD_CONCURRENCY)
-        async with self.s3.data.connect() as s3:
+        async with self.s3.connect() as s3:
             async def head(path: str) -> ObjectMeta | None:
                 async with slots:
                     try:

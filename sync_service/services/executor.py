@@ -3,8 +3,8 @@
 It applies stored operations, whichever planner stored them, and records each outcome through
 the operation store in batches, written by a thread of their own (one at a time, in order), so
 a slow write or a busy database never stalls the transfers in flight. It is asyncio end to
-end: at most 2 × ``workers`` operations in flight, each a coroutine making its S3 GET (aiohttp,
-``S3DataSession``) and its file-manager calls (aiohttp, ``FileManagerSession``) over one
+end: at most 2 × ``workers`` operations in flight, each a coroutine making its GET (through the storage interface's
+``ObjectSession``) and its file-manager calls (aiohttp, ``FileManagerSession``) over one
 connection pool each, the body streamed from one to the other. uvloop runs the loop where it
 is installed.
 
@@ -39,8 +39,7 @@ from itertools import groupby
 from typing import Any, TypeVar
 
 from sync_service.clients.infrastructure_api import FileManagerSession, InfrastructureAPI
-from sync_service.clients.s3_data import ObjectMeta, S3DataSession
-from sync_service.clients.s3_manager import S3Manager
+from sync_service.clients.storage.base import ObjectMeta, ObjectSession, ObjectStore
 from sync_service.errors import ConflictError, DatabaseUnavailable, NotFoundError, ObjectGone, SyncError
 from sync_service.models.data_models import (
     ORDERED_PHASE,
@@ -71,7 +70,7 @@ IN_FLIGHT_PER_WORKER = 2
 class Executor:
     """Applies stored operations and records their outcomes."""
 
-    def __init__(self, s3: S3Manager, api: InfrastructureAPI, db: DatabaseManager, *,
+    def __init__(self, s3: ObjectStore, api: InfrastructureAPI, db: DatabaseManager, *,
                  workers: int, permissions_key: str, default_permissions: dict[str, object],
                  clock: Clock | None = None, on_progress: Callable[[], None] | None = None,
                  outage: OutageWatch | None = None) -> None:
@@ -92,7 +91,7 @@ class Executor:
         self._writer: ThreadPoolExecutor | None = None
         self._runner: asyncio.Runner | None = None
         self._sessions: AsyncExitStack | None = None
-        self._s3: S3DataSession
+        self._s3: ObjectSession
         self._fm: FileManagerSession
 
     # -- entry points (blocking) ---------------------------------------------------------------
@@ -137,7 +136,7 @@ class Executor:
     async def _connected(self, work: Coroutine[Any, Any, T]) -> T:
         if self._sessions is None:
             sessions = AsyncExitStack()
-            self._s3 = await sessions.enter_async_context(self.s3.data.connect())
+            self._s3 = await sessions.enter_async_context(self.s3.connect())
             self._fm = await sessions.enter_async_context(self.api.connect())
             self._sessions = sessions
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="record")

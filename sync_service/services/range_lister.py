@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 
-from sync_service.clients.s3_manager import S3Manager
+from sync_service.clients.storage.base import ObjectStore
 from sync_service.errors import DatabaseError, DatabaseUnavailable
 from sync_service.models.data_models import ObjectSummary, RunReport
 from sync_service.services.database_manager import DatabaseManager
@@ -49,7 +49,7 @@ class RangeLister:
     """Claims ranges of the initial listing and plans them page by page, until stopped; with
     ``until_listed``, until no range is left to list."""
 
-    def __init__(self, s3: S3Manager, db: DatabaseManager, *, name: str, lease_s: float,
+    def __init__(self, s3: ObjectStore, db: DatabaseManager, *, name: str, lease_s: float,
                  clock: Clock, report: RunReport | None = None, until_listed: bool = False,
                  outage: OutageWatch | None = None, rules: ObjectFilter = EVERYTHING) -> None:
         self.s3 = s3

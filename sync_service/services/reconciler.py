@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sync_service.clients.s3_manager import S3Manager
+from sync_service.clients.storage.base import ObjectStore
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.filters import EVERYTHING, ObjectFilter
 from sync_service.utils.paths import unsyncable
@@ -36,7 +36,7 @@ class Drift:
                 for n, e in enumerate(events)]
 
 
-def find_drift(s3: S3Manager, db: DatabaseManager, rules: ObjectFilter = EVERYTHING) -> Drift:
+def find_drift(s3: ObjectStore, db: DatabaseManager, rules: ObjectFilter = EVERYTHING) -> Drift:
     """Compare the listing, as ``rules`` select it, with the records."""
     drift = Drift()
     db.records.start_scan()

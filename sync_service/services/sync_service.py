@@ -15,7 +15,7 @@ from sync_service.clients.event_watch import EventWatch, NatsWatch, SpoolWatch
 from sync_service.clients.file_listing import list_files
 from sync_service.clients.file_spool import FileSpoolSource
 from sync_service.clients.infrastructure_api import InfrastructureAPI
-from sync_service.clients.s3_manager import S3Manager
+from sync_service.clients.storage import ObjectStore, open_store
 from sync_service.errors import SyncError
 from sync_service.models.config import SyncConfig
 from sync_service.models.data_models import FileOperation, OperationFailure, RunReport, iso_utc
@@ -66,7 +66,7 @@ AWAKE_FETCH_WAIT_S = 5.0
 class SyncService:
     """Runs syncs between the customer bucket and the file manager, and reports on them."""
 
-    def __init__(self, config: SyncConfig, s3: S3Manager | None = None,
+    def __init__(self, config: SyncConfig, s3: ObjectStore | None = None,
                  db: DatabaseManager | None = None, api: InfrastructureAPI | None = None,
                  csv: CSVProcessor | None = None, clock: Clock | None = None,
                  interactive: bool | None = None,
@@ -96,10 +96,10 @@ class SyncService:
         self.lock = lock_for(config.database)
 
     @property
-    def s3(self) -> S3Manager:
+    def s3(self) -> ObjectStore:
         """The bucket client, built on first use so commands without S3 never need one."""
         if self._s3 is None:
-            self._s3 = S3Manager.from_config(self.config)
+            self._s3 = open_store(self.config)
         return self._s3
 
     def new_run_id(self, mode: str) -> str:

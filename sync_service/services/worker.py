@@ -22,7 +22,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from sync_service.clients.s3_manager import S3Manager
+from sync_service.clients.storage.base import ObjectStore
 from sync_service.models.data_models import RunReport, iso_utc
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.executor import Executor
@@ -60,7 +60,7 @@ class WorkerSettings:
 class Worker:
     """Claims batches of pending operations and applies them until stopped (or idle)."""
 
-    def __init__(self, s3: S3Manager, db: DatabaseManager, executor: Executor,
+    def __init__(self, s3: ObjectStore, db: DatabaseManager, executor: Executor,
                  settings: WorkerSettings | None = None, *, name: str | None = None,
                  clock: Clock | None = None, rules: ObjectFilter = EVERYTHING) -> None:
         self.s3 = s3

@@ -6,9 +6,12 @@ through ``redact``. Two rules, applied in this order:
 
 * the password part of any URL (``scheme://user:password@host``) becomes ``***``, whether or
   not the URL is one the service was configured with;
-* every known secret value (``CUSTOMER_S3_SECRET_KEY``, ``API_TOKEN``, ``TARGET_S3_SECRET_KEY``
-  and the passwords of the configured URLs, as given, percent-encoded, percent-decoded and
-  JSON-escaped) becomes ``***`` wherever it appears.
+* the secret parts of cloud credentials, wherever they appear and whether configured or not:
+  an Azure connection string's ``AccountKey=`` and ``SharedAccessSignature=``, a SAS token's
+  ``sig=``, and a Google service account's private key (PEM block or JSON ``private_key``);
+* every known secret value (``CUSTOMER_S3_SECRET_KEY``, ``API_TOKEN``, ``TARGET_S3_SECRET_KEY``,
+  the Azure key, SAS token and connection string, and the passwords of the configured URLs, as
+  given, percent-encoded, percent-decoded and JSON-escaped) becomes ``***`` wherever it appears.
 
 Which values are secret is a fact about the whole process, like its logging configuration, so
 ``install`` sets them once (``main`` does, from ``SyncConfig.secrets``); a ``Redactor`` built
@@ -30,6 +33,13 @@ MIN_SECRET_LENGTH = 4
 # scheme://user:password@ -- the password runs to the '@' that ends the userinfo.
 _URL_USERINFO = re.compile(
     r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@\"'<>]*:)(?P<password>[^\s@/\"'<>]*)(?P<tail>@)")
+
+# AccountKey=...; SharedAccessSignature=...; (connection strings) and sig=... (SAS tokens).
+_CLOUD_KEYS = re.compile(r"(?P<head>\b(?:AccountKey|SharedAccessSignature)=)(?P<secret>[^;\s\"']+)"
+                         r"|(?P<sighead>[?&]sig=)(?P<sig>[^&\s\"']+)", re.IGNORECASE)
+_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----"
+                          r"|(?P<head>\\?\"private_key\\?\"\s*:\s*\\?\")(?P<secret>(?:[^\"\\]|\\.){8,})",
+                          re.DOTALL)
 
 T = TypeVar("T")
 
@@ -57,6 +67,7 @@ class Redactor:
         if not text:
             return text
         masked = mask_url(text) if "://" in text else text
+        masked = mask_cloud_keys(masked)
         for secret in self.secrets:
             if secret in masked:
                 masked = masked.replace(secret, MASK)
@@ -100,6 +111,24 @@ def mask_url(url: str) -> str:
     """A URL (or a comma-separated list) with its password shown as ``***``:
     ``nats://user:***@host:4222``. Nothing else of it changes."""
     return _URL_USERINFO.sub(lambda m: m["head"] + MASK + m["tail"], url)
+
+
+def mask_cloud_keys(text: str) -> str:
+    """``text`` with Azure account keys, SAS signatures and private keys shown as ``***``."""
+    masked = _CLOUD_KEYS.sub(lambda m: (m["head"] or m["sighead"]) + MASK, text) if "=" in text else text
+    if "PRIVATE KEY" in masked or "private_key" in masked:
+        masked = _PRIVATE_KEY.sub(lambda m: m["head"] + MASK if m["head"] else MASK, masked)
+    return masked
+
+
+def connection_string_secrets(connection_string: str) -> list[str]:
+    """The secret values of an Azure connection string (its account key and SAS)."""
+    secrets = []
+    for part in connection_string.split(";"):
+        name, _, value = part.partition("=")
+        if name.strip().lower() in ("accountkey", "sharedaccesssignature") and value:
+            secrets.append(value.strip())
+    return secrets
 
 
 def url_passwords(urls: Iterable[str]) -> list[str]:
