@@ -14,6 +14,7 @@ from sync_service.clients.event_source import EventSource, MemorySource
 from sync_service.clients.file_listing import list_files
 from sync_service.clients.file_spool import FileSpoolSource
 from sync_service.clients.infrastructure_api import InfrastructureAPI
+from sync_service.clients.ranged_reads import RangedGets
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import SyncError
 from sync_service.models.config import SyncConfig
@@ -27,13 +28,13 @@ from sync_service.services.event_processor import POSITION_KEY, EventProcessor, 
 from sync_service.services.executor import Executor
 from sync_service.services.heartbeat import Heartbeat
 from sync_service.services.housekeeping import DAY_S, Housekeeper
+from sync_service.services.lister_pool import ListerPool
 from sync_service.services.plan_order import plan_operations
 from sync_service.services.planners import (
     plan_dirty,
     plan_page,
 )
 from sync_service.services.progress import Progress
-from sync_service.services.range_lister import RangeLister
 from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
 from sync_service.services.run_reports import RunReports
@@ -164,7 +165,9 @@ class SyncService:
                         permissions_key=self.config.permissions_metadata_key,
                         default_permissions=self.config.default_permissions, clock=self.clock,
                         on_progress=progress.update if progress is not None else None,
-                        outage=self.outage)
+                        outage=self.outage,
+                        ranged=RangedGets(self.config.ranged_get_threshold, self.config.ranged_get_window,
+                                          self.config.ranged_gets))
 
     def _apply_pending(self, executor: Executor, report: RunReport) -> None:
         """First of every run: what an interrupted run planned and did not apply, claimed as
@@ -256,12 +259,13 @@ class SyncService:
         return left
 
     def _list(self, report: RunReport, executor: Executor) -> bool:
-        """List the bucket in key ranges (beside any workers, on PostgreSQL), a lister thread
-        planning pages as the claim loop applies them; True once every range was listed and
+        """List the bucket in key ranges (beside any workers, on PostgreSQL), ``LISTERS``
+        lister threads planning pages as the claim loop applies them; True once every range was listed and
         this run's plan applied."""
         self._start_ranges(report.run_id)
-        lister = RangeLister(self.s3, self.db, name=self.holder[0], lease_s=self.holder[1],
-                             clock=self.clock, until_listed=True, outage=executor.outage).start()
+        lister = ListerPool(self.s3, self.db, name=self.holder[0], count=self.config.listers,
+                            lease_s=self.holder[1], clock=self.clock, until_listed=True,
+                            outage=executor.outage).start()
         try:
             self._apply_shared(report, executor, listing=lambda: lister.running)
         finally:
@@ -282,7 +286,7 @@ class SyncService:
         """Claim pending operations from the shared database and apply them (``worker``)."""
         self.config.require_bucket()
         settings = WorkerSettings(batch=self.config.worker_batch, lease_s=self.config.worker_lease,
-                                  until_idle=until_idle)
+                                  until_idle=until_idle, listers=self.config.listers)
         return Worker(self.s3, self.db, self._executor(), settings, clock=self.clock).run()
 
     def initial_sync_plan(self) -> list[tuple[str, str]]:
