@@ -70,6 +70,13 @@ ROWS = ("ceiling", "small", "large", "many", "reconcile", "huge", "incremental",
 #: own, ~0.05 ms of CPU a request) and the Python mock the tests and the demo use.
 FILE_MANAGERS: dict[str, Any] = {"light": LightFileManagerProcess, "mock": MockApiProcess}
 
+#: The checkout whose service is measured (BENCH_SERVICE_REPO: an older commit's worktree, for
+#: "before" figures with this bench and its file manager); this one by default.
+SERVICE_REPO = Path(os.environ.get("BENCH_SERVICE_REPO") or REPO).resolve()
+#: Another checkout (BENCH_BEFORE, e.g. ``git worktree add ../before main``) whose initial sync
+#: runs beside this one's, run for run through the light file manager: before and after in
+#: one sitting, on the same servers.
+BEFORE_REPO = Path(os.environ["BENCH_BEFORE"]).resolve() if os.environ.get("BENCH_BEFORE") else None
 INCREMENTAL_PHASES = ("pending", "replay", "plan", "apply")
 CYCLE_TARGET_S = 1.0  # the issue's targets for one cycle
 RSS_TARGET_MB = 150.0
@@ -151,9 +158,9 @@ def timed(command: list[str], *, env: dict[str, str], cwd: Path, peer: int | Non
 
 
 def sync_env(bucket: str, workers: int, data_dir: Path, workdir: Path, rclone: RcloneS3,
-             api: MockApiProcess | LightFileManagerProcess) -> dict[str, str]:
+             api: MockApiProcess | LightFileManagerProcess, repo: Path = SERVICE_REPO) -> dict[str, str]:
     """The environment of a service command against ``bucket`` and the mock ``api``."""
-    return {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
+    return {**os.environ, "PYTHONPATH": str(repo), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
             "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
             "CUSTOMER_S3_BUCKET": bucket, "MOCK_API_URL": api.url, "SYNC_WORKERS": str(workers),
             "DATA_DIR": str(data_dir), "LOG_DIR": str(workdir / "logs"),
@@ -183,14 +190,17 @@ def bench_set(name: str, count: int, size: int, workers: int, runs: int, workdir
     bucket = f"bench-{name}"
     results: dict[str, list[Timing]] = {}
     kept = workdir / f"data-{name}-{file_managers[0]}-{runs - 1}"
+    services = [(manager, SERVICE_REPO, f"sync ({manager} FM)") for manager in file_managers]
+    if BEFORE_REPO is not None:
+        services.insert(0, ("light", BEFORE_REPO, "before (light FM)"))
     for run in range(runs):
-        for manager in file_managers:
+        for manager, repo, label in services:
             storage = targets / f"fm-{name}-{manager}-{run}"
             api = FILE_MANAGERS[manager](storage).start()
-            data_dir = workdir / f"data-{name}-{manager}-{run}"
+            data_dir = workdir / f"data-{name}-{manager}-{run}" if repo == SERVICE_REPO else workdir / f"before-{run}"
             try:
-                env = sync_env(bucket, workers, data_dir, workdir, rclone, api)
-                results.setdefault(f"sync ({manager} FM)", []).append(
+                env = sync_env(bucket, workers, data_dir, workdir, rclone, api, repo)
+                results.setdefault(label, []).append(
                     timed([sys.executable, "-m", "sync_service.main", "initial-sync"], env=env,
                           cwd=workdir, peer=api.pid, server=rclone.pid))
             finally:
@@ -225,7 +235,7 @@ def print_timings(results: dict[str, list[Timing]], count: int, mb: float, refer
     for label, timings in results.items():
         seconds = median(t.seconds for t in timings)
         cpu = median(t.cpu_s for t in timings)
-        through_fm = label.startswith("sync")
+        through_fm = label.startswith(("sync", "before"))
         fm_cpu = median(t.peer_cpu_s for t in timings)
         # two calls an object (saveToDisk, updatePermissions): what the stand-in spends a request
         fm = f"{fm_cpu:>10.2f}{fm_cpu / (2 * count) * 1000:>10.3f}" if through_fm else f"{'-':>10}{'-':>10}"
@@ -248,6 +258,11 @@ def bench_reconcile(name: str, count: int, data_dir: Path, workers: int, runs: i
     try:
         env = sync_env(bucket, workers, data_dir, workdir, rclone, api)
         for _ in range(runs):
+            if BEFORE_REPO is not None:
+                results.setdefault("before reconcile", []).append(timed(
+                    [sys.executable, "-m", "sync_service.main", "reconcile"], env={
+                        **env, "PYTHONPATH": str(BEFORE_REPO)}, cwd=workdir, peer=api.pid,
+                    server=rclone.pid))
             results.setdefault("reconcile", []).append(timed(
                 [sys.executable, "-m", "sync_service.main", "reconcile"], env=env, cwd=workdir,
                 peer=api.pid, server=rclone.pid))
@@ -392,7 +407,7 @@ def bench_incremental(records: int, events: int, workers: int, workdir: Path,
 
     api = MockApiProcess(storage).start()
     try:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
+        env = {**os.environ, "PYTHONPATH": str(SERVICE_REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
                "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
                "CUSTOMER_S3_BUCKET": "bench-incremental", "MOCK_API_URL": api.url,
                "SYNC_WORKERS": str(workers), "DATA_DIR": str(data_dir),
@@ -484,7 +499,7 @@ def bench_nats(count: int, workers: int, workdir: Path, rclone: RcloneS3) -> Non
     db.close()
     server = NatsServer(workdir / "nats-store").start()
     api = MockApiProcess(storage).start()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
+    env = {**os.environ, "PYTHONPATH": str(SERVICE_REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
            "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
            "CUSTOMER_S3_BUCKET": bucket, "MOCK_API_URL": api.url, "SYNC_WORKERS": str(workers),
            "DATA_DIR": str(data_dir), "LOG_DIR": str(workdir / "logs"), "EVENT_SOURCE": "nats",
@@ -590,7 +605,8 @@ def main() -> int:
             path.write_bytes(os.urandom(1024))
     rclone = RcloneS3(workdir / "s3-root").start()
     try:
-        print(f"rclone serve s3 at {rclone.endpoint}; {os.cpu_count()} CPUs; rows {','.join(args.rows)}; "
+        print(f"service from {SERVICE_REPO}; rclone serve s3 at {rclone.endpoint}; {os.cpu_count()} CPUs;"
+              f" rows {','.join(args.rows)}; "
               f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if "ceiling" in rows:
             for manager in FILE_MANAGERS:

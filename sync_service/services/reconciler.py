@@ -1,6 +1,7 @@
 """Finding drift between the bucket and the records: objects changed or deleted while no event
-said so. The listing is compared page by page; paths seen are kept in a temporary SQLite table,
-so memory stays flat and the listing order does not matter.
+said so. The listing (in key order, its folders listed several at once) and the records (read
+by path in batches, byte order on both databases, which is S3's) are merged as two sorted
+streams: no query per object or per page, and memory flat in the bucket's size.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from sync_service.clients.ordered_listing import iter_sorted_pages
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.utils.paths import unsyncable
@@ -34,18 +36,24 @@ class Drift:
 def find_drift(s3: S3Manager, db: DatabaseManager) -> Drift:
     """Compare the listing with the records."""
     drift = Drift()
-    db.records.start_scan()
-    for page in s3.iter_pages():
+    records = db.records.iter_by_path()
+    record = next(records, None)
+    for page in iter_sorted_pages(s3):
         valid = [s for s in page if unsyncable(s.key, s.path, s.size) is None]
         drift.skipped += len(page) - len(valid)
-        records = db.records.lookup([s.path for s in valid])
         for summary in valid:
-            record = records.get(summary.path)
-            if record is None:
-                drift.created.append(summary.path)
-            elif (record.etag, record.size, record.last_modified) != (
+            path = summary.path
+            while record is not None and record.path < path:
+                drift.deleted.append(record.path)  # recorded, and the listing went past it
+                record = next(records, None)
+            if record is None or record.path != path:
+                drift.created.append(path)
+                continue
+            if (record.etag, record.size, record.last_modified) != (
                     summary.etag, summary.size, summary.last_modified):
-                drift.changed.append(summary.path)
-        db.records.saw(s.path for s in valid)
-    drift.deleted = db.records.unseen()
+                drift.changed.append(path)
+            record = next(records, None)
+    while record is not None:
+        drift.deleted.append(record.path)
+        record = next(records, None)
     return drift

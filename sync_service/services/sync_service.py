@@ -14,6 +14,7 @@ from sync_service.clients.event_source import EventSource, MemorySource
 from sync_service.clients.file_listing import list_files
 from sync_service.clients.file_spool import FileSpoolSource
 from sync_service.clients.infrastructure_api import InfrastructureAPI
+from sync_service.clients.ordered_listing import iter_sorted_pages
 from sync_service.clients.ranged_reads import RangedGets
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import SyncError
@@ -419,9 +420,9 @@ class SyncService:
         """Compare the bucket, the records and (where it can list them) the file manager."""
         self.config.require_bucket()
         self.s3.check()  # objects readable as a sync reads them, not only listed: else exit 1
-        objects = (s for page in self.s3.iter_pages() for s in page
+        objects = (s for page in iter_sorted_pages(self.s3) for s in page
                    if unsyncable(s.key, s.path, s.size) is None)
-        result = compare(objects, self.db.iter_records(), list_files(self.api))
+        result = compare(objects, self.db.records.iter_by_path(), list_files(self.api))
         result.pending_operations = self.db.operation_counts()["pending"]
         return result
 
