@@ -209,9 +209,8 @@ class SyncService:
         mine = executor.apply_claimed(
             self.holder, report, batch=self.config.worker_batch, poll_s=SHARED_POLL_S,
             finished=lambda: not listing() and self.db.operations.pending_of(report.run_id) == 0)
-        for outcome in self.db.operations.finished_of(report.run_id):
-            if outcome.stored.row_id not in mine:
-                executor.count(outcome, report)
+        for outcome in self.db.operations.finished_of(report.run_id, exclude=mine):
+            executor.count(outcome, report)
 
     def initial_sync_completed(self) -> bool:
         """True once an initial sync has planned the whole listing."""
