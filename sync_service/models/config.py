@@ -118,6 +118,20 @@ def _globs(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return patterns
 
 
+def _bytes(env: Mapping[str, str], name: str, default: int) -> int:
+    """A size in bytes such as ``64M`` (binary multiples), at least 1K; ``default`` when empty."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = parse_size(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a size such as 512K, 16M or 1G, got {raw!r}") from None
+    if value < 1024:
+        raise ConfigError(f"{name} must be at least 1K, got {raw!r}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -224,6 +238,10 @@ class SyncConfig:
     sync_workers: int = 16
     worker_batch: int = 64
     worker_lease: float = 30.0
+    listers: int = 8
+    ranged_get_threshold: int = 64 * 1024 * 1024
+    ranged_get_window: int = 16 * 1024 * 1024
+    ranged_gets: int = 4
     database_outage_timeout: float = 120.0
     max_retries: int = 5
     data_dir: Path = Path("data")
@@ -354,6 +372,10 @@ class SyncConfig:
             sync_workers=_int(env, "SYNC_WORKERS", 16, 1, 256),
             worker_batch=_int(env, "WORKER_BATCH", 64, 1, 10_000),
             worker_lease=_float(env, "WORKER_LEASE_S", 30.0, 0.0, 7 * 24 * 3600.0),
+            listers=_int(env, "LISTERS", 8, 1, 64),
+            ranged_get_threshold=_bytes(env, "RANGED_GET_THRESHOLD", 64 << 20),
+            ranged_get_window=_bytes(env, "RANGED_GET_WINDOW", 16 << 20),
+            ranged_gets=_int(env, "RANGED_GETS", 4, 1, 64),
             database_outage_timeout=_float(env, "DATABASE_OUTAGE_TIMEOUT", 120.0, 0.0, 7 * 24 * 3600.0),
             max_retries=_int(env, "MAX_RETRIES", 5, 0, 50),
             data_dir=data_dir,

@@ -60,34 +60,58 @@ class CheckResult:
 def compare(objects: Iterable[ObjectSummary], records: Iterable[FileRecord],
             files: Mapping[str, ListedFile] | None) -> CheckResult:
     """The differences between the bucket's syncable objects, the records and (when it can
-    list them) the file manager's files."""
-    in_bucket = {o.path: o for o in objects}
-    recorded = {r.path: r for r in records}
+    list them) the file manager's files. ``objects`` and ``records`` come ordered by path
+    (S3's byte order): they are merged as two sorted streams, so memory holds the differences
+    and the file manager's listing, not the bucket or the records."""
     found: list[Difference] = []
-    for path, summary in in_bucket.items():
-        record = recorded.get(path)
-        if record is None:
-            found.append(Difference("not_recorded", path))
-        elif (record.size, record.etag) != (summary.size, summary.etag):
-            found.append(Difference("changed_in_bucket", path,
-                                    f"bucket {summary.size} B {summary.etag}, "
-                                    f"record {record.size} B {record.etag}"))
-    found += [Difference("not_in_bucket", p) for p in recorded if p not in in_bucket]
-    if files is not None:
-        for path, record in recorded.items():
-            listed = files.get(path)
-            if listed is None:
-                found.append(Difference("missing_in_file_manager", path))
-                continue
-            if listed.size != record.size:
-                found.append(Difference("size_differs", path,
-                                        f"file manager {listed.size} B, record {record.size} B"))
-            if record.permissions and listed.permissions != record.permissions:
-                found.append(Difference("permissions_differ", path,
-                                        f"file manager {listed.permissions or '(none)'}, "
-                                        f"record {record.permissions}"))
-        found += [Difference("unknown_in_file_manager", p) for p in files if p not in recorded]
+    listed = iter(sorted(files)) if files is not None else iter(())
+    next_listed = next(listed, None)
+    in_bucket = recorded = 0
+
+    def against_file_manager(record: FileRecord) -> None:
+        nonlocal next_listed
+        if files is None:
+            return
+        while next_listed is not None and next_listed < record.path:
+            found.append(Difference("unknown_in_file_manager", next_listed))
+            next_listed = next(listed, None)
+        if next_listed != record.path:
+            found.append(Difference("missing_in_file_manager", record.path))
+            return
+        next_listed = next(listed, None)
+        held = files[record.path]
+        if held.size != record.size:
+            found.append(Difference("size_differs", record.path,
+                                    f"file manager {held.size} B, record {record.size} B"))
+        if record.permissions and held.permissions != record.permissions:
+            found.append(Difference("permissions_differ", record.path,
+                                    f"file manager {held.permissions or '(none)'}, "
+                                    f"record {record.permissions}"))
+
+    bucket, rows = iter(objects), iter(records)
+    summary, record = next(bucket, None), next(rows, None)
+    while summary is not None or record is not None:
+        if record is None or (summary is not None and summary.path < record.path):
+            assert summary is not None
+            found.append(Difference("not_recorded", summary.path))
+            in_bucket += 1
+            summary = next(bucket, None)
+            continue
+        recorded += 1
+        against_file_manager(record)
+        if summary is None or record.path < summary.path:
+            found.append(Difference("not_in_bucket", record.path))
+        else:
+            in_bucket += 1
+            if (record.size, record.etag) != (summary.size, summary.etag):
+                found.append(Difference("changed_in_bucket", record.path,
+                                        f"bucket {summary.size} B {summary.etag}, "
+                                        f"record {record.size} B {record.etag}"))
+            summary = next(bucket, None)
+        record = next(rows, None)
+    while next_listed is not None:
+        found.append(Difference("unknown_in_file_manager", next_listed))
+        next_listed = next(listed, None)
     order = list(KINDS)
     found.sort(key=lambda d: (order.index(d.kind), d.path))
-    return CheckResult(found, len(in_bucket), len(recorded),
-                       None if files is None else len(files))
+    return CheckResult(found, in_bucket, recorded, None if files is None else len(files))

@@ -39,6 +39,7 @@ from itertools import groupby
 from typing import Any, TypeVar
 
 from sync_service.clients.infrastructure_api import FileManagerSession, InfrastructureAPI
+from sync_service.clients.ranged_reads import RangedGets
 from sync_service.clients.storage.base import ObjectMeta, ObjectSession, ObjectStore
 from sync_service.errors import ConflictError, DatabaseUnavailable, NotFoundError, ObjectGone, SyncError
 from sync_service.models.data_models import (
@@ -73,8 +74,9 @@ class Executor:
     def __init__(self, s3: ObjectStore, api: InfrastructureAPI, db: DatabaseManager, *,
                  workers: int, permissions_key: str, default_permissions: dict[str, object],
                  clock: Clock | None = None, on_progress: Callable[[], None] | None = None,
-                 outage: OutageWatch | None = None) -> None:
+                 outage: OutageWatch | None = None, ranged: RangedGets | None = None) -> None:
         self.s3 = s3
+        self.ranged = ranged  # large objects in ranged windows (None: one GET each)
         self.api = api
         self.db = db
         self.workers = max(1, workers)
@@ -383,7 +385,7 @@ class Executor:
         permissions (the operation's, or the object's own when not known) where they differ
         from what the file manager holds, or always for a new file."""
         meta, saved = await deliver_content(self._s3, self._fm, self.s3.key_of(o.source), target,
-                                            idempotency_key=key)
+                                            idempotency_key=key, ranged=self.ranged)
         held = o.old_permissions
         if set_permissions:
             permissions = o.permissions or self._permissions_of(meta, target)

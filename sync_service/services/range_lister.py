@@ -1,9 +1,10 @@
-"""The lister of the initial listing's key ranges (SPEC §9, PostgreSQL).
+"""The lister of the initial listing's key ranges (SPEC §9).
 
 Every process that applies operations from the shared database (the initial sync itself and
-each ``worker``) runs one ``RangeLister`` in a thread beside its executor: it claims a range
-(``ListingRangeStore``), lists it page by page and stores each page's plan with the range's new
-position, unclaimed, for whichever process claims it first. A folder range's pages also yield
+each ``worker``) runs ``LISTERS`` of them (``ListerPool``), each in a thread beside its
+executor: a lister claims a range (``ListingRangeStore``), lists it page by page and stores
+each page's plan with the range's new position, unclaimed, for whichever process claims it
+first. A folder range's pages also yield
 the folders below it, which become new ranges that other listers take. The lister waits while
 more than ``BACKLOG`` operations are pending, so listing never runs far ahead of applying.
 """
@@ -51,7 +52,8 @@ class RangeLister:
 
     def __init__(self, s3: ObjectStore, db: DatabaseManager, *, name: str, lease_s: float,
                  clock: Clock, report: RunReport | None = None, until_listed: bool = False,
-                 outage: OutageWatch | None = None, rules: ObjectFilter = EVERYTHING) -> None:
+                 outage: OutageWatch | None = None, rules: ObjectFilter = EVERYTHING,
+                 report_lock: threading.Lock | None = None) -> None:
         self.s3 = s3
         self.rules = rules  # what is synced: the rest of a page is counted, not planned
         self.db = db
@@ -59,6 +61,7 @@ class RangeLister:
         self.lease_s = lease_s
         self.clock = clock
         self.report = report  # counts what this lister skipped (the range stores it too)
+        self.report_lock = report_lock or threading.Lock()  # shared by listers of one report
         self.until_listed = until_listed
         self.outage = outage or OutageWatch(db.location, give_up_after_s=0, clock=clock)
         self.error: BaseException | None = None
@@ -148,9 +151,10 @@ class RangeLister:
                     return
                 batch = plan_page(self.db, listed.run_id, page,
                                   then=self._storing(listed, after, folders), rules=self.rules)
-                if self.report is not None:
-                    for reason, count in batch.skipped.items():
-                        self.report.skip(reason, count)
+                if self.report is not None and batch.skipped:
+                    with self.report_lock:
+                        for reason, count in batch.skipped.items():
+                            self.report.skip(reason, count)
                 pages += 1
                 if more and pages % SPLIT_AFTER_PAGES == 0:
                     split = self._split(listed, after)

@@ -1,6 +1,7 @@
 """Finding drift between the bucket and the records: objects changed or deleted while no event
-said so. The listing is compared page by page; paths seen are kept in a temporary SQLite table,
-so memory stays flat and the listing order does not matter.
+said so. The listing (in key order, its folders listed several at once) and the records (read
+by path in batches, byte order on both databases, which is S3's) are merged as two sorted
+streams: no query per object or per page, and memory flat in the bucket's size.
 
 The bucket is seen through the filter rules: an object they leave out counts as not there, so
 a record of one (synced under earlier rules, or renamed into an excluded name) is deleted.
@@ -12,6 +13,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
+from sync_service.clients.ordered_listing import iter_sorted_pages
 from sync_service.clients.storage.base import ObjectStore
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.filters import EVERYTHING, ObjectFilter
@@ -39,8 +41,9 @@ class Drift:
 def find_drift(s3: ObjectStore, db: DatabaseManager, rules: ObjectFilter = EVERYTHING) -> Drift:
     """Compare the listing, as ``rules`` select it, with the records."""
     drift = Drift()
-    db.records.start_scan()
-    for page in s3.iter_pages():
+    records = db.records.iter_by_path()
+    record = next(records, None)
+    for page in iter_sorted_pages(s3):
         valid = []
         for summary in page:
             unfit = unsyncable(summary.key, summary.path, summary.size)
@@ -49,14 +52,19 @@ def find_drift(s3: ObjectStore, db: DatabaseManager, rules: ObjectFilter = EVERY
                 valid.append(summary)
             else:
                 drift.skipped[reason] += 1
-        records = db.records.lookup([s.path for s in valid])
         for summary in valid:
-            record = records.get(summary.path)
-            if record is None:
-                drift.created.append(summary.path)
-            elif (record.etag, record.size, record.last_modified) != (
+            path = summary.path
+            while record is not None and record.path < path:
+                drift.deleted.append(record.path)  # recorded, and the listing went past it
+                record = next(records, None)
+            if record is None or record.path != path:
+                drift.created.append(path)
+                continue
+            if (record.etag, record.size, record.last_modified) != (
                     summary.etag, summary.size, summary.last_modified):
-                drift.changed.append(summary.path)
-        db.records.saw(s.path for s in valid)
-    drift.deleted = db.records.unseen()
+                drift.changed.append(path)
+            record = next(records, None)
+    while record is not None:
+        drift.deleted.append(record.path)
+        record = next(records, None)
     return drift

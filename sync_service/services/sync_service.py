@@ -15,6 +15,8 @@ from sync_service.clients.event_watch import EventWatch, NatsWatch, SpoolWatch
 from sync_service.clients.file_listing import list_files
 from sync_service.clients.file_spool import FileSpoolSource
 from sync_service.clients.infrastructure_api import InfrastructureAPI
+from sync_service.clients.ordered_listing import iter_sorted_pages
+from sync_service.clients.ranged_reads import RangedGets
 from sync_service.clients.storage import ObjectStore, open_store
 from sync_service.errors import SyncError
 from sync_service.models.config import SyncConfig
@@ -29,6 +31,7 @@ from sync_service.services.executor import Executor
 from sync_service.services.filters import ObjectFilter
 from sync_service.services.heartbeat import Heartbeat
 from sync_service.services.housekeeping import DAY_S, Housekeeper
+from sync_service.services.lister_pool import ListerPool
 from sync_service.services.plan_order import plan_operations
 from sync_service.services.planners import (
     PlanEntry,
@@ -36,7 +39,6 @@ from sync_service.services.planners import (
     plan_page,
 )
 from sync_service.services.progress import Progress
-from sync_service.services.range_lister import RangeLister
 from sync_service.services.reconciler import Drift, find_drift
 from sync_service.services.renames import adopt_renames
 from sync_service.services.run_reports import RunReports
@@ -182,7 +184,9 @@ class SyncService:
                         permissions_key=self.config.permissions_metadata_key,
                         default_permissions=self.config.default_permissions, clock=self.clock,
                         on_progress=progress.update if progress is not None else None,
-                        outage=self.outage)
+                        outage=self.outage,
+                        ranged=RangedGets(self.config.ranged_get_threshold, self.config.ranged_get_window,
+                                          self.config.ranged_gets))
 
     def _apply_pending(self, executor: Executor, report: RunReport) -> None:
         """First of every run: what an interrupted run planned and did not apply, claimed as
@@ -223,9 +227,8 @@ class SyncService:
         mine = executor.apply_claimed(
             self.holder, report, batch=self.config.worker_batch, poll_s=SHARED_POLL_S,
             finished=lambda: not listing() and self.db.operations.pending_of(report.run_id) == 0)
-        for outcome in self.db.operations.finished_of(report.run_id):
-            if outcome.stored.row_id not in mine:
-                executor.count(outcome, report)
+        for outcome in self.db.operations.finished_of(report.run_id, exclude=mine):
+            executor.count(outcome, report)
 
     def initial_sync_completed(self) -> bool:
         """True once an initial sync has planned the whole listing."""
@@ -274,15 +277,15 @@ class SyncService:
         return left
 
     def _list(self, report: RunReport, executor: Executor) -> bool:
-        """List the bucket in key ranges (beside any workers, on PostgreSQL), a lister thread
-        planning pages as the claim loop applies them; True once every range was listed and
+        """List the bucket in key ranges (beside any workers, on PostgreSQL), ``LISTERS``
+        lister threads planning pages as the claim loop applies them; True once every range was listed and
         this run's plan applied."""
         self._start_ranges(report.run_id)
         if self.rules.active:
             logger.info("initial sync %s: syncing %s", report.run_id, self.rules.describe())
-        lister = RangeLister(self.s3, self.db, name=self.holder[0], lease_s=self.holder[1],
-                             clock=self.clock, until_listed=True, outage=executor.outage,
-                             rules=self.rules).start()
+        lister = ListerPool(self.s3, self.db, name=self.holder[0], count=self.config.listers,
+                            lease_s=self.holder[1], clock=self.clock, until_listed=True,
+                            outage=executor.outage, rules=self.rules).start()
         try:
             self._apply_shared(report, executor, listing=lambda: lister.running)
         finally:
@@ -303,7 +306,7 @@ class SyncService:
         """Claim pending operations from the shared database and apply them (``worker``)."""
         self.config.require_bucket()
         settings = WorkerSettings(batch=self.config.worker_batch, lease_s=self.config.worker_lease,
-                                  until_idle=until_idle)
+                                  until_idle=until_idle, listers=self.config.listers)
         return Worker(self.s3, self.db, self._executor(), settings, clock=self.clock,
                       rules=self.rules).run()
 
@@ -462,10 +465,10 @@ class SyncService:
         """Compare the bucket, the records and (where it can list them) the file manager."""
         self.config.require_bucket()
         self.s3.check()  # objects readable as a sync reads them, not only listed: else exit 1
-        objects = (s for page in self.s3.iter_pages() for s in page  # the filtered view
+        objects = (s for page in iter_sorted_pages(self.s3) for s in page  # the filtered view
                    if unsyncable(s.key, s.path, s.size) is None
                    and self.rules.skip_reason(s.path, s.size) is None)
-        result = compare(objects, self.db.iter_records(), list_files(self.api))
+        result = compare(objects, self.db.records.iter_by_path(), list_files(self.api))
         result.pending_operations = self.db.operation_counts()["pending"]
         return result
 

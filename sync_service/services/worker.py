@@ -11,8 +11,9 @@ run with pending operations, and only from its earliest phase (deletes, renames 
 creates and updates, permissions); renames and moves, which go in the planner's order, are
 claimed whole by one worker.
 
-Beside its executor each worker lists: a ``RangeLister`` thread claims ranges of an initial
-listing (stored by ``initial-sync``), so the listing of a large bucket is shared out as well.
+Beside its executor each worker lists: ``LISTERS`` lister threads (``ListerPool``) claim ranges
+of an initial listing (stored by ``initial-sync``), so the listing of a large bucket is shared
+out as well.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.executor import Executor
 from sync_service.services.filters import EVERYTHING, ObjectFilter
 from sync_service.services.heartbeat import Heartbeat
-from sync_service.services.range_lister import RangeLister
+from sync_service.services.lister_pool import DEFAULT_LISTERS, ListerPool
 from sync_service.utils.clock import Clock
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class WorkerSettings:
     batch: int = DEFAULT_BATCH
     lease_s: float = DEFAULT_LEASE_S
     until_idle: bool = False
+    listers: int = DEFAULT_LISTERS
 
 
 class Worker:
@@ -79,9 +81,10 @@ class Worker:
         logger.info("worker %s: claiming up to %d operations at a time, lease %ss",
                     self.name, self.settings.batch, self.settings.lease_s)
         with Heartbeat(self.db, [self.name], self.settings.lease_s):
-            lister = RangeLister(self.s3, self.db, name=self.name, lease_s=self.settings.lease_s,
-                                 clock=self.clock, report=report, outage=self.executor.outage,
-                                 until_listed=self.settings.until_idle, rules=self.rules).start()
+            lister = ListerPool(self.s3, self.db, name=self.name, count=self.settings.listers,
+                                lease_s=self.settings.lease_s, clock=self.clock, report=report,
+                                outage=self.executor.outage,
+                                until_listed=self.settings.until_idle, rules=self.rules).start()
             try:
                 with self.executor:
                     self.executor.apply_claimed((self.name, self.settings.lease_s), report,
@@ -97,7 +100,7 @@ class Worker:
         report.duration_s = round(self.clock.monotonic() - started, 3)
         return report
 
-    def _finished(self, lister: RangeLister) -> bool:
+    def _finished(self, lister: ListerPool) -> bool:
         """Nothing free to claim: stop if the lister failed (join() raises it), or, with
         ``until_idle``, once nothing is left to list and nothing is pending."""
         if lister.error is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -291,16 +291,26 @@ class OperationStore:
         return int(self.db.query("SELECT count(*) FROM operations WHERE run_id = ? AND status = 'pending'",
                                  (run_id,))[0][0])
 
-    def finished_of(self, run_id: str) -> list[Outcome]:
+    def finished_of(self, run_id: str, *, exclude: Container[int] = frozenset(),
+                    batch: int = 5000) -> Iterator[Outcome]:
         """A run's operations that ended (done, failed, skipped), as their outcomes were
-        recorded (what each counts as in a report, the bytes it sent), whoever applied them."""
-        return [
-            Outcome(StoredOperation(row_id, f"{run_id}:{row_id}", _operation(payload)), status,
-                    error or "", counted_as=counted_as or "", bytes_sent=int(bytes_sent or 0))
-            for row_id, payload, status, error, counted_as, bytes_sent in self.db.query(
+        recorded (what each counts as in a report, the bytes it sent), whoever applied them;
+        but those whose row ids are in ``exclude``. Read in batches by id: memory stays flat
+        however many operations the run had."""
+        last = 0
+        while True:
+            rows = self.db.query(
                 "SELECT id, payload, status, error, counted_as, bytes_sent FROM operations "
-                "WHERE run_id = ? AND status IN ('done', 'failed', 'skipped') ORDER BY id", (run_id,))
-        ]
+                "WHERE run_id = ? AND id > ? AND status IN ('done', 'failed', 'skipped') "
+                "ORDER BY id LIMIT ?", (run_id, last, batch))
+            if not rows:
+                return
+            last = rows[-1][0]
+            for row_id, payload, status, error, counted_as, bytes_sent in rows:
+                if row_id not in exclude:  # skipped before its payload is parsed
+                    yield Outcome(StoredOperation(row_id, f"{run_id}:{row_id}", _operation(payload)),
+                                  status, error or "", counted_as=counted_as or "",
+                                  bytes_sent=int(bytes_sent or 0))
 
     def counts(self) -> dict[str, int]:
         """How many operations are pending and failed."""

@@ -36,7 +36,9 @@ from sync_service.utils.redaction import mask_url
 LOCK_NAMESPACE = 0x53594E43
 RUN_LOCK = 1
 MIGRATION_LOCK = 3
-POOL_SIZE = 10
+#: Connections a process holds at most: the claim loop, the outcome writer, the heartbeats and
+#: LISTERS (8 by default) listers each hold one for a page's transaction at times.
+POOL_SIZE = 16
 CONNECT_TIMEOUT_S = 10
 #: Seconds a statement waits for a connection of the pool (the server away, or all busy)
 #: before the outage watch takes over the waiting (and says so).

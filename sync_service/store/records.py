@@ -73,16 +73,14 @@ class RecordStore:
 
     def iter_by_path(self, batch: int = 10_000) -> Iterator[FileRecord]:
         """Every record ordered by path (the order of an S3 listing), read in batches."""
-        last, first = "", True
-        while True:
-            rows = self.db.query(
-                f"SELECT {COLUMNS_SQL} FROM files WHERE path > ? OR ? ORDER BY path LIMIT ?",
-                (last, first, batch))
-            if not rows:
-                return
+        # Two statements, not one with "path > ? OR first": an OR keeps SQLite off the path
+        # index, and every batch would sort the whole table.
+        rows = self.db.query(f"SELECT {COLUMNS_SQL} FROM files ORDER BY path LIMIT ?", (batch,))
+        while rows:
             for row in rows:
                 yield FileRecord(*row)
-            last, first = rows[-1][1], False
+            rows = self.db.query(f"SELECT {COLUMNS_SQL} FROM files WHERE path > ? ORDER BY path LIMIT ?",
+                                 (rows[-1][1], batch))
 
     def rows_of(self, ids: Iterable[int], table: str = "files") -> Iterator[FileRecord]:
         """The rows of ``files`` (or ``baseline``) with those ids that exist, ordered by id."""

@@ -1,5 +1,5 @@
 """Local servers for the demo, the tests and the benchmark: moto's S3, ``rclone serve s3``,
-and the mock API, each on a free local port, stopped by the caller.
+the mock API and the benchmarks' light file manager (Node), each on a free local port, stopped by the caller.
 
 moto and rclone are development dependencies (``requirements-dev.txt``); they are imported or
 looked up only when a server is started.
@@ -124,6 +124,46 @@ class MockApiProcess:
                "PYTHONPATH": str(REPO_ROOT), **self.extra_env}
         self._process = subprocess.Popen([sys.executable, "-m", "mock_api"], env=env,
                                          cwd=REPO_ROOT)
+        wait_for_http(f"{self.url}/health", process=self._process)
+        return self
+
+    @property
+    def pid(self) -> int:
+        """The server process's id."""
+        assert self._process is not None, "not started"
+        return self._process.pid
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+
+class LightFileManagerProcess:
+    """The light file-manager stand-in of the benchmarks (``bench/light_file_manager.mjs``,
+    Node, no dependencies) in its own process: SPEC §3's calls at a fraction of the mock's CPU."""
+
+    SCRIPT = REPO_ROOT / "bench" / "light_file_manager.mjs"
+
+    def __init__(self, storage_dir: Path, *, token: str = "") -> None:
+        node = shutil.which("node")
+        if node is None:
+            raise RuntimeError("node is not installed (the light file manager runs on Node.js)")
+        self.node = node
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.storage_dir = storage_dir
+        self.token = token
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LightFileManagerProcess:
+        self._process = subprocess.Popen(
+            [self.node, str(self.SCRIPT), "--root", str(self.storage_dir), "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            env={**os.environ, "API_TOKEN": self.token}, stderr=subprocess.DEVNULL)
         wait_for_http(f"{self.url}/health", process=self._process)
         return self
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sync_service.clients.s3_data import CHUNK_SIZE, ObjectMeta
 from sync_service.models.data_models import ObjectSummary
@@ -50,6 +50,17 @@ class ObjectSession(Protocol):
 
     async def check(self) -> None:
         """Reach the bucket as objects are read; raise StorageError or ObjectError if not."""
+        ...
+
+
+@runtime_checkable
+class RangedSession(ObjectSession, Protocol):
+    """A data path that can also read a byte range of one object (S3): large objects are then
+    read in several ranged windows at once."""
+
+    async def open_range(self, key: str, first: int, last: int, *,
+                         if_match: str | None = None) -> OpenObject:
+        """Start a streamed GET of the bytes ``first`` to ``last`` (inclusive) of one object."""
         ...
 
 
