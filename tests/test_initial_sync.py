@@ -229,6 +229,8 @@ def test_permanent_400_is_a_recorded_failure_with_exit_1(cli: Cli, bucket: Bucke
     retry = cli.run("initial-sync")
     assert retry.returncode == 0
     assert set(api.files()) == {"good/ok.txt", "bad/refused.txt"}
+    counted = report_of(retry)  # the retried create, counted once though the run lists after it
+    assert (counted["succeeded"], counted["failed"], counted["operations"]["create"]) == (1, 0, 1)
     assert json.loads(cli.run("status", "--json").stdout)["operations"]["failed"] == 0
 
 

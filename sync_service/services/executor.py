@@ -86,6 +86,7 @@ class Executor:
         self.on_progress = on_progress
         self.outage = outage or OutageWatch(db.location, give_up_after_s=0, clock=self.clock)
         self.attempted: set[int] = set()
+        self.counted_rows: set[int] = set()  # row ids already counted in the run's report
         self._blocked: set[str] = set()
         self._unflushed: list[Outcome] = []
         self._last_flush = time.monotonic()
