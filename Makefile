@@ -25,8 +25,11 @@ $(STAMP): requirements.txt requirements-dev.txt package.json
 
 install: $(STAMP) ## create .venv with the service and its test tools (and node_modules for checks)
 
+# Tests run in TEST_JOBS processes (pytest-xdist): most of a test's time is spent waiting for
+# the servers and commands it starts, so two at a time use two cores.
+TEST_JOBS ?= 2
 test: $(STAMP) ## run the test suite (real S3 servers and the mock API on free ports)
-	$(PY) -m pytest -q -m "not killpoints and not outage and not scale and not clouds"
+	$(PY) -m pytest -q -n $(TEST_JOBS) -m "not killpoints and not outage and not scale and not clouds"
 
 test-clouds: $(STAMP) ## the storage contract against S3, fake-gcs-server and Azurite (npm) emulators
 	REQUIRE_SERVICES=$${REQUIRE_SERVICES:-1} $(PY) -m pytest -q -m clouds
@@ -39,9 +42,9 @@ POSTGRES_TESTS := tests/test_database_manager.py tests/test_housekeeping.py \
 	tests/test_reconcile_duty.py tests/test_renames.py tests/test_executor.py tests/test_daemon.py \
 	tests/test_faults.py tests/test_hostile_events.py tests/test_secrets.py tests/test_status_page.py \
 	tests/test_workflow_and_logs.py tests/test_killpoints.py tests/test_database_outage.py \
-	tests/test_event_daemon.py
+	tests/test_event_daemon.py tests/test_filtered_sync.py
 test-postgres: $(STAMP) ## the sync-behaviour tests again, state in PostgreSQL (TEST_DATABASE_URL), and outages
-	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q $(POSTGRES_TESTS)
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q -n $(TEST_JOBS) $(POSTGRES_TESTS)
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q -m scale
 
 test-killpoints: $(STAMP) ## kill -9 at 20 seeded moments of a sync (about a minute)
