@@ -20,7 +20,6 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from bench import Timing, median, seed, timed  # noqa: E402
-
 from sync_service.utils.cloud_emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, FakeGcs  # noqa: E402
 from sync_service.utils.local_servers import MockApiProcess, rclone_binary  # noqa: E402
 
