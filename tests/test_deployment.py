@@ -239,12 +239,16 @@ def test_native_make_targets_run(tmp_path: Path) -> None:
     assert "33 files" in demo.stdout and "records       33" in demo.stdout
     bench = subprocess.run(["make", "--no-print-directory", "bench"], cwd=REPO_ROOT, capture_output=True, text=True,
                            timeout=300, env={**os.environ, "BENCH_SMALL": "30", "BENCH_LARGE": "2", "BENCH_RUNS": "1",
-                                             "BENCH_RECORDS": "300", "BENCH_EVENTS": "20",
-                                             "BENCH_NATS_EVENTS": "50"})
+                                             "BENCH_MANY": "200", "BENCH_RECORDS": "300", "BENCH_EVENTS": "20",
+                                             "BENCH_NATS_EVENTS": "50",  # every row but the 1 GiB one
+                                             "BENCH_ROWS": "ceiling,small,large,many,reconcile,incremental,nats"})
     assert bench.returncode == 0, bench.stderr[-2000:]
-    figures = r" +\d+\.\d+" * 4  # CPU, mock CPU, S3 server CPU, CPU floor
-    assert re.search(rf"^  initial-sync .* 0 +\d+\.\d+x{figures}$", bench.stdout, re.MULTILINE), bench.stdout
-    assert "mock API alone" in bench.stdout
+    # time over rclone's, CPU, CPU over rclone's, file manager CPU and a request, S3 server CPU, CPU floor
+    figures = r" +\d+\.\d+x +\d+\.\d+ +\d+\.\d+x" + r" +\d+\.\d+" * 4
+    for row in (r"sync \(light FM\)", r"sync \(mock FM\)"):
+        assert re.search(rf"^  {row} .* 0{figures}$", bench.stdout, re.MULTILINE), bench.stdout
+    assert re.search(r"^  reconcile .* 0 +\d+\.\d+x", bench.stdout, re.MULTILINE), bench.stdout
+    assert "light file manager alone" in bench.stdout and "mock file manager alone" in bench.stdout
     assert re.search(r"^\s+300\s.*\s20\s+\d+\s+0$", bench.stdout, re.MULTILINE), bench.stdout  # 20 events, 0 failed
     assert "change_permission" in bench.stdout and "events/s" in bench.stdout
     status = make("status", SYNC_CLI_NATIVE="1", DATA_DIR=str(tmp_path / "data"), LOG_DIR=str(tmp_path / "logs"))
