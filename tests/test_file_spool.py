@@ -114,3 +114,28 @@ def test_a_position_stored_before_digests_still_counts(tmp_path: Path) -> None:
     position = parse_position(batch.position)
     assert (position.name, position.lines, len(position.digest)) == ("events.jsonl", 3, 16)
     assert parse_position("odd@name.jsonl:4").name == "odd@name.jsonl"
+
+
+def test_one_event_a_file_is_replayed_as_one_batch_and_a_crash_before_the_moves_applies_nothing_twice(
+        tmp_path: Path, bucket: Bucket) -> None:
+    # given 30 spool files of one event each (as the daemon's producers often write them)
+    for n in range(30):
+        bucket.put(f"one/{n}.txt", b"x")
+    processor, db, source = replayer(tmp_path, bucket)
+    for n in range(30):
+        produce(source.folder, f"{n:03d}.jsonl", creates(f"one/{n}.txt"))
+    # when replay commits them but the process dies before it moves the files
+    first = processor.replay(acknowledge=False)
+    # then one batch (one transaction) took all 30, and the position names the last file
+    assert (first.batches, first.applied) == (1, 30)
+    assert parse_position(first.position).name == "029.jsonl"
+    # and the run after the crash applies nothing again, and moves every file away
+    again = processor.replay()
+    assert (again.applied, again.duplicates) == (0, 29)
+    assert sorted(r.path for r in db.iter_records()) == sorted(f"one/{n}.txt" for n in range(30))
+    assert source.pending_files() == [] and len(list(source.processed.iterdir())) == 30
+    # and batches still stop at the size asked for, across files
+    for n in range(5):
+        produce(source.folder, f"1{n:02d}.jsonl", creates(f"one/{n}.txt", f"one/{n + 5}.txt"))
+    sizes = [len(b.messages) for b in source.batches(again.position, 4)]
+    assert sizes == [4, 4, 2]

@@ -7,10 +7,12 @@ a fully applied file then moves to ``processed/`` under a name of its own
 (``<stem>.<digest>[.<n>].jsonl``), so an earlier file of the same name is never overwritten.
 
 So a producer may write ``events.jsonl`` again and again (SPEC §5): a file whose content differs
-from the one the position names is a new file and is read from its first line. After a crash
-between the commit and the move, the same file (same content) is found again and its applied
-lines are skipped, so nothing applies twice. A file with exactly the content of one applied
-before carries the same messages, which replay would skip by their ids anyway.
+from the one the position names is a new file and is read from its first line. A batch may
+take several files (one event a file is common); after a crash between its commit and the
+moves, the file the position names is found again with its applied lines skipped, and the
+earlier ones are read again and their messages skipped by their ids: nothing applies twice.
+A file with exactly the content of one applied before carries the same messages, which replay
+would skip by their ids anyway.
 
 Writers should create a file under another name and rename it to ``*.jsonl`` when complete;
 ``publish`` does exactly that.
@@ -102,8 +104,17 @@ class FileSpoolSource:
         return sorted(p for p in self.folder.glob("*.jsonl") if p.is_file())
 
     def batches(self, position: str | None, max_messages: int) -> Iterator[MessageBatch]:
-        """Yield up to ``max_messages`` lines at a time; a batch never spans two files."""
+        """Yield up to ``max_messages`` lines at a time, across files: a producer writing one
+        event a file costs one batch (one transaction, one round of HEADs) for many files.
+
+        The position names the file the batch ended in; a file read to its end goes with the
+        batch and moves to ``processed/`` once that batch is committed. After a crash between
+        the commit and the moves, a file the position does not name is read again from its
+        first line, and replay skips its messages by their ids."""
         done = parse_position(position)
+        batch: list[RawMessage] = []
+        finished: list[_Claim] = []  # files read to their end since the last batch
+        end: SpoolPosition | None = None
         for path in self.pending_files():
             try:
                 handle = path.open("rb")
@@ -113,32 +124,32 @@ class FileSpoolSource:
                 digest = content_digest(handle)
                 claim = _Claim(path, digest, _identity(os.fstat(handle.fileno())))
                 skip = done.lines if done.names(path.name, digest) else 0
-                yield from self._read(handle, SpoolPosition(path.name, digest, skip),
-                                      max_messages, claim)
-
-    def _read(self, handle: BinaryIO, start: SpoolPosition, max_messages: int,
-              claim: _Claim) -> Iterator[MessageBatch]:
-        batch: list[RawMessage] = []
-        line_number = 0
-        for line_number, raw in enumerate(handle, start=1):
-            if line_number <= start.lines:
-                continue
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            if text.strip():
-                at = SpoolPosition(start.name, start.digest, line_number)
-                batch.append(RawMessage(text, str(at)))
-            if len(batch) >= max_messages:
-                yield MessageBatch(batch, str(SpoolPosition(start.name, start.digest, line_number)))
-                batch = []
-        end = SpoolPosition(start.name, start.digest, max(line_number, start.lines))
-        yield MessageBatch(batch, str(end), token=claim)
+                line_number = 0
+                for line_number, raw in enumerate(handle, start=1):
+                    if line_number <= skip:
+                        continue
+                    text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                    if text.strip():
+                        batch.append(RawMessage(text, str(SpoolPosition(path.name, digest, line_number))))
+                    if len(batch) >= max_messages:
+                        at = SpoolPosition(path.name, digest, line_number)
+                        yield MessageBatch(batch, str(at), token=tuple(finished))
+                        batch, finished = [], []
+                end = SpoolPosition(path.name, digest, max(line_number, skip))
+                finished.append(claim)
+        if end is not None:
+            yield MessageBatch(batch, str(end), token=tuple(finished))
 
     def acknowledge(self, batch: MessageBatch, rejected: frozenset[str] = frozenset()) -> None:
-        """Move a file whose last batch is committed to ``processed/``, under a name of its own;
-        a file replaced since it was read stays, to be read as the new file it is."""
-        claim = batch.token
-        if not isinstance(claim, _Claim):
-            return
+        """Move the files a committed batch read to their end to ``processed/``, each under a
+        name of its own; a file replaced since it was read stays, to be read as the new file
+        it is."""
+        claims = batch.token if isinstance(batch.token, tuple) else ()
+        for claim in claims:
+            if isinstance(claim, _Claim):
+                self._move_applied(claim)
+
+    def _move_applied(self, claim: _Claim) -> None:
         try:
             if _identity(claim.path.stat()) != claim.identity:
                 return
