@@ -4,7 +4,6 @@ share one report window, posted at SIGTERM; kill -9 in a window loses nothing.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -15,7 +14,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 import requests
 
@@ -24,6 +22,7 @@ from sync_service.utils.local_servers import NatsServer, free_port
 from tests.conftest import Api, Bucket, Cli
 from tests.test_daemon import metric, stop
 from tests.test_initial_sync import wait_until
+from tests.test_nats_source import publish_all
 
 #: A loose bound for CI: the target is a second (make bench-freshness measures it).
 ARRIVAL_BOUND_S = 5.0
@@ -95,17 +94,6 @@ def test_spool_events_arrive_in_seconds_and_sigterm_posts_the_window(cli: Cli, b
     assert "event lag     p50 " in cli.run("status").stdout
 
 
-def publish_nats(server: NatsServer, subject: str, bodies: list[str]) -> None:
-    async def send() -> None:
-        connection = await nats.connect(server.url)
-        stream = connection.jetstream()
-        for body in bodies:
-            await stream.publish(subject, body.encode())
-        await connection.close()
-
-    asyncio.run(send())
-
-
 def test_nats_events_arrive_in_seconds_and_a_burst_goes_in_steps_in_one_window(
         cli: Cli, bucket: Bucket, api: Api, nats_server: NatsServer) -> None:
     tag = uuid.uuid4().hex[:8]
@@ -116,13 +104,13 @@ def test_nats_events_arrive_in_seconds_and_a_burst_goes_in_steps_in_one_window(
                                 NATS_STREAM=f"S{tag}", NATS_SUBJECT=subject, NATS_DURABLE=f"d{tag}")
     try:
         took = arrives_one_by_one(cli, bucket, api,
-                                  lambda e: publish_nats(nats_server, subject, [json.dumps(e)]), 3)
+                                  lambda e: publish_all(nats_server, subject, [json.dumps(e)]), 3)
         assert max(took) < ARRIVAL_BOUND_S
         # 2000 permission changes over 50 files, published at once.
         burst = [json.dumps({"event_id": f"b{i}", "type": "change_permission",
                              "path": f"burst/{i % 50}.txt", "permissions": {"round": i // 50}})
                  for i in range(2000)]
-        publish_nats(nats_server, subject, burst)
+        publish_all(nats_server, subject, burst)
         wait_until(lambda: metric(base, "sync_events_total", result="applied") >= 2003,
                    timeout=60, interval=0.2)
         final = {"round": 39}

@@ -107,7 +107,27 @@ class RcloneS3:
             self._process.wait(timeout=10)
 
 
-class MockApiProcess:
+class _ServerProcess:
+    """A server run as a child process: its id, and a stop that waits for it."""
+
+    _process: subprocess.Popen[bytes] | None
+
+    @property
+    def pid(self) -> int:
+        """The server process's id."""
+        assert self._process is not None, "not started"
+        return self._process.pid
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+
+class MockApiProcess(_ServerProcess):
     """The mock file-manager API as ``python -m mock_api`` in its own process."""
 
     def __init__(self, storage_dir: Path, *, token: str = "", extra_env: dict[str, str] | None = None) -> None:
@@ -127,22 +147,8 @@ class MockApiProcess:
         wait_for_http(f"{self.url}/health", process=self._process)
         return self
 
-    @property
-    def pid(self) -> int:
-        """The server process's id."""
-        assert self._process is not None, "not started"
-        return self._process.pid
 
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-
-
-class LightFileManagerProcess:
+class LightFileManagerProcess(_ServerProcess):
     """The light file-manager stand-in of the benchmarks (``bench/light_file_manager.mjs``,
     Node, no dependencies) in its own process: SPEC §3's calls at a fraction of the mock's CPU."""
 
@@ -166,20 +172,6 @@ class LightFileManagerProcess:
             env={**os.environ, "API_TOKEN": self.token}, stderr=subprocess.DEVNULL)
         wait_for_http(f"{self.url}/health", process=self._process)
         return self
-
-    @property
-    def pid(self) -> int:
-        """The server process's id."""
-        assert self._process is not None, "not started"
-        return self._process.pid
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
 
 
 def seed_folder(client: Any, bucket: str, folder: Path, permissions: dict[str, Any],
