@@ -20,6 +20,8 @@ RUN useradd --create-home --uid 10001 app \
 COPY --chown=app:app sync_service ./sync_service
 COPY --chown=app:app mock_api ./mock_api
 COPY --chown=app:app scripts ./scripts
+# scripts/init_stack.py (the Compose init job) seeds the bucket with devtools' seed_folder.
+COPY --chown=app:app devtools ./devtools
 COPY --chown=app:app test-data ./test-data
 
 # The s3-sync command. Editable: it runs the code in /app/sync_service, which Compose replaces

@@ -48,7 +48,8 @@ def admin_router(state: MockState, faults: FaultInjector, storage: Storage, auth
 
     @router.get("/operations")
     async def operations(request: Request) -> Response:
-        """The mutating calls applied so far, in order."""
+        """The mutating calls answered so far, in order: each applied one, and each answered from
+        the idempotency cache (``"replay": true``, which changed nothing)."""
         if not auth.allows(request):
             return auth.denied()
         return JSONResponse(state.operations)

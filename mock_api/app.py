@@ -107,8 +107,8 @@ def create_app(storage: Storage, token: str | None = None) -> FastAPI:
             async with state.key_locks.hold(f"{op}\x00{key}"):
                 cached = state.idempotency.get(op, key)
                 if cached is not None:
-                    state.stats.replayed += 1
                     status, body = cached
+                    state.record_operation(op, path, to, key, status, replay=True)
                 else:
                     status, body = await run_apply(op, path, to, key, apply)
                     if status < 500:

@@ -116,11 +116,18 @@ class MockState:
         self.key_locks = KeyedLocks()
 
     def record_operation(
-        self, op: str, path: str | None, to: str | None, idempotency_key: str | None, status: int
+        self, op: str, path: str | None, to: str | None, idempotency_key: str | None, status: int,
+        *, replay: bool = False,
     ) -> None:
-        """Append an applied mutating call to the operation log."""
-        self.operations.append({"op": op, "path": path, "to": to, "idempotency_key": idempotency_key, "status": status})
-        self.stats.applied += 1
+        """Append a mutating call to the operation log: one applied, or one answered from the
+        idempotency cache (``replay``), which changed nothing but was still sent; a test that
+        counts what a client sent must see both."""
+        self.operations.append({"op": op, "path": path, "to": to, "idempotency_key": idempotency_key,
+                                "status": status, "replay": replay})
+        if replay:
+            self.stats.replayed += 1
+        else:
+            self.stats.applied += 1
 
     def record_call(self, op: str, path: str | None, status: int, arrived_at: float, answered_at: float) -> None:
         """Append a contract call to the call log, whatever its answer (Unix times)."""

@@ -56,7 +56,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sync_service.utils.local_servers import (  # noqa: E402
+from devtools.local_servers import (  # noqa: E402
     ACCESS_KEY,
     SECRET_KEY,
     LightFileManagerProcess,
@@ -475,10 +475,10 @@ def bench_nats(count: int, workers: int, workdir: Path, rclone: RcloneS3) -> Non
 
     import nats
 
+    from devtools.local_servers import NatsServer
     from sync_service.clients.s3_manager import S3Manager, make_client
     from sync_service.models.data_models import SyncedFile
     from sync_service.services.database_manager import DatabaseManager
-    from sync_service.utils.local_servers import NatsServer
 
     bucket = "bench-nats"
     data_dir = workdir / "data-nats"

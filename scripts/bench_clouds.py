@@ -20,8 +20,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from bench import Timing, median, seed, timed  # noqa: E402
-from sync_service.utils.cloud_emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, FakeGcs  # noqa: E402
-from sync_service.utils.local_servers import MockApiProcess, rclone_binary  # noqa: E402
+from devtools.cloud_emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, FakeGcs  # noqa: E402
+from devtools.local_servers import MockApiProcess, rclone_binary  # noqa: E402
 
 
 def rclone_copy(store: str, bucket: str, target: Path, server: FakeGcs | Azurite) -> list[str]:

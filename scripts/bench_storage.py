@@ -34,9 +34,9 @@ CHUNK = 1024 * 1024
 async def get_all_aiohttp(endpoint: str, bucket: str, keys: list[str]) -> int:
     from botocore.credentials import Credentials
 
+    from devtools.local_servers import ACCESS_KEY, SECRET_KEY
     from sync_service.clients.s3_data import S3DataPath
     from sync_service.clients.s3_location import BucketLocation, BucketRegion
-    from sync_service.utils.local_servers import ACCESS_KEY, SECRET_KEY
 
     path = S3DataPath(BucketLocation(bucket, endpoint=endpoint, path_style=True, region=BucketRegion("us-east-1")),
                       credentials=Credentials(ACCESS_KEY, SECRET_KEY), pool_size=IN_FLIGHT)
@@ -81,8 +81,8 @@ def child(client: str, endpoint: str, bucket: str, keys_file: str) -> None:
     else:
         from obstore.store import AzureStore, GCSStore, S3Store
 
-        from sync_service.utils.cloud_emulators import AZURITE_ACCOUNT, AZURITE_KEY
-        from sync_service.utils.local_servers import ACCESS_KEY, SECRET_KEY
+        from devtools.cloud_emulators import AZURITE_ACCOUNT, AZURITE_KEY
+        from devtools.local_servers import ACCESS_KEY, SECRET_KEY
 
         options = {"allow_http": True, "pool_max_idle_per_host": str(IN_FLIGHT)}
         store: object
@@ -132,8 +132,8 @@ def main() -> int:
         child(*args.child)
         return 0
 
-    from sync_service.utils.cloud_emulators import Azurite, FakeGcs
-    from sync_service.utils.local_servers import RcloneS3
+    from devtools.cloud_emulators import Azurite, FakeGcs
+    from devtools.local_servers import RcloneS3
 
     sets = [("5000 x 1 KiB", 5000, 1024), ("40 x 8 MiB", 40, 8 * 1024 * 1024)]
     if args.big:

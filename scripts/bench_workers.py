@@ -42,8 +42,8 @@ from urllib.parse import urlsplit, urlunsplit
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from devtools.local_servers import MockApiProcess, RcloneS3  # noqa: E402
 from scripts.bench import seed, seed_records, sync_env  # noqa: E402
-from sync_service.utils.local_servers import MockApiProcess, RcloneS3  # noqa: E402
 
 BUCKET = "bench-workers"
 

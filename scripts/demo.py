@@ -23,15 +23,15 @@ sys.path.insert(0, str(REPO))
 
 import requests  # noqa: E402
 
-from sync_service.clients.s3_manager import make_client  # noqa: E402
-from sync_service.utils.cloud_emulators import Azurite, FakeGcs  # noqa: E402
-from sync_service.utils.local_servers import (  # noqa: E402
+from devtools.cloud_emulators import Azurite, FakeGcs  # noqa: E402
+from devtools.local_servers import (  # noqa: E402
     ACCESS_KEY,
     SECRET_KEY,
     MockApiProcess,
     MotoS3,
     seed_folder,
 )
+from sync_service.clients.s3_manager import make_client  # noqa: E402
 
 BUCKET = "customer-bucket"
 

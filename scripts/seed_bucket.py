@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devtools.local_servers import seed_folder
 from sync_service.clients.s3_manager import make_client
-from sync_service.utils.local_servers import seed_folder
 
 HERE = Path(__file__).resolve().parent
 

@@ -15,9 +15,7 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-from sync_service.clients.s3_manager import make_client
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.utils.local_servers import (
+from devtools.local_servers import (
     ACCESS_KEY,
     REPO_ROOT,
     SECRET_KEY,
@@ -26,6 +24,8 @@ from sync_service.utils.local_servers import (
     NatsServer,
     RcloneS3,
 )
+from sync_service.clients.s3_manager import make_client
+from sync_service.services.database_manager import DatabaseManager
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 #: Set (``make test-postgres``): the service under test keeps its state in PostgreSQL on this

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.local_servers import REPO_ROOT
 from sync_service.commands.completion import bash_script, commands_of, zsh_script
 from sync_service.main import build_parser, program_name
-from sync_service.utils.local_servers import REPO_ROOT
 from sync_service.version import UNKNOWN, package_version
 
 #: What ``pip install .`` needs of the checkout (pyproject.toml names the rest).

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from sync_service.utils.local_servers import REPO_ROOT, free_port
+from devtools.local_servers import REPO_ROOT, free_port
 from tests.conftest import Api, Bucket, Cli
 from tests.test_incremental_sync import assert_mirrors, spool
 from tests.test_initial_sync import delivered_paths, wait_until

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from sync_service.utils.local_servers import free_port
+from devtools.local_servers import free_port
 from tests.conftest import Api, Bucket, Cli, unavailable
 from tests.postgres_server import OwnPostgres
 from tests.test_initial_sync import assert_api_matches_bucket, wait_until

@@ -19,9 +19,7 @@ import pytest
 import yaml
 from jsonschema import Draft201909Validator
 
-from mock_api.__main__ import parse_settings
-from sync_service.models.config import SyncConfig
-from sync_service.utils.local_servers import (
+from devtools.local_servers import (
     ACCESS_KEY,
     REPO_ROOT,
     SECRET_KEY,
@@ -29,6 +27,8 @@ from sync_service.utils.local_servers import (
     MotoS3,
     NatsServer,
 )
+from mock_api.__main__ import parse_settings
+from sync_service.models.config import SyncConfig
 from tests.conftest import unavailable
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import requests
 
+from devtools.local_servers import NatsServer, free_port
 from sync_service.clients.file_spool import FileSpoolSource
-from sync_service.utils.local_servers import NatsServer, free_port
 from tests.conftest import Api, Bucket, Cli
 from tests.test_daemon import metric, stop
 from tests.test_initial_sync import wait_until

@@ -107,9 +107,9 @@ def test_create_of_an_object_gone_from_s3_changes_nothing(tmp_path: Path, bucket
 
 
 def test_creates_of_recorded_objects_are_checked_by_listing_not_by_head(tmp_path: Path, bucket: Bucket) -> None:
+    from devtools.local_servers import ACCESS_KEY, SECRET_KEY
     from sync_service.clients.s3_manager import make_client
     from sync_service.models.data_models import SyncedFile
-    from sync_service.utils.local_servers import ACCESS_KEY, SECRET_KEY
     from tests.fault_proxy import DenyingProxy
 
     for n in range(12):

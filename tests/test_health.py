@@ -10,9 +10,9 @@ from typing import Any
 
 import requests
 
+from devtools.local_servers import free_port
 from sync_service.services.health import DEGRADED, FAILING, OK, CycleState, cycle_state_of, judge
 from sync_service.services.metrics import LIVENESS_GRACE_S, SyncMetrics
-from sync_service.utils.local_servers import free_port
 from tests.conftest import Api, Bucket, Cli
 from tests.fault_proxy import DenyingProxy
 from tests.test_daemon import metric, stop

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from sync_service.utils.local_servers import MockApiProcess
+from devtools.local_servers import MockApiProcess
 from tests.conftest import Api, Bucket, Cli
 from tests.test_incremental_sync import assert_mirrors
 from tests.test_initial_sync import report_of

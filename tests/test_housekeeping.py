@@ -9,11 +9,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from devtools.local_servers import NatsServer, free_port
 from sync_service.clients.nats_source import NatsSource
 from sync_service.models.data_models import RunReport, iso_utc
 from sync_service.services.housekeeping import Housekeeper
 from sync_service.utils.clock import Clock
-from sync_service.utils.local_servers import NatsServer, free_port
 from tests.conftest import Cli, Databases
 from tests.test_daemon import stop
 from tests.test_initial_sync import wait_until

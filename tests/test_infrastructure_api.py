@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from devtools.local_servers import MockApiProcess
 from sync_service.clients.infrastructure_api import BodySource, FileManagerSession, InfrastructureAPI
 from sync_service.errors import (
     ConfigError,
@@ -20,7 +21,6 @@ from sync_service.errors import (
     RetryableApiError,
 )
 from sync_service.utils.clock import Clock
-from sync_service.utils.local_servers import MockApiProcess
 from tests.conftest import Api
 
 

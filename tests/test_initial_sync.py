@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from devtools.local_servers import SECRET_KEY
 from sync_service.errors import DatabaseError
-from sync_service.utils.local_servers import SECRET_KEY
 from tests.conftest import Api, Bucket, Cli
 
 DEFAULT = {"visibility": "private"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from sync_service.utils.local_servers import LightFileManagerProcess
+from devtools.local_servers import LightFileManagerProcess
 from tests.conftest import Bucket, Cli, serving
 
 

@@ -8,9 +8,9 @@ import json
 import pytest
 import requests
 
+from devtools.local_servers import free_port
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
-from sync_service.utils.local_servers import free_port
 from tests.conftest import Api, Bucket, Cli
 from tests.test_daemon import stop
 from tests.test_incremental_sync import assert_mirrors, synced

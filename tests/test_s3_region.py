@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.local_servers import ACCESS_KEY, SECRET_KEY, MotoS3
 from sync_service.clients.s3_data import S3DataPath
 from sync_service.clients.s3_location import BucketLocation, BucketRegion
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import ObjectError
 from sync_service.models.config import SyncConfig
-from sync_service.utils.local_servers import ACCESS_KEY, SECRET_KEY, MotoS3
 from tests.aws_region_proxy import AwsRegionProxy
 from tests.conftest import Api, Bucket, Cli
 from tests.test_incremental_sync import assert_mirrors, spool

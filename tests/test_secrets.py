@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from sync_service.utils.local_servers import SECRET_KEY, MockApiProcess, RcloneS3, free_port
+from devtools.local_servers import SECRET_KEY, MockApiProcess, RcloneS3, free_port
 from tests.conftest import Api, Bucket, Cli, unavailable
 from tests.test_daemon import stop
 from tests.test_incremental_sync import spool

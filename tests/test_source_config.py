@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
+from devtools.local_servers import REPO_ROOT
 from sync_service.clients.storage import open_store
 from sync_service.clients.storage.azure import AZURITE_KEY, azure_settings
 from sync_service.clients.storage.obstore_store import ObstoreStore
 from sync_service.clients.storage.s3 import S3Store
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
-from sync_service.utils.local_servers import REPO_ROOT
 from sync_service.utils.redaction import Redactor
 
 ACCOUNT_KEY = "c2VjcmV0LWFjY291bnQta2V5LXZhbHVlLTEyMzQ1Njc4OTA="

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from sync_service.utils.local_servers import REPO_ROOT, free_port
+from devtools.local_servers import REPO_ROOT, free_port
 from sync_service.web.charts import Bar, bar_chart
 from sync_service.web.status_page import render_status_page
 from tests.conftest import Api, Bucket, Cli, unavailable

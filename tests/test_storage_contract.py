@@ -25,8 +25,8 @@ from urllib.parse import quote_plus
 import psutil
 import pytest
 
-from sync_service.utils.cloud_emulators import Azurite, FakeGcs
-from sync_service.utils.local_servers import ACCESS_KEY, SECRET_KEY, MotoS3
+from devtools.cloud_emulators import Azurite, FakeGcs
+from devtools.local_servers import ACCESS_KEY, SECRET_KEY, MotoS3
 from tests.conftest import TEST_DATABASE_URL, Api, Cli, _new_bucket, serving
 from tests.test_initial_sync import DEFAULT, delivered_paths, report_of, sha, wait_until
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
-from sync_service.utils.local_servers import SECRET_KEY
+from devtools.local_servers import SECRET_KEY
 from tests.conftest import Api, Bucket, Cli
 
 
@@ -16,6 +18,17 @@ def test_workflow_passes_on_embedded_servers(cli: Cli) -> None:
         assert f"[PASS] {step}:" in result.stdout
     assert "incremental sync: 2 events, 2 operations" in result.stdout
     assert "workflow passed" in result.stdout
+
+
+def test_workflow_without_the_launchers_exits_2_saying_what_to_set(cli: Cli) -> None:
+    # As in the runtime image: no devtools/ (a source checkout's launchers) to start servers with.
+    hide = ("import sys; sys.modules['devtools'] = None; from sync_service.main import main; "
+            "sys.exit(main(['test']))")
+    result = subprocess.run([sys.executable, "-c", hide], cwd=cli.workdir, capture_output=True, text=True,
+                            timeout=60, env=cli.full_env(CUSTOMER_S3_BUCKET="", MOCK_API_URL=""))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "devtools is not available" in result.stderr
+    assert "set CUSTOMER_S3_* and MOCK_API_URL" in result.stderr
 
 
 def test_workflow_fails_naming_the_step_when_the_api_is_unreachable(cli: Cli, bucket: Bucket) -> None:

@@ -3,7 +3,10 @@
 Checks the database, the bucket and the API, runs an incremental sync, exports the state CSV,
 and validates that the file manager holds what the bucket holds. Any failure makes the exit
 code 1 and names the step. With no bucket configured it runs against embedded servers (moto's
-S3 and the mock API, as ``make demo`` does), which needs the development requirements.
+S3 and the mock API, as ``make demo`` does). Their launchers live in ``devtools/`` of a source
+checkout, outside the shipped package, and need the development requirements: they are imported
+only here, so an installed service (the image, a wheel) runs the checklist against configured
+servers and, asked for embedded ones, exits 2 saying what to set instead.
 """
 
 from __future__ import annotations
@@ -109,12 +112,13 @@ def run_embedded() -> int:
     try:
         import moto.server  # noqa: F401  - a development requirement: checked before anything starts
 
-        from sync_service.utils import local_servers as local
-    except ImportError as exc:  # the image ships requirements.txt only
+        from devtools import local_servers as local  # a source checkout's launchers, not shipped
+    except ImportError as exc:  # the image ships the service and requirements.txt only
         missing = (exc.name or "moto").split(".")[0]
-        raise ConfigError(f"CUSTOMER_S3_BUCKET is not set, and the embedded test servers need the "
-                          f"development requirements ({missing} is not installed): set CUSTOMER_S3_* "
-                          "and MOCK_API_URL, or pip install -r requirements-dev.txt") from exc
+        raise ConfigError(f"CUSTOMER_S3_BUCKET is not set, and the embedded test servers need a source "
+                          f"checkout with the development requirements ({missing} is not available): "
+                          "set CUSTOMER_S3_* and MOCK_API_URL, or run it from the repository after "
+                          "pip install -r requirements-dev.txt") from exc
     workdir = Path(tempfile.mkdtemp(prefix="s3-sync-test-"))
     s3 = api = None
     try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
-from sync_service.utils.local_servers import REPO_ROOT, MotoS3, NatsServer
+from devtools.local_servers import REPO_ROOT, MotoS3, NatsServer
 from tests.conftest import unavailable
 from tests.container.podman import (
     BASE_TAGS,

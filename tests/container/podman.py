@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sync_service.utils.local_servers import ACCESS_KEY, REPO_ROOT, SECRET_KEY, MotoS3
+from devtools.local_servers import ACCESS_KEY, REPO_ROOT, SECRET_KEY, MotoS3
 
 HERE = Path(__file__).resolve().parent
 BASE_IMAGE_SCRIPT = HERE / "base_image.sh"

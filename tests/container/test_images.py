@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devtools.local_servers import ACCESS_KEY, REPO_ROOT, SECRET_KEY, free_port
 from sync_service.clients.s3_manager import make_client
-from sync_service.utils.local_servers import ACCESS_KEY, REPO_ROOT, SECRET_KEY, free_port
 from tests.conftest import Api
 from tests.container.conftest import Images, Seeded
 from tests.container.podman import APP_UID, Podman, container_args, s3_environment

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import requests
 
-from sync_service.utils.local_servers import REPO_ROOT, free_port, wait_for_http
+from devtools.local_servers import REPO_ROOT, free_port, wait_for_http
 
 #: Azurite's development account: public, the same in every Azurite.
 AZURITE_ACCOUNT = "devstoreaccount1"

@@ -20,7 +20,7 @@ import requests
 
 ACCESS_KEY = "testing-access"
 SECRET_KEY = "testing-secret-value"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
