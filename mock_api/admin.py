@@ -64,10 +64,11 @@ def admin_router(state: MockState, faults: FaultInjector, storage: Storage, auth
 
     @router.get("/stats")
     async def stats(request: Request) -> Response:
-        """Counters of replayed, faulted and applied calls."""
+        """Counters of replayed, faulted and applied calls, and how many calls are in flight
+        (arrived, not answered yet: what a test waits on before it resets the mock)."""
         if not auth.allows(request):
             return auth.denied()
-        return JSONResponse(state.stats.to_json())
+        return JSONResponse({**state.stats.to_json(), "in_flight": state.in_flight})
 
     @router.post("/admin/reset")
     async def reset(request: Request) -> Response:

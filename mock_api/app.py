@@ -85,7 +85,11 @@ def create_app(storage: Storage, token: str | None = None) -> FastAPI:
         """Run one validated mutating call through fault injection, idempotency and the operation
         log; every call, answered or faulted, goes into the call log with when it arrived."""
         arrived = time.time()
-        response = await mutate_once(request, op, path, to, apply)
+        state.in_flight += 1
+        try:
+            response = await mutate_once(request, op, path, to, apply)
+        finally:
+            state.in_flight -= 1
         state.record_call(op, path, response.status_code, arrived, time.time())
         return response
 

@@ -111,6 +111,8 @@ class MockState:
         self.calls: list[dict[str, Any]] = []
         self.reports: list[dict[str, Any]] = []
         self.stats = Stats()
+        #: Contract calls arrived and not answered yet; not reset, as those calls still finish.
+        self.in_flight = 0
         self.idempotency = IdempotencyCache()
         self.path_locks = KeyedLocks()
         self.key_locks = KeyedLocks()

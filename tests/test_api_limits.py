@@ -13,7 +13,7 @@ import requests
 from sync_service.clients.api_limits import MIN_RATE, RECOVERY_STEPS, ApiLimits
 from sync_service.models.config import SyncConfig
 from sync_service.utils.sizes import parse_size
-from tests.conftest import Api, Bucket, Cli
+from tests.helpers.harness import Api, Bucket, Cli
 
 
 class FakeTime:

@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import requests
 
 from devtools.local_servers import REPO_ROOT, free_port
-from tests.conftest import Api, Bucket, Cli
-from tests.test_incremental_sync import assert_mirrors, spool
-from tests.test_initial_sync import delivered_paths, wait_until
-
-
-def metric(base: str, name: str, **labels: str) -> float:
-    text = requests.get(f"{base}/metrics", timeout=5).text
-    wanted = "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        series, _, value = line.rpartition(" ")
-        if series == name + wanted or (not labels and series == name):
-            return float(value)
-        if labels and series.startswith(name + "{"):
-            found = dict(re.findall(r'(\w+)="([^"]*)"', series))
-            if found == labels:
-                return float(value)
-    return 0.0
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import assert_mirrors, delivered_paths, metric, spool, stop
+from tests.helpers.waiting import wait_for
 
 
 def health(base: str) -> int:
@@ -49,13 +30,6 @@ def verdict(base: str) -> str | None:
         return None
 
 
-def stop(process: subprocess.Popen[str], timeout: float = 10) -> tuple[int, float]:
-    started = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    code = process.wait(timeout=timeout)
-    return code, time.monotonic() - started
-
-
 def test_daemon_cycles_survive_an_outage_and_stop_on_sigterm(cli: Cli, bucket: Bucket, api: Api) -> None:
     for n in range(5):
         bucket.put(f"start/{n}.txt", f"start {n}".encode())
@@ -63,27 +37,27 @@ def test_daemon_cycles_survive_an_outage_and_stop_on_sigterm(cli: Cli, bucket: B
     base = f"http://127.0.0.1:{port}"
     daemon = cli.start("daemon", SYNC_INTERVAL="1", METRICS_PORT=str(port), MAX_RETRIES="1")
     try:
-        wait_until(lambda: len(api.files()) == 5, timeout=60)
-        wait_until(lambda: metric(base, "sync_cycles_total", mode="initial-sync", result="ok") == 1)
+        wait_for(lambda: len(api.files()) == 5, timeout=60)
+        wait_for(lambda: metric(base, "sync_cycles_total", mode="initial-sync", result="ok") == 1)
         assert health(base) == 200
         assert metric(base, "sync_records") == 5
 
         bucket.put("later.txt", b"later")
         spool(cli, "001", {"event_id": "l1", "type": "create", "path": "later.txt"})
-        wait_until(lambda: "later.txt" in api.files(), timeout=30)
+        wait_for(lambda: "later.txt" in api.files(), timeout=30)
 
         api.faults(fail_rate=1.0, status=503)
         bucket.put("during-outage.txt", b"outage")
         spool(cli, "002", {"event_id": "o1", "type": "create", "path": "during-outage.txt"})
         # Every call answered 503 but /health: the cycles run their plans, the upload fails,
         # and the daemon is degraded (200), not failing (SPEC §6).
-        wait_until(lambda: metric(base, "sync_operations_total", kind="create", result="failed") >= 1, timeout=30)
-        wait_until(lambda: metric(base, "sync_failed_operations") == 1, timeout=30)
+        wait_for(lambda: metric(base, "sync_operations_total", kind="create", result="failed") >= 1, timeout=30)
+        wait_for(lambda: metric(base, "sync_failed_operations") == 1, timeout=30)
         assert verdict(base) == "degraded" and health(base) == 200
         api.faults()
-        wait_until(lambda: "during-outage.txt" in api.files(), timeout=30)
-        wait_until(lambda: verdict(base) == "ok", timeout=30)
-        wait_until(lambda: metric(base, "sync_failed_operations") == 0, timeout=30)
+        wait_for(lambda: "during-outage.txt" in api.files(), timeout=30)
+        wait_for(lambda: verdict(base) == "ok", timeout=30)
+        wait_for(lambda: metric(base, "sync_failed_operations") == 0, timeout=30)
         assert metric(base, "sync_oldest_failure_age_seconds") == 0
 
         assert metric(base, "sync_events_total", result="applied") == 2
@@ -101,7 +75,7 @@ def test_sigterm_mid_cycle_exits_quickly_and_loses_nothing(cli: Cli, bucket: Buc
         bucket.put(f"slow/{n:02d}.txt", f"slow {n}".encode())
     api.faults(fail_rate=1.0, latency_ms=150, seed=1)
     daemon = cli.start("daemon", SYNC_INTERVAL="1", METRICS_PORT=str(free_port()), SYNC_WORKERS="2")
-    wait_until(lambda: len(delivered_paths(cli)) >= 5, timeout=60)
+    wait_for(lambda: len(delivered_paths(cli)) >= 5, timeout=60)
 
     code, took = stop(daemon)
 
@@ -123,11 +97,11 @@ def test_live_reload_restarts_on_a_changed_source_file(cli: Cli, bucket: Bucket,
     daemon = cli.start("daemon", SYNC_INTERVAL="1", METRICS_PORT=str(free_port()), LIVE_RELOAD="true",
                        PYTHONPATH=str(source_copy))
     try:
-        wait_until(lambda: log.exists() and "daemon started" in log.read_text(), timeout=30)
-        wait_until(lambda: "x.txt" in api.files(), timeout=30)
+        wait_for(lambda: log.exists() and "daemon started" in log.read_text(), timeout=30)
+        wait_for(lambda: "x.txt" in api.files(), timeout=30)
         edited = source_copy / "sync_service" / "utils" / "paths.py"
         edited.write_text(edited.read_text() + "\n# edited while the daemon runs\n")
-        wait_until(lambda: log.read_text().count("daemon started") == 2, timeout=30)
+        wait_for(lambda: log.read_text().count("daemon started") == 2, timeout=30)
         assert "live reload: restarting" in log.read_text()
         assert daemon.poll() is None
     finally:
@@ -144,20 +118,20 @@ def test_a_first_sync_interrupted_again_and_again_is_finished_by_the_daemon_alon
     env = {"SYNC_INTERVAL": "1", "SYNC_WORKERS": "4"}
 
     first = cli.start("daemon", METRICS_PORT=str(free_port()), **env)
-    wait_until(lambda: len(delivered_paths(cli)) >= 40, timeout=60)
+    wait_for(lambda: len(delivered_paths(cli)) >= 40, timeout=60)
     code, _ = stop(first)
     assert code == 0
     after_sigterm = len(delivered_paths(cli))
 
     second = cli.start("daemon", METRICS_PORT=str(free_port()), **env)
-    wait_until(lambda: len(delivered_paths(cli)) >= after_sigterm + 60, timeout=60)
+    wait_for(lambda: len(delivered_paths(cli)) >= after_sigterm + 60, timeout=60)
     second.kill()  # kill -9: no chance to record what was in flight
     second.wait()
     assert len(delivered_paths(cli)) < total
 
     api.faults()
     third = cli.start("daemon", METRICS_PORT=str(free_port()), **env)
-    wait_until(lambda: len(delivered_paths(cli)) == total, timeout=90)
+    wait_for(lambda: len(delivered_paths(cli)) == total, timeout=90)
     stop(third)
 
     assert_mirrors(api, bucket)

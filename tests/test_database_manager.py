@@ -17,7 +17,7 @@ from sync_service.services.database_manager import MIGRATIONS, DatabaseManager
 from sync_service.store.operations import Delivered, Outcome
 from sync_service.store.run_lock import lock_for
 from sync_service.store.schema import POSTGRES_MIGRATIONS
-from tests.conftest import Databases
+from tests.helpers.harness import Databases
 
 
 def synced(path: str, etag: str = "e1", permissions: str = "{}") -> SyncedFile:

@@ -14,9 +14,10 @@ import pytest
 import requests
 
 from devtools.local_servers import free_port
-from tests.conftest import Api, Bucket, Cli, unavailable
-from tests.postgres_server import OwnPostgres
-from tests.test_initial_sync import assert_api_matches_bucket, wait_until
+from tests.helpers.harness import Api, Bucket, Cli, unavailable
+from tests.helpers.postgres_server import OwnPostgres
+from tests.helpers.sync import assert_api_matches_bucket
+from tests.helpers.waiting import wait_for
 
 OBJECTS = 240
 PASSWORD = "outage-secret-9"
@@ -52,7 +53,7 @@ def test_a_daemon_and_two_workers_ride_out_a_database_restart(
     port = free_port()
     processes = [cli.start("daemon", METRICS_PORT=str(port)), cli.start("worker"), cli.start("worker")]
     try:
-        wait_until(lambda: delivered(cli) >= 20, timeout=120)
+        wait_for(lambda: delivered(cli) >= 20, timeout=120)
         # when the server is killed with -9 and started again 5 s later
         own_postgres.kill()
         down_at = time.monotonic()
@@ -66,10 +67,10 @@ def test_a_daemon_and_two_workers_ride_out_a_database_restart(
         # the daemon's health said why while it lasted
         assert any(code == 503 and "database unreachable" in reason for code, reason in health), health
         # then every process kept running and every object arrived, each about once
-        wait_until(lambda: delivered(cli) == OBJECTS, timeout=180)
+        wait_for(lambda: delivered(cli) == OBJECTS, timeout=180)
         assert [p.poll() for p in processes] == [None, None, None]
         api.faults()
-        wait_until(lambda: cli.query(
+        wait_for(lambda: cli.query(
             "SELECT value FROM settings WHERE key = 'initial_sync_completed'") != [], timeout=60)
     finally:
         for process in processes:
@@ -95,7 +96,7 @@ def test_a_one_off_command_gives_up_after_database_outage_timeout(
     api.faults(fail_rate=1.0, latency_ms=200, seed=4)
     cli.env.update(DATABASE_URL=own_postgres.url(PASSWORD), SYNC_WORKERS="1")
     run = cli.start("initial-sync", DATABASE_OUTAGE_TIMEOUT="3")
-    wait_until(lambda: delivered(cli) >= 4, timeout=120)
+    wait_for(lambda: delivered(cli) >= 4, timeout=120)
     # when the server goes away for good
     own_postgres.kill()
     killed_at = time.monotonic()

@@ -29,7 +29,7 @@ from devtools.local_servers import (
 )
 from mock_api.__main__ import parse_settings
 from sync_service.models.config import SyncConfig
-from tests.conftest import unavailable
+from tests.helpers.harness import unavailable
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]

@@ -8,9 +8,8 @@ from typing import Any
 from sync_service.models.data_models import RunReport
 from sync_service.services.event_parser import read_message
 from sync_service.services.metrics import SyncMetrics
-from tests.conftest import Api, Bucket, Cli
-from tests.test_incremental_sync import spool, synced
-from tests.test_initial_sync import report_of
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import report_of, spool, synced
 
 
 def notification(bucket: str, key: str, name: str = "ObjectCreated:Put",

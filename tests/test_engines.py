@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import Api, Bucket, Cli
-from tests.test_incremental_sync import rename_in_bucket, spool
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import rename_in_bucket, spool
 
 COMPARED = ("operations", "succeeded", "failed", "skipped", "skipped_reasons", "bytes_transferred",
             "events_applied", "events_rejected")

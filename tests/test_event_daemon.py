@@ -19,10 +19,9 @@ import requests
 
 from devtools.local_servers import NatsServer, free_port
 from sync_service.clients.file_spool import FileSpoolSource
-from tests.conftest import Api, Bucket, Cli
-from tests.test_daemon import metric, stop
-from tests.test_initial_sync import wait_until
-from tests.test_nats_source import publish_all
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import metric, publish_all, stop
+from tests.helpers.waiting import wait_for
 
 #: A loose bound for CI: the target is a second (make bench-freshness measures it).
 ARRIVAL_BOUND_S = 5.0
@@ -46,7 +45,7 @@ def start_daemon(cli: Cli, *, first: str = "initial-sync", **env: str) -> tuple[
     port = free_port()
     daemon = cli.start("daemon", METRICS_PORT=str(port), RECONCILE_INTERVAL="0", **env)
     base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: counted(base, "sync_cycles_total", mode=first, result="ok") >= 1,
+    wait_for(lambda: counted(base, "sync_cycles_total", mode=first, result="ok") >= 1,
                timeout=60, interval=0.2)
     return daemon, base
 
@@ -62,7 +61,7 @@ def arrives_one_by_one(cli: Cli, bucket: Bucket, api: Api, publish: Any, count: 
         bucket.put(path, f"one by one {n}".encode())
         started = time.monotonic()
         publish({"event_id": f"one-{n}-{uuid.uuid4().hex[:6]}", "type": "create", "path": path})
-        wait_until(lambda p=path: p in api.files(), timeout=ARRIVAL_BOUND_S, interval=0.05)
+        wait_for(lambda p=path: p in api.files(), timeout=ARRIVAL_BOUND_S, interval=0.05)
         took.append(time.monotonic() - started)
     return took
 
@@ -75,7 +74,7 @@ def test_spool_events_arrive_in_seconds_and_sigterm_posts_the_window(cli: Cli, b
         took = arrives_one_by_one(cli, bucket, api, lambda e: spool_event(cli, e), 4)
         assert max(took) < ARRIVAL_BOUND_S
         assert reports(api) == []  # one window, still open
-        wait_until(lambda: metric(base, "sync_event_lag_seconds_count") >= 4, timeout=10)
+        wait_for(lambda: metric(base, "sync_event_lag_seconds_count") >= 4, timeout=10)
     finally:
         code, _ = stop(daemon)
     assert code == 0
@@ -111,10 +110,10 @@ def test_nats_events_arrive_in_seconds_and_a_burst_goes_in_steps_in_one_window(
                              "path": f"burst/{i % 50}.txt", "permissions": {"round": i // 50}})
                  for i in range(2000)]
         publish_all(nats_server, subject, burst)
-        wait_until(lambda: metric(base, "sync_events_total", result="applied") >= 2003,
+        wait_for(lambda: metric(base, "sync_events_total", result="applied") >= 2003,
                    timeout=60, interval=0.2)
         final = {"round": 39}
-        wait_until(lambda: all(f["permissions"] == final for p, f in api.files().items()
+        wait_for(lambda: all(f["permissions"] == final for p, f in api.files().items()
                                if p.startswith("burst/")), timeout=30, interval=0.2)
     finally:
         code, _ = stop(daemon)
@@ -137,7 +136,7 @@ def test_kill_9_in_a_window_loses_nothing_and_the_next_start_reports_it(cli: Cli
         spool_event(cli, {"event_id": f"k{start}", "type": "create", "path": paths[start]})
         for path in paths[start + 1:start + 10]:
             spool_event(cli, {"event_id": f"k-{path}", "type": "create", "path": path})
-    wait_until(lambda: len([p for p in api.files() if p.startswith("k/")]) >= 5, timeout=60)
+    wait_for(lambda: len([p for p in api.files() if p.startswith("k/")]) >= 5, timeout=60)
     os.kill(daemon.pid, signal.SIGKILL)
     daemon.wait(timeout=10)
     assert reports(api) == []
@@ -145,8 +144,8 @@ def test_kill_9_in_a_window_loses_nothing_and_the_next_start_reports_it(cli: Cli
 
     daemon, _ = start_daemon(cli, first="incremental-sync")
     try:
-        wait_until(lambda: {p for p in api.files() if p.startswith("k/")} == set(paths), timeout=60)
-        wait_until(lambda: len(reports(api)) >= 1, timeout=30)  # the killed window, closed
+        wait_for(lambda: {p for p in api.files() if p.startswith("k/")} == set(paths), timeout=60)
+        wait_for(lambda: len(reports(api)) >= 1, timeout=30)  # the killed window, closed
     finally:
         code, _ = stop(daemon)
     assert code == 0
@@ -171,7 +170,7 @@ def test_workers_on_postgresql_apply_event_driven_operations_and_the_window_coun
     names = {f"{socket.gethostname()}:{w.pid}" for w in workers}
     try:
         for n in (1, 2):
-            wait_until(lambda n=n: "claiming up to" in (cli.workdir / f"process-{n}.log").read_text(),
+            wait_for(lambda n=n: "claiming up to" in (cli.workdir / f"process-{n}.log").read_text(),
                        timeout=30)
         api.faults(fail_rate=1.0, latency_ms=30, seed=7)
         paths = [f"w/{n:02d}.txt" for n in range(60)]
@@ -180,9 +179,9 @@ def test_workers_on_postgresql_apply_event_driven_operations_and_the_window_coun
         spool_event(cli, {"event_id": "w-first", "type": "create", "path": paths[0]})
         for path in paths[1:]:
             spool_event(cli, {"event_id": f"w-{path}", "type": "create", "path": path})
-        wait_until(lambda: {p for p in api.files() if p.startswith("w/")} == set(paths), timeout=60)
+        wait_for(lambda: {p for p in api.files() if p.startswith("w/")} == set(paths), timeout=60)
         # The cycles count what the workers applied of them, once recorded.
-        wait_until(lambda: counted(base, "sync_operations_total", kind="create", result="succeeded")
+        wait_for(lambda: counted(base, "sync_operations_total", kind="create", result="succeeded")
                    >= 61, timeout=30)
     finally:
         code, _ = stop(daemon, timeout=30)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from unittest import mock
 
@@ -13,7 +12,8 @@ from sync_service.clients.storage.s3 import S3Store as S3Manager
 from sync_service.errors import DatabaseError
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.event_processor import EventProcessor
-from tests.conftest import Bucket
+from tests.helpers.harness import Bucket
+from tests.helpers.sync import write_spool
 
 
 def processor(tmp_path: Path, bucket: Bucket, db: DatabaseManager) -> tuple[EventProcessor, FileSpoolSource]:
@@ -21,13 +21,6 @@ def processor(tmp_path: Path, bucket: Bucket, db: DatabaseManager) -> tuple[Even
     return EventProcessor(db, S3Manager(bucket.client, bucket.name), source,
                           dead_letters_dir=tmp_path / "dead", permissions_key="permissions",
                           default_permissions={"visibility": "private"}, bucket=bucket.name), source
-
-
-def write_spool(folder: Path, name: str, events: list[dict[str, object]]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text("".join(json.dumps(e) + "\n" for e in events))
-    return path
 
 
 def test_commit_without_acknowledge_does_not_apply_twice(tmp_path: Path, bucket: Bucket,
@@ -110,7 +103,7 @@ def test_creates_of_recorded_objects_are_checked_by_listing_not_by_head(tmp_path
     from devtools.local_servers import ACCESS_KEY, SECRET_KEY
     from sync_service.clients.s3_manager import make_client
     from sync_service.models.data_models import SyncedFile
-    from tests.fault_proxy import DenyingProxy
+    from tests.helpers.fault_proxy import DenyingProxy
 
     for n in range(12):
         bucket.put(f"docs/{n:02d}.txt", f"doc {n}".encode(), {"read": ["team"]})

@@ -8,10 +8,9 @@ import random
 
 import requests
 
-from tests.conftest import Api, Bucket, Cli
-from tests.fault_proxy import DenyingProxy
-from tests.test_incremental_sync import rename_in_bucket, spool, synced
-from tests.test_initial_sync import DEFAULT, assert_api_matches_bucket, report_of, sha
+from tests.helpers.fault_proxy import DenyingProxy
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import DEFAULT, assert_api_matches_bucket, rename_in_bucket, report_of, sha, spool, synced
 
 
 def test_permissions_of_a_file_the_file_manager_lost_upload_it_again(cli: Cli, bucket: Bucket, api: Api) -> None:

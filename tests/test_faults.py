@@ -6,8 +6,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import subprocess
+import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,17 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import TEST_DATABASE_URL, Api, Bucket, Cli
-from tests.fault_proxy import FaultyS3Proxy
-from tests.test_initial_sync import assert_api_matches_bucket, report_of, sha
-
-
-def assert_nothing_applied_twice(api: Api) -> None:
-    """Each upload of one content, and each other call, reached the file manager once."""
-    saves = Counter((op["path"], op["idempotency_key"]) for op in api.operations() if op["op"] == "saveToDisk")
-    assert all(n == 1 for n in saves.values()), saves
-    keys = Counter(op["idempotency_key"] for op in api.operations())
-    assert all(n == 1 for n in keys.values()), keys
+from tests.helpers.fault_proxy import FaultyS3Proxy
+from tests.helpers.harness import TEST_DATABASE_URL, Api, Bucket, Cli
+from tests.helpers.sync import assert_api_matches_bucket, assert_nothing_applied_twice, report_of, sha
 
 
 def fill(bucket: Bucket) -> dict[str, bytes]:
@@ -34,6 +27,53 @@ def fill(bucket: Bucket) -> dict[str, bytes]:
     for key, body in objects.items():
         bucket.put(key, body)
     return objects
+
+
+# -- the check itself -----------------------------------------------------------------------------
+
+# The initial sync in a process whose client sends every upload twice, the second with the same
+# Idempotency-Key: the bug the check below is there to catch. Patching is the forced fault.
+SENDS_EACH_UPLOAD_TWICE = """
+import sys
+from unittest import mock
+
+from sync_service.clients.infrastructure_api import FileManagerSession
+from sync_service.main import main
+
+honest = FileManagerSession.save_to_disk
+
+async def twice(self, path, open_body, **kwargs):
+    await honest(self, path, open_body, **kwargs)
+    return await honest(self, path, open_body, **kwargs)
+
+with mock.patch.object(FileManagerSession, "save_to_disk", twice):
+    sys.exit(main(["initial-sync"]))
+"""
+
+
+@pytest.mark.parametrize("client", ["honest", "sends each upload twice"])
+def test_the_applied_twice_check_fails_a_client_that_sends_one_upload_twice(
+        cli: Cli, bucket: Bucket, api: Api, client: str) -> None:
+    fill(bucket)
+
+    if client == "honest":
+        result = cli.run("initial-sync")
+    else:
+        result = subprocess.run([sys.executable, "-c", SENDS_EACH_UPLOAD_TWICE], cwd=cli.workdir,
+                                env=cli.full_env(), capture_output=True, text=True, timeout=180)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    # The replays changed nothing (SPEC §3): what the mock stores is right either way, and each
+    # key was applied once, which is all a log of applied calls could have shown.
+    assert_api_matches_bucket(api, bucket, {})
+    applied = Counter(op["idempotency_key"] for op in api.operations() if not op["replay"])
+    assert set(applied.values()) == {1}
+    if client == "honest":
+        assert_nothing_applied_twice(api)
+    else:
+        assert api.stats()["replayed"] == 3
+        with pytest.raises(AssertionError, match="uploads sent more than once"):
+            assert_nothing_applied_twice(api)
 
 
 # -- S3 faults, through a proxy in front of moto --------------------------------------------------
@@ -144,11 +184,12 @@ def test_api_hanging_past_api_timeout_fails_that_operation_and_a_later_run_deliv
     second = cli.run("incremental-sync")
     assert second.returncode == 0, second.stderr[-3000:]
     assert api.files()["docs/big.bin"]["sha256"] == sha(objects["docs/big.bin"])
-    assert_api_matches_bucket(api, bucket, {})
-    assert_nothing_applied_twice(api)
     # The mock still finishes the calls it held for 4 s after the client gave up on them: let
-    # them land here, not in the log of the next test after its reset.
-    time.sleep(4.5)
+    # them land here, in this test's log, not in the next test's after its reset.
+    api.settled()
+    assert_api_matches_bucket(api, bucket, {})
+    # The client timed out on big.bin's answers, so it rightly sent it again.
+    assert_nothing_applied_twice(api, answers_lost={"docs/big.bin"})
 
 
 # -- a damaged database ---------------------------------------------------------------------------

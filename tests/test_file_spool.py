@@ -11,8 +11,8 @@ from sync_service.clients.file_spool import FileSpoolSource, parse_position
 from sync_service.clients.storage.s3 import S3Store as S3Manager
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.event_processor import EventProcessor
-from tests.conftest import Api, Bucket, Cli
-from tests.test_incremental_sync import assert_mirrors
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import assert_mirrors
 
 
 def produce(folder: Path, name: str, lines: list[str]) -> Path:

@@ -12,10 +12,8 @@ from sync_service.clients.storage.s3 import S3Store
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.event_processor import EventProcessor
 from sync_service.services.filters import ObjectFilter
-from tests.conftest import Api, Bucket, Cli
-from tests.test_event_processor import write_spool
-from tests.test_incremental_sync import rename_in_bucket, spool, synced
-from tests.test_initial_sync import report_of, sha
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import rename_in_bucket, report_of, sha, spool, synced, write_spool
 
 
 def test_initial_sync_delivers_only_what_the_rules_select_and_its_json_dry_run_says_so(

@@ -13,10 +13,10 @@ import requests
 from devtools.local_servers import free_port
 from sync_service.services.health import DEGRADED, FAILING, OK, CycleState, cycle_state_of, judge
 from sync_service.services.metrics import LIVENESS_GRACE_S, SyncMetrics
-from tests.conftest import Api, Bucket, Cli
-from tests.fault_proxy import DenyingProxy
-from tests.test_daemon import metric, stop
-from tests.test_initial_sync import wait_until
+from tests.helpers.fault_proxy import DenyingProxy
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import metric, stop
+from tests.helpers.waiting import wait_for
 
 NOW = 1_800_000_000.0
 
@@ -41,10 +41,10 @@ def test_one_denied_object_degrades_the_daemon_and_a_stopped_s3_makes_it_unready
                            CUSTOMER_S3_ENDPOINT=proxy.endpoint)
         try:
             # when the initial sync and a few cycles have run (each retries the denied object)
-            wait_until(lambda: answer(base, "/health")[1].get("status") == DEGRADED, timeout=60)
-            wait_until(lambda: metric(base, "sync_cycles_total", mode="incremental-sync", result="failed") >= 2,
+            wait_for(lambda: answer(base, "/health")[1].get("status") == DEGRADED, timeout=60)
+            wait_for(lambda: metric(base, "sync_cycles_total", mode="incremental-sync", result="failed") >= 2,
                        timeout=60)
-            wait_until(lambda: metric(base, "sync_oldest_failure_age_seconds") >= 2.0, timeout=30)
+            wait_for(lambda: metric(base, "sync_oldest_failure_age_seconds") >= 2.0, timeout=30)
 
             # then: degraded (200), live, ready; the failure counted with its age; the rest synced
             code, health = answer(base, "/health")
@@ -69,7 +69,7 @@ def test_one_denied_object_degrades_the_daemon_and_a_stopped_s3_makes_it_unready
             proxy.down = True
 
             # then: not ready, with the reason; still live
-            wait_until(lambda: answer(base, "/readyz")[0] == 503, timeout=60)
+            wait_for(lambda: answer(base, "/readyz")[0] == 503, timeout=60)
             code, ready = answer(base, "/readyz")
             assert code == 503 and ready["status"] == FAILING and "s3 unreachable" in ready["reason"], ready
             health_code, health = answer(base, "/health")

@@ -16,9 +16,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from devtools.local_servers import MockApiProcess
-from tests.conftest import Api, Bucket, Cli
-from tests.test_incremental_sync import assert_mirrors
-from tests.test_initial_sync import report_of
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import assert_mirrors, report_of
 
 MESSAGES = 1300
 LINE_BREAK = b"\n"

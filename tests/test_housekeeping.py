@@ -14,9 +14,9 @@ from sync_service.clients.nats_source import NatsSource
 from sync_service.models.data_models import RunReport, iso_utc
 from sync_service.services.housekeeping import Housekeeper
 from sync_service.utils.clock import Clock
-from tests.conftest import Cli, Databases
-from tests.test_daemon import stop
-from tests.test_initial_sync import wait_until
+from tests.helpers.harness import Cli, Databases
+from tests.helpers.sync import stop
+from tests.helpers.waiting import wait_for
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -101,7 +101,7 @@ def test_the_daemon_sweeps_old_files(cli: Cli) -> None:
     # when the daemon runs with the default retention (30 days)
     daemon = cli.start("daemon", SYNC_INTERVAL="1", METRICS_PORT=str(free_port()))
     try:
-        wait_until(lambda: not old_report.exists() and not old_spool.exists(), timeout=60)
-        wait_until(lambda: len(list((data / "reports").glob("initial-sync-*.json"))) == 1, timeout=30)
+        wait_for(lambda: not old_report.exists() and not old_spool.exists(), timeout=60)
+        wait_for(lambda: len(list((data / "reports").glob("initial-sync-*.json"))) == 1, timeout=30)
     finally:
         stop(daemon)

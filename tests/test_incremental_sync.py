@@ -9,42 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api, Bucket, Cli
-from tests.test_initial_sync import DEFAULT, report_of, sha, wait_until
-
-
-def spool(cli: Cli, name: str, *events: dict[str, Any] | str) -> Path:
-    folder = cli.workdir / "data" / "events"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.jsonl"
-    path.write_text("".join((e if isinstance(e, str) else json.dumps(e)) + "\n" for e in events))
-    return path
-
-
-def rename_in_bucket(bucket: Bucket, source: str, target: str) -> None:
-    bucket.client.copy_object(Bucket=bucket.name, Key=target,
-                              CopySource={"Bucket": bucket.name, "Key": source})
-    bucket.client.delete_object(Bucket=bucket.name, Key=source)
-
-
-def synced(cli: Cli, bucket: Bucket, objects: dict[str, bytes]) -> None:
-    for key, body in objects.items():
-        bucket.put(key, body)
-    result = cli.run("initial-sync")
-    assert result.returncode == 0, result.stderr
-
-
-def assert_mirrors(api: Api, bucket: Bucket, permissions: dict[str, Any] | None = None) -> None:
-    files = api.files()
-    contents = bucket.contents()
-    assert set(files) == set(contents)
-    for key, body in contents.items():
-        assert files[key]["sha256"] == sha(body), key
-        assert files[key]["permissions"] == (permissions or {}).get(key, DEFAULT), key
-
-
-def ops_of(api: Api, since: int = 0) -> list[tuple[str, str]]:
-    return [(op["op"], op["path"]) for op in api.operations()[since:]]
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import assert_mirrors, ops_of, rename_in_bucket, report_of, sha, spool, synced
+from tests.helpers.waiting import wait_for
 
 
 def test_each_event_type_reaches_the_file_manager(cli: Cli, bucket: Bucket, api: Api) -> None:
@@ -210,7 +177,7 @@ def test_killed_mid_plan_then_run_again_ends_exact(cli: Cli, bucket: Bucket, api
         return int(cli.query("SELECT count(*) FROM operations WHERE status = 'done'")[0][0])
 
     first = cli.start("incremental-sync", SYNC_WORKERS="4")
-    wait_until(lambda: done_operations() >= 15)
+    wait_for(lambda: done_operations() >= 15)
     first.send_signal(signal.SIGKILL)
     first.wait()
     api.faults()

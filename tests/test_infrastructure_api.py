@@ -21,7 +21,7 @@ from sync_service.errors import (
     RetryableApiError,
 )
 from sync_service.utils.clock import Clock
-from tests.conftest import Api
+from tests.helpers.harness import Api
 
 
 class RecordingClock(Clock):

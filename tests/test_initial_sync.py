@@ -2,82 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
 import time
 from collections import Counter
-from pathlib import Path
-from typing import Any
 
 from devtools.local_servers import SECRET_KEY
-from sync_service.errors import DatabaseError
-from tests.conftest import Api, Bucket, Cli
-
-DEFAULT = {"visibility": "private"}
-
-
-def sha(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
-def report_of(result: Any) -> dict[str, Any]:
-    return dict(json.loads(result.stdout))
-
-
-def delivered_paths(cli: Cli) -> set[str]:
-    """Paths the database knows the file manager holds (the baseline)."""
-    try:
-        return {row[0] for row in cli.query("SELECT path FROM baseline")}
-    except DatabaseError:  # created but not migrated yet
-        return set()
-
-
-def wait_until(condition: Any, timeout: float = 60, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
-
-
-def stop_when(process: Any, condition: Any, timeout: float = 60) -> None:
-    """Stop `process` (SIGSTOP) at a moment `condition()` holds while it is stopped.
-
-    The condition is read again once the process is stopped and a commit it had already sent has
-    landed, so a test that kills it next knows what the killed process left behind."""
-    def stopped_while_true() -> bool:
-        if not condition():
-            return False
-        if process.poll() is not None:
-            raise AssertionError(f"the process exited ({process.returncode}) before it could be stopped")
-        process.send_signal(signal.SIGSTOP)
-        stat = Path(f"/proc/{process.pid}/stat")
-        deadline = time.monotonic() + 5
-        while (state := stat.read_text().rsplit(")", 1)[1].split()[0]) != "T":
-            if state in "ZX" or time.monotonic() > deadline:  # it exited meanwhile
-                raise AssertionError(f"the process did not stop (state {state})")
-            time.sleep(0.001)
-        time.sleep(0.05)  # a statement sent before the stop finishes on the server
-        if condition():
-            return True
-        process.send_signal(signal.SIGCONT)  # it moved on meanwhile
-        return False
-
-    wait_until(stopped_while_true, timeout=timeout, interval=0.02)
-
-
-def assert_api_matches_bucket(api: Api, bucket: Bucket, permissions: dict[str, Any]) -> None:
-    files = api.files()
-    contents = bucket.contents()
-    expected = {k for k in contents if not k.endswith("/")}
-    assert set(files) == expected
-    for key in expected:
-        assert files[key]["size"] == len(contents[key]), key
-        assert files[key]["sha256"] == sha(contents[key]), key
-        assert files[key]["permissions"] == permissions.get(key, DEFAULT), key
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import assert_api_matches_bucket, delivered_paths, report_of, sha
+from tests.helpers.waiting import wait_for
 
 
 def test_bytes_and_permissions_arrive_for_awkward_keys(cli: Cli, bucket: Bucket, api: Api) -> None:
@@ -175,7 +109,7 @@ def test_killed_run_resumes_without_uploading_finished_files_again(cli: Cli, buc
         bucket.put(f"batch/file-{n:03d}.txt", f"content {n}".encode())
     api.faults(fail_rate=1.0, latency_ms=60, seed=1)  # every call slow, none failing
     first = cli.start("initial-sync", SYNC_WORKERS="4")
-    wait_until(lambda: len(delivered_paths(cli)) >= 20)
+    wait_for(lambda: len(delivered_paths(cli)) >= 20)
     first.send_signal(signal.SIGKILL)
     first.wait()
     done_before = delivered_paths(cli)
@@ -241,7 +175,7 @@ def test_second_concurrent_sync_is_refused_with_exit_3(cli: Cli, bucket: Bucket,
     api.faults(fail_rate=1.0, latency_ms=1000, seed=1)
     first = cli.start("initial-sync", SYNC_WORKERS="1")
     try:
-        wait_until(lambda: cli.query("SELECT count(*) FROM runs WHERE status = 'running'") == [(1,)])
+        wait_for(lambda: cli.query("SELECT count(*) FROM runs WHERE status = 'running'") == [(1,)])
         started = time.monotonic()
         second = cli.run("initial-sync")
         assert second.returncode == 3

@@ -14,9 +14,9 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import Api, Bucket, Cli
-from tests.test_incremental_sync import assert_mirrors, rename_in_bucket, spool
-from tests.test_initial_sync import wait_until
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import assert_mirrors, rename_in_bucket, spool
+from tests.helpers.waiting import wait_for
 
 WORKERS = 4
 SEEDS = range(10)
@@ -31,7 +31,7 @@ def kill_at(cli: Cli, api: Api, rng: random.Random, command: str, calls: int, si
     target = rng.randrange(calls)
     process = cli.start(command)
     try:
-        wait_until(lambda: process.poll() is not None or len(api.operations()) - since >= target,
+        wait_for(lambda: process.poll() is not None or len(api.operations()) - since >= target,
                    timeout=60, interval=0.01)
     except AssertionError:
         pass

@@ -15,7 +15,7 @@ from sync_service.services.heartbeat import Heartbeat
 from sync_service.services.planners import plan_page
 from sync_service.store.listing_ranges import ListingRange
 from sync_service.store.operations import Delivered, Outcome
-from tests.test_initial_sync import wait_until
+from tests.helpers.waiting import wait_for
 
 
 def _plan_of_creates(db: DatabaseManager, paths: str) -> None:
@@ -39,7 +39,7 @@ def test_a_claim_lives_while_its_holder_beats_and_goes_when_the_beats_stop(postg
                 assert db.ranges.claim("w2", 60) is None
                 time.sleep(0.1)
         # then, the beats stopped, they go to the next claimer once the lease ran out
-        wait_until(lambda: len(db.operations.claim("w2", 10, 60)) == 3, timeout=10)
+        wait_for(lambda: len(db.operations.claim("w2", 10, 60)) == 3, timeout=10)
         # the range's lease was renewed by the same beat a moment after the operations'
         taken: list[ListingRange | None] = [None]
 
@@ -47,7 +47,7 @@ def test_a_claim_lives_while_its_holder_beats_and_goes_when_the_beats_stop(postg
             taken[0] = db.ranges.claim("w2", 60)
             return taken[0] is not None
 
-        wait_until(range_taken, timeout=10)
+        wait_for(range_taken, timeout=10)
         assert taken[0] is not None and taken[0].scope == ""
     finally:
         db.close()
@@ -60,7 +60,7 @@ def test_a_holder_whose_lease_was_taken_over_cannot_record_its_late_outcome(post
         # given w1's claim taken over by w2 after w1's lease ran out
         (late,) = db.operations.claim("w1", 10, 0.0)
         taken: list[StoredOperation] = []
-        wait_until(lambda: taken.extend(db.operations.claim("w2", 10, 60)) or taken != [])
+        wait_for(lambda: taken.extend(db.operations.claim("w2", 10, 60)) or taken != [])
         (current,) = taken
         assert current.row_id == late.row_id and current.claimed_by == "w2"
         # when w1 records its outcome late

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from devtools.local_servers import LightFileManagerProcess
-from tests.conftest import Bucket, Cli, serving
+from tests.helpers.harness import Bucket, Cli, serving
 
 
 @pytest.fixture

@@ -26,9 +26,9 @@ from sync_service.store.listing_ranges import (
     split_points,
     split_ranges,
 )
-from tests.conftest import Api, Bucket, Cli
-from tests.fault_proxy import SlowListingProxy
-from tests.test_initial_sync import assert_api_matches_bucket, stop_when
+from tests.helpers.fault_proxy import SlowListingProxy
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import assert_api_matches_bucket, stop_when
 
 
 def folder_range(scope: str, depth: int) -> ListingRange:

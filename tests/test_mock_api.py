@@ -19,17 +19,12 @@ from typing import Any
 import pytest
 import requests
 
+from devtools.local_servers import REPO_ROOT, MockApiProcess, MotoS3, free_port, wait_for_http
 from mock_api.__main__ import ConfigError, parse_settings
-from mock_api.storage import DiskStorage, S3Storage
-from tests.conftest_mock_helpers import (
-    free_port,
-    skip_or_fail,
-    start_mock_api,
-    start_moto_server,
-    wait_for_http,
-)
+from mock_api.storage import S3Storage
+from tests.helpers.harness import serving
+from tests.helpers.waiting import wait_for
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "s3cr3t-token-for-tests"
 
 
@@ -76,9 +71,8 @@ def sha256(data: bytes) -> str:
 def disk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """One mock API on disk storage for the module (tests reset it); yields (url, root)."""
     root = tmp_path_factory.mktemp("mock-api") / "root"
-    url, stop = start_mock_api(DiskStorage(root))
-    yield url, root
-    stop()
+    for server in serving(lambda: MockApiProcess(root).start(), "the mock API"):
+        yield server.url, root
 
 
 @pytest.fixture
@@ -260,6 +254,7 @@ def test_operations_log_records_applied_calls_in_order(api: MockApi) -> None:
     ]
     assert operations[0]["idempotency_key"] == "k1"
     assert {op["status"] for op in operations} == {200}
+    assert not any(op["replay"] for op in operations)
 
 
 # ----- path validation ---------------------------------------------------------------------------
@@ -344,8 +339,12 @@ def test_idempotent_replay_returns_first_answer_and_applies_once(api: MockApi) -
     assert second.status_code == first.status_code == 200
     assert second.json() == first.json()
     assert api.files()["idem.txt"]["sha256"] == sha256(b"first")
-    assert len(api.get("/operations").json()) == 1
-    assert api.get("/stats").json() == {"replayed": 1, "faulted": 0, "applied": 1}
+    # Both calls are in the log, the second marked as a replay: a test counting what a client
+    # sent sees the second send, though it changed nothing.
+    operations = api.get("/operations").json()
+    assert [(op["op"], op["path"], op["idempotency_key"], op["replay"]) for op in operations] == [
+        ("saveToDisk", "idem.txt", "op-1", False), ("saveToDisk", "idem.txt", "op-1", True)]
+    assert api.get("/stats").json() == {"replayed": 1, "faulted": 0, "applied": 1, "in_flight": 0}
 
 
 def test_idempotency_keys_are_per_endpoint(api: MockApi) -> None:
@@ -371,13 +370,14 @@ def test_cached_404_is_replayed_even_after_the_path_appears(api: MockApi) -> Non
 def test_concurrent_calls_with_one_key_apply_once(api: MockApi) -> None:
     def slow_body() -> Iterator[bytes]:
         for _ in range(8):
-            time.sleep(0.05)
+            time.sleep(0.05)  # the pace of a slow client: what keeps the first call streaming
             yield b"slow "
 
     answers: list[requests.Response] = []
     first = threading.Thread(target=lambda: answers.append(api.save("race.txt", slow_body(), key="race")))
     first.start()
-    time.sleep(0.15)  # the first call is now inside the key's lock, still streaming
+    # The first call spools its body inside the key's lock: once its spool file is there, it holds it.
+    wait_for(lambda: any((api.root / ".tmp").iterdir()), 10, "the first call spooling its body")
     second = requests.post(
         f"{api.url}/saveToDisk",
         params={"path": "race.txt"},
@@ -389,7 +389,7 @@ def test_concurrent_calls_with_one_key_apply_once(api: MockApi) -> None:
 
     assert second.json() == answers[0].json()
     assert second.json()["sha256"] == sha256(b"slow " * 8)
-    assert len(api.get("/operations").json()) == 1
+    assert [op["replay"] for op in api.get("/operations").json()] == [False, True]
 
 
 def test_client_disconnect_mid_upload_leaves_nothing_and_does_not_poison_the_key(api: MockApi) -> None:
@@ -399,10 +399,9 @@ def test_client_disconnect_mid_upload_leaves_nothing_and_does_not_poison_the_key
             b"POST /saveToDisk?path=cut.bin HTTP/1.1\r\nHost: x\r\nIdempotency-Key: cut\r\n"
             b"Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10
         )
-        time.sleep(0.1)
-    deadline = time.monotonic() + 5
-    while list((api.root / ".tmp").iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.02)
+        # Cut only once the mock is spooling the body: a cut before would test nothing.
+        wait_for(lambda: any((api.root / ".tmp").iterdir()), 10, "the mock spooling the upload")
+    wait_for(lambda: not any((api.root / ".tmp").iterdir()), 5, "the cut upload's spool file going")
 
     retry = api.save("cut.bin", b"whole", key="cut")
 
@@ -417,9 +416,9 @@ def test_client_disconnect_mid_upload_leaves_nothing_and_does_not_poison_the_key
 @pytest.fixture(scope="module")
 def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A mock API that requires TOKEN."""
-    url, stop = start_mock_api(DiskStorage(tmp_path_factory.mktemp("token-root")), token=TOKEN)
-    yield url
-    stop()
+    root = tmp_path_factory.mktemp("token-root")
+    for server in serving(lambda: MockApiProcess(root, token=TOKEN).start(), "the mock API"):
+        yield server.url
 
 
 @pytest.mark.parametrize(
@@ -529,7 +528,7 @@ def test_after_apply_fault_applies_and_replay_gets_the_real_answer(api: MockApi)
     assert lost.status_code == 503
     assert retry.status_code == 200
     assert retry.json()["sha256"] == sha256(b"data")
-    assert len(api.get("/operations").json()) == 1
+    assert [op["replay"] for op in api.get("/operations").json()] == [False, True]
 
 
 def test_empty_fault_setting_clears_faults(api: MockApi) -> None:
@@ -561,7 +560,7 @@ def test_reset_wipes_everything(api: MockApi) -> None:
     assert api.files() == {}
     assert api.get("/operations").json() == []
     assert api.get("/syncResults").json() == []
-    assert api.get("/stats").json() == {"replayed": 0, "faulted": 0, "applied": 0}
+    assert api.get("/stats").json() == {"replayed": 0, "faulted": 0, "applied": 0, "in_flight": 0}
     assert api.get("/admin/faults").json()["fail_rate"] == 0
     assert [p.name for p in api.root.iterdir()] == [".tmp"]
     # The idempotency cache is gone too: the same key applies again.
@@ -577,36 +576,34 @@ def test_disk_index_is_rebuilt_on_startup(tmp_path: Path) -> None:
     (tmp_path / ".tmp").mkdir()
     (tmp_path / ".tmp" / "upload-stale").write_bytes(b"junk")
 
-    url, stop = start_mock_api(DiskStorage(tmp_path))
+    server = MockApiProcess(tmp_path).start()
     try:
-        listing = requests.get(f"{url}/files", timeout=10).json()
+        listing = requests.get(f"{server.url}/files", timeout=10).json()
     finally:
-        stop()
+        server.stop()
 
     assert listing == [{"path": "kept/deep/f.txt", "size": 9, "sha256": sha256(b"persisted"), "permissions": None}]
     assert list((tmp_path / ".tmp").iterdir()) == []
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """An S3 endpoint served by moto in this process."""
-    endpoint, stop = start_moto_server()
-    yield endpoint
-    stop()
-
-
-def test_s3_storage_stores_objects_in_the_target_bucket(moto_endpoint: str, tmp_path: Path) -> None:
+def test_s3_storage_stores_objects_in_the_target_bucket(moto_s3: MotoS3, tmp_path: Path) -> None:
     import boto3
 
     client = boto3.client(
         "s3",
-        endpoint_url=moto_endpoint,
+        endpoint_url=moto_s3.endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         region_name="us-east-1",
     )
-    storage = S3Storage(client, "target-bucket", tmp_dir=tmp_path / "spool")
-    url, stop = start_mock_api(storage)
+    client.create_bucket(Bucket="target-bucket")
+    (tmp_path / "spool").mkdir()
+    # The mock spools uploads in a temporary folder: TMPDIR puts it where the test can look.
+    server = MockApiProcess(tmp_path / "unused", extra_env={
+        "MOCK_STORAGE": "s3", "TARGET_S3_ENDPOINT": moto_s3.endpoint, "TARGET_S3_BUCKET": "target-bucket",
+        "TARGET_S3_ACCESS_KEY": "testing", "TARGET_S3_SECRET_KEY": "testing", "TMPDIR": str(tmp_path / "spool")})
+    server.start()
+    url = server.url
     data = os.urandom(300 * 1024)
     try:
         saved = requests.post(f"{url}/saveToDisk", params={"path": "dir/obj.bin"}, data=data, timeout=30)
@@ -623,7 +620,7 @@ def test_s3_storage_stores_objects_in_the_target_bucket(moto_endpoint: str, tmp_
         assert stored["Body"].read() == data
         assert stored["Metadata"]["sha256"] == sha256(data)
         assert "Contents" not in client.list_objects_v2(Bucket="target-bucket", Prefix="dir/")
-        assert list((tmp_path / "spool").iterdir()) == []
+        assert [p for p in (tmp_path / "spool").rglob("*") if p.is_file()] == []
         # A new storage on the same bucket finds the object again, permissions included.
         rescanned = S3Storage(client, "target-bucket", tmp_dir=tmp_path / "spool2").scan()
         assert rescanned["new/obj.bin"].permissions == {"read": ["bob"]}
@@ -632,7 +629,7 @@ def test_s3_storage_stores_objects_in_the_target_bucket(moto_endpoint: str, tmp_
 
         assert "Contents" not in client.list_objects_v2(Bucket="target-bucket")
     finally:
-        stop()
+        server.stop()
 
 
 # ----- command line ----------------------------------------------------------------------------------
@@ -693,8 +690,7 @@ def test_cli_serves_with_token_and_never_prints_it(tmp_path: Path) -> None:
         str(port),
     )
     try:
-        if not wait_for_http(f"http://127.0.0.1:{port}/health"):
-            skip_or_fail("python -m mock_api did not come up")
+        wait_for_http(f"http://127.0.0.1:{port}/health", process=process)
         auth = {"Authorization": f"Bearer {TOKEN}"}
         saved = requests.post(f"http://127.0.0.1:{port}/saveToDisk?path=x", data=b"1", headers=auth, timeout=10)
         denied = requests.get(f"http://127.0.0.1:{port}/files", timeout=10)

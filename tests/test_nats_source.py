@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -11,7 +10,6 @@ from typing import Any
 from unittest import mock
 from urllib.parse import quote, quote_plus
 
-import nats
 import pytest
 
 from devtools.local_servers import NatsServer
@@ -21,9 +19,8 @@ from sync_service.errors import DatabaseError, EventSourceError
 from sync_service.models.data_models import SyncedFile
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.event_processor import EventProcessor, ReplayResult
-from tests.conftest import Api, Bucket, Cli
-from tests.test_incremental_sync import synced
-from tests.test_initial_sync import report_of
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import publish_all, report_of, synced
 
 
 def names() -> dict[str, str]:
@@ -34,17 +31,6 @@ def names() -> dict[str, str]:
 def source_for(server: NatsServer, n: dict[str, str], ack_wait: float = 1.0) -> NatsSource:
     return NatsSource(server.url, n["stream"], n["subject"], n["durable"], ack_wait_s=ack_wait,
                       fetch_wait_s=0.3)
-
-
-def publish_all(server: NatsServer, subject: str, bodies: list[str]) -> None:
-    async def send() -> None:
-        connection = await nats.connect(server.url)
-        stream = connection.jetstream()
-        for body in bodies:
-            await stream.publish(subject, body.encode())
-        await connection.close()
-
-    asyncio.run(send())
 
 
 def processor(db: DatabaseManager, bucket: Bucket, source: NatsSource, tmp_path: Path) -> EventProcessor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sync_service.clients.ordered_listing import iter_sorted_pages
 from sync_service.clients.s3_manager import S3Manager
-from tests.conftest import Bucket
+from tests.helpers.harness import Bucket
 
 
 def test_folders_listed_at_once_come_back_in_the_order_of_one_listing(bucket: Bucket) -> None:

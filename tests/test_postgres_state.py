@@ -8,8 +8,9 @@ import json
 from urllib.parse import urlsplit, urlunsplit
 
 from sync_service.store.run_lock import SyncLock
-from tests.conftest import Api, Bucket, Cli
-from tests.test_initial_sync import report_of, wait_until
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import report_of
+from tests.helpers.waiting import wait_for
 
 PASSWORD = "pg-pass-7f3a9c"  # trust auth ignores it; it must never show
 
@@ -54,7 +55,7 @@ def test_a_second_sync_on_the_same_postgresql_database_exits_3(
     first = cli.start("initial-sync", DATABASE_URL=postgres_url, SYNC_WORKERS="1")
     cli.env["DATABASE_URL"] = postgres_url  # for cli.query
     try:
-        wait_until(lambda: cli.query("SELECT count(*) FROM runs WHERE status = 'running'") == [(1,)])
+        wait_for(lambda: cli.query("SELECT count(*) FROM runs WHERE status = 'running'") == [(1,)])
         second = cli.run("incremental-sync", DATABASE_URL=postgres_url)
         assert second.returncode == 3
         assert f"(pid {first.pid}@" in second.stderr and "holds the lock on postgresql://" in second.stderr

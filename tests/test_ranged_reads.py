@@ -13,8 +13,8 @@ import pytest
 
 from sync_service.clients.ranged_reads import RangeBody, RangedGets, windowed_chunks
 from sync_service.errors import ObjectError
-from tests.conftest import Api, Bucket, Cli
-from tests.fault_proxy import S3Proxy, forward
+from tests.helpers.fault_proxy import S3Proxy, forward
+from tests.helpers.harness import Api, Bucket, Cli
 
 
 class RangeRecordingProxy(S3Proxy):

@@ -11,10 +11,9 @@ import requests
 from devtools.local_servers import free_port
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
-from tests.conftest import Api, Bucket, Cli
-from tests.test_daemon import stop
-from tests.test_incremental_sync import assert_mirrors, synced
-from tests.test_initial_sync import wait_until
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import assert_mirrors, stop, synced
+from tests.helpers.waiting import wait_for
 
 
 def test_reconcile_interval_is_validated() -> None:
@@ -34,9 +33,9 @@ def test_the_daemon_repairs_drift_and_holds_deletes_over_the_guard(cli: Cli, buc
     # when the daemon runs with a reconcile due every second
     daemon = cli.start("daemon", SYNC_INTERVAL="1", RECONCILE_INTERVAL="1", METRICS_PORT=str(port))
     try:
-        wait_until(lambda: "unreported.txt" in api.files(), timeout=60)
+        wait_for(lambda: "unreported.txt" in api.files(), timeout=60)
         health = requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
-        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
                    .json().get("held_deletes") is not None, timeout=30)
         health = requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
     finally:

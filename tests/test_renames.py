@@ -8,10 +8,9 @@ from typing import Any
 
 from sync_service.models.data_models import FileRecord
 from sync_service.services.renames import pair_renames
-from tests.conftest import Api, Bucket, Cli
-from tests.fault_proxy import DenyingProxy
-from tests.test_incremental_sync import assert_mirrors, ops_of, spool, synced
-from tests.test_initial_sync import report_of
+from tests.helpers.fault_proxy import DenyingProxy
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import assert_mirrors, ops_of, report_of, spool, synced
 
 
 def rec(record_id: int, path: str, etag: str = "e1", size: int = 5) -> FileRecord:

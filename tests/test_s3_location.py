@@ -18,7 +18,7 @@ from sync_service.clients.s3_location import (
 )
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.models.config import SyncConfig
-from tests.aws_region_proxy import malformed
+from tests.helpers.aws_region_proxy import malformed
 
 PERMANENT_REDIRECT = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PermanentRedirect</Code>'
                       b"<Message>The bucket you are attempting to access must be addressed using the "

@@ -13,7 +13,7 @@ from sync_service.clients.s3_data import S3DataSession
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import ObjectError, ObjectGone, StorageError
 from sync_service.utils.permissions import permissions_from_metadata
-from tests.conftest import Bucket
+from tests.helpers.harness import Bucket
 
 T = TypeVar("T")
 

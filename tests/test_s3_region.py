@@ -16,10 +16,9 @@ from sync_service.clients.s3_location import BucketLocation, BucketRegion
 from sync_service.clients.s3_manager import S3Manager
 from sync_service.errors import ObjectError
 from sync_service.models.config import SyncConfig
-from tests.aws_region_proxy import AwsRegionProxy
-from tests.conftest import Api, Bucket, Cli
-from tests.test_incremental_sync import assert_mirrors, spool
-from tests.test_initial_sync import report_of
+from tests.helpers.aws_region_proxy import AwsRegionProxy
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import assert_mirrors, report_of, spool
 
 REGION = "eu-west-1"
 

@@ -13,10 +13,9 @@ import pytest
 import requests
 
 from devtools.local_servers import SECRET_KEY, MockApiProcess, RcloneS3, free_port
-from tests.conftest import Api, Bucket, Cli, unavailable
-from tests.test_daemon import stop
-from tests.test_incremental_sync import spool
-from tests.test_initial_sync import wait_until
+from tests.helpers.harness import Api, Bucket, Cli, unavailable
+from tests.helpers.sync import spool, stop
+from tests.helpers.waiting import wait_for
 
 
 def _unique(label: str) -> str:
@@ -111,7 +110,7 @@ def test_no_secret_leaks_from_any_failure_path(cli: Cli, bucket: Bucket, api: Ap
     daemon = cli.start("daemon", SYNC_INTERVAL="1", METRICS_PORT=str(port), **api_down)
     try:
         health = f"http://127.0.0.1:{port}/health"
-        wait_until(lambda: _status(health) == 503, timeout=60)
+        wait_for(lambda: _status(health) == 503, timeout=60)
         answer = requests.get(health, timeout=5)
         assert "last_error" in answer.json()
         texts["daemon /health"] = answer.text

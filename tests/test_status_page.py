@@ -19,11 +19,10 @@ import requests
 from devtools.local_servers import REPO_ROOT, free_port
 from sync_service.web.charts import Bar, bar_chart
 from sync_service.web.status_page import render_status_page
-from tests.conftest import Api, Bucket, Cli, unavailable
-from tests.fault_proxy import DenyingProxy
-from tests.test_daemon import metric, stop
-from tests.test_incremental_sync import spool
-from tests.test_initial_sync import wait_until
+from tests.helpers.fault_proxy import DenyingProxy
+from tests.helpers.harness import Api, Bucket, Cli, unavailable
+from tests.helpers.sync import metric, spool, stop
+from tests.helpers.waiting import wait_for
 
 SCRIPT_KEY = "docs/<script>alert(1)</script>.txt"
 SCRIPT_LINE = '{"type": "<script>alert(2)</script>"'  # malformed: no closing brace
@@ -142,7 +141,7 @@ def test_the_status_page_shows_what_status_json_says_and_escapes_paths(
         # when: the daemon runs one cycle (then waits an hour) and the page is read
         daemon = cli.start("daemon", SYNC_INTERVAL="3600", METRICS_PORT=str(port), **via_proxy)
         try:
-            wait_until(lambda: failed_cycles(base) == 1, timeout=60)
+            wait_for(lambda: failed_cycles(base) == 1, timeout=60)
             answer = requests.get(f"{base}/api/status", timeout=10)
             from_cli = json.loads(cli.run("status", "--json", **via_proxy).stdout)
             page = requests.get(f"{base}/", timeout=10)

@@ -27,8 +27,9 @@ import pytest
 
 from devtools.cloud_emulators import Azurite, FakeGcs
 from devtools.local_servers import ACCESS_KEY, SECRET_KEY, MotoS3
-from tests.conftest import TEST_DATABASE_URL, Api, Cli, _new_bucket, serving
-from tests.test_initial_sync import DEFAULT, delivered_paths, report_of, sha, wait_until
+from tests.helpers.harness import TEST_DATABASE_URL, Api, Cli, new_bucket, serving
+from tests.helpers.sync import DEFAULT, delivered_paths, report_of, sha
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.clouds
 
@@ -115,7 +116,7 @@ class Source:
 def source(request: pytest.FixtureRequest) -> Source:
     if request.param == "s3":
         moto: MotoS3 = request.getfixturevalue("moto_s3")
-        bucket = _new_bucket(moto.endpoint)
+        bucket = new_bucket(moto.endpoint)
         return Source("s3", bucket.name, {
             "SOURCE_URL": f"s3://{bucket.name}/{PREFIX}", "CUSTOMER_S3_ENDPOINT": moto.endpoint,
             "CUSTOMER_S3_ACCESS_KEY": ACCESS_KEY, "CUSTOMER_S3_SECRET_KEY": SECRET_KEY}, bucket.client)
@@ -204,7 +205,7 @@ def killed_after(cli: Cli, delivered: int) -> set[str]:
     """Start an initial sync, SIGKILL it once ``delivered`` files are recorded as delivered;
     the paths recorded then."""
     process = cli.start("initial-sync", SYNC_WORKERS="4")
-    wait_until(lambda: len(delivered_paths(cli)) >= delivered)
+    wait_for(lambda: len(delivered_paths(cli)) >= delivered)
     process.send_signal(signal.SIGKILL)
     process.wait()
     return delivered_paths(cli)

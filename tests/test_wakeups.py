@@ -7,7 +7,7 @@ import threading
 import time
 
 from sync_service.models.data_models import FileOperation
-from tests.conftest import Databases
+from tests.helpers.harness import Databases
 
 POLL_S = 30.0
 

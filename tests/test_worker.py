@@ -15,8 +15,9 @@ from collections import Counter
 from sync_service.models.data_models import FileOperation
 from sync_service.services.database_manager import DatabaseManager
 from sync_service.store.operations import Outcome
-from tests.conftest import Api, Bucket, Cli
-from tests.test_initial_sync import assert_api_matches_bucket, report_of, stop_when, wait_until
+from tests.helpers.harness import Api, Bucket, Cli
+from tests.helpers.sync import assert_api_matches_bucket, report_of, stop_when
+from tests.helpers.waiting import wait_for
 
 OBJECTS = 160
 LEASE_S = 3
@@ -131,7 +132,7 @@ def test_a_worker_beside_an_initial_sync_shares_it_and_nothing_goes_out_twice(
     api.faults(fail_rate=1.0, latency_ms=20, seed=3)
     worker = cli.start("worker", WORKER_BATCH="4", SYNC_WORKERS="2")
     name = f"{socket.gethostname()}:{worker.pid}"
-    wait_until(lambda: "claiming up to" in (cli.workdir / "process-0.log").read_text(), timeout=30)
+    wait_for(lambda: "claiming up to" in (cli.workdir / "process-0.log").read_text(), timeout=30)
     # when an initial sync plans and applies beside it
     try:
         result = cli.run("initial-sync", SYNC_WORKERS="2", WORKER_BATCH="4")
@@ -153,7 +154,7 @@ def test_a_worker_beside_an_initial_sync_shares_it_and_nothing_goes_out_twice(
 
 def test_workers_share_an_incremental_cycle_and_its_report_counts_all_of_it(
         cli: Cli, bucket: Bucket, api: Api, postgres_url: str) -> None:
-    from tests.test_incremental_sync import spool, synced
+    from tests.helpers.sync import spool, synced
 
     # given a synced bucket on PostgreSQL, 80 new objects announced by events, and two workers
     cli.env["DATABASE_URL"] = postgres_url
@@ -165,7 +166,7 @@ def test_workers_share_an_incremental_cycle_and_its_report_counts_all_of_it(
     workers = [cli.start("worker", WORKER_BATCH="4", SYNC_WORKERS="2") for _ in range(2)]
     names = {f"{socket.gethostname()}:{w.pid}" for w in workers}
     for n in range(2):
-        wait_until(lambda n=n: "claiming up to" in (cli.workdir / f"process-{n}.log").read_text(), timeout=30)
+        wait_for(lambda n=n: "claiming up to" in (cli.workdir / f"process-{n}.log").read_text(), timeout=30)
     # when an incremental sync replays them and applies its plan
     try:
         result = cli.run("incremental-sync", SYNC_WORKERS="2", WORKER_BATCH="4")

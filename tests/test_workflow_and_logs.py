@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from devtools.local_servers import SECRET_KEY
-from tests.conftest import Api, Bucket, Cli
+from tests.helpers.harness import Api, Bucket, Cli
 
 
 def test_workflow_passes_on_embedded_servers(cli: Cli) -> None:

@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from devtools.local_servers import REPO_ROOT, MotoS3, NatsServer
-from tests.conftest import unavailable
 from tests.container.podman import (
     BASE_TAGS,
     Podman,
@@ -28,6 +27,7 @@ from tests.container.podman import (
     missing_packages,
     s3_environment,
 )
+from tests.helpers.harness import unavailable
 
 if os.environ.get("CONTAINER_TEST") != "1":
     collect_ignore_glob = ["test_*.py"]

@@ -16,9 +16,9 @@ import yaml
 
 from devtools.local_servers import ACCESS_KEY, REPO_ROOT, SECRET_KEY, free_port
 from sync_service.clients.s3_manager import make_client
-from tests.conftest import Api
 from tests.container.conftest import Images, Seeded
 from tests.container.podman import APP_UID, Podman, container_args, s3_environment
+from tests.helpers.harness import Api
 
 pytestmark = pytest.mark.timeout(1500)  # the first test also waits for the packages, base image and builds
 

@@ -14,7 +14,7 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler
 
-from tests.fault_proxy import S3Proxy, answer_error, forward
+from tests.helpers.fault_proxy import S3Proxy, answer_error, forward
 
 _SCOPE = re.compile(r"Credential=([^/,]+)/\d{8}/([^/,]+)/s3/aws4_request")
 
