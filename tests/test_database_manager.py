@@ -194,8 +194,8 @@ def test_lock_is_freed_when_its_holder_is_killed(store_target: str | Path) -> No
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from sync_service.store.run_lock import lock_for; "
-         f"lock = lock_for({str(store_target)!r}); lock.acquire(); print('held', flush=True); time.sleep(60)"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+         f"lock = lock_for({str(store_target)!r}); lock.acquire(); print('held', flush=True); sys.stdin.read()"],
+        cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # holds until killed
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     assert lock_for(store_target).is_held_elsewhere()
     with pytest.raises(LockHeldError, match=str(holder.pid)):

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from devtools.local_servers import SECRET_KEY
 from tests.helpers.harness import Api, Bucket, Cli
@@ -63,7 +64,9 @@ def test_second_run_uploads_nothing_and_changes_are_picked_up(cli: Cli, bucket: 
     bucket.client.copy_object(  # same content, new permissions metadata
         Bucket=bucket.name, Key="b.txt", CopySource={"Bucket": bucket.name, "Key": "b.txt"},
         Metadata={"permissions": '{"read":["carol"]}'}, MetadataDirective="REPLACE")
-    time.sleep(1.1)  # last-modified has one-second resolution
+    # Last-modified has one-second resolution: the second copy has to come a second later.
+    first = bucket.client.head_object(Bucket=bucket.name, Key="b.txt")["LastModified"]
+    wait_for(lambda: datetime.now(UTC) >= first + timedelta(seconds=1), 5, "the next second")
     bucket.client.copy_object(
         Bucket=bucket.name, Key="b.txt", CopySource={"Bucket": bucket.name, "Key": "b.txt"},
         Metadata={"permissions": '{"read":["carol"]}'}, MetadataDirective="REPLACE")

@@ -5,7 +5,6 @@ new holder (fencing)."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -15,7 +14,7 @@ from sync_service.services.heartbeat import Heartbeat
 from sync_service.services.planners import plan_page
 from sync_service.store.listing_ranges import ListingRange
 from sync_service.store.operations import Delivered, Outcome
-from tests.helpers.waiting import wait_for
+from tests.helpers.waiting import holds_for, wait_for
 
 
 def _plan_of_creates(db: DatabaseManager, paths: str) -> None:
@@ -33,11 +32,8 @@ def test_a_claim_lives_while_its_holder_beats_and_goes_when_the_beats_stop(postg
         assert len(held) == 3 and db.ranges.claim("w1", 1.0) is not None
         with Heartbeat(db, ["w1"], 1.0):
             # when three leases' time passes, nobody else can take them
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline:
-                assert db.operations.claim("w2", 10, 60) == []
-                assert db.ranges.claim("w2", 60) is None
-                time.sleep(0.1)
+            holds_for(lambda: db.operations.claim("w2", 10, 60) == [] and db.ranges.claim("w2", 60) is None,
+                      3, "the beating holder keeping its claims", interval=0.1)
         # then, the beats stopped, they go to the next claimer once the lease ran out
         wait_for(lambda: len(db.operations.claim("w2", 10, 60)) == 3, timeout=10)
         # the range's lease was renewed by the same beat a moment after the operations'

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from sync_service.services.database_manager import DatabaseManager
 from sync_service.services.event_processor import EventProcessor, ReplayResult
 from tests.helpers.harness import Api, Bucket, Cli
 from tests.helpers.sync import publish_all, report_of, synced
+from tests.helpers.waiting import holds_for, wait_for
 
 
 def names() -> dict[str, str]:
@@ -45,15 +45,16 @@ def replay_until(replayer: EventProcessor, done: Any, timeout: float = 30.0) -> 
     """Replay until ``done(total)``: redelivery comes when the server's ack-wait timer fires,
     which a loaded machine may make late."""
     total = ReplayResult()
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def replayed_enough() -> bool:
         result = replayer.replay()
         total.applied += result.applied
         total.duplicates += result.duplicates
         total.rejected += result.rejected
-        if done(total) or time.monotonic() > deadline:
-            return total
-        time.sleep(0.2)
+        return bool(done(total))
+
+    wait_for(replayed_enough, timeout, f"replay reaching its goal (so far {total})", interval=0.2)
+    return total
 
 
 def seeded_db(tmp_path: Path, paths: list[str]) -> DatabaseManager:
@@ -137,8 +138,9 @@ def test_a_poison_message_is_dead_lettered_and_terminated(tmp_path: Path, nats_s
     assert (result.applied, result.rejected) == (2, 1)
     assert db.dead_letter_count() == 1
     assert db.get_record("p.txt").permissions == '{"a":2}'  # type: ignore[union-attr]
-    time.sleep(1.5)  # past the ack wait: a terminated message does not come back
-    assert processor(db, bucket, source, tmp_path).replay().rejected == 0
+    # Past the ack wait (1 s), again and again: a terminated message does not come back.
+    again = processor(db, bucket, source, tmp_path)
+    holds_for(lambda: again.replay().rejected == 0, 1.5, "no redelivery of the poison message")
     info = source.describe()
     assert (info["pending"], info["ack_pending"]) == (0, 0)
     source.close()

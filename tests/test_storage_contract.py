@@ -14,7 +14,6 @@ import base64
 import json
 import os
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -190,13 +189,16 @@ def peak_rss_of(cli: Cli, *args: str) -> int:
     process = cli.start(*args)
     watched = psutil.Process(process.pid)
     peak = 0
-    deadline = time.monotonic() + 300
-    while process.poll() is None and time.monotonic() < deadline:
+
+    def exited() -> bool:
+        nonlocal peak
         try:
             peak = max(peak, watched.memory_info().rss)
         except psutil.NoSuchProcess:
-            break
-        time.sleep(0.01)
+            return True
+        return process.poll() is not None
+
+    wait_for(exited, 300, f"{' '.join(args)} exiting", interval=0.01)
     assert process.wait(timeout=10) == 0, (cli.workdir / "process-0.log").read_text()[-3000:]
     return peak
 

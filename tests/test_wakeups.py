@@ -8,6 +8,7 @@ import time
 
 from sync_service.models.data_models import FileOperation
 from tests.helpers.harness import Databases
+from tests.helpers.waiting import blocked_in_wait, wait_for
 
 POLL_S = 30.0
 
@@ -23,7 +24,7 @@ def test_a_waiting_claimer_wakes_when_operations_are_added_elsewhere(databases: 
     thread = threading.Thread(target=lambda: woke.append(time.monotonic()) if wakeup.wait(POLL_S) else None)
     thread.start()
     try:
-        time.sleep(0.5)  # the claimer is waiting by now (a later start would only wake it sooner)
+        wait_for(lambda: blocked_in_wait(thread), 10, "the claimer waiting")
         # when the other stores a plan
         record = planner.records.upsert("a.txt", 1, "e", "2026-12-03T00:00:00Z", "{}")
         added = time.monotonic()

@@ -29,7 +29,7 @@ def wait_for(check: Callable[[], bool], timeout: float = 90.0) -> bool:
     while time.monotonic() < deadline:
         if check():
             return True
-        time.sleep(0.5)
+        time.sleep(0.5)  # the poll's interval
     return False
 
 

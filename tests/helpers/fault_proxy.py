@@ -165,7 +165,7 @@ class FaultyS3Proxy(S3Proxy):
         handler.wfile.write(content[: len(content) // 2])
         handler.wfile.flush()
         if fault == "stall":
-            time.sleep(self.stall_s)
+            time.sleep(self.stall_s)  # the fault under test: a body that stops mid-way, then breaks
         reset(handler)
 
     def _next_fault(self, method: str, path: str) -> str | None:
@@ -206,7 +206,7 @@ class SlowListingProxy(S3Proxy):
                 self._at_once += 1
                 self.most_at_once = max(self.most_at_once, self._at_once)
             try:
-                time.sleep(self.delay_s)
+                time.sleep(self.delay_s)  # the fault under test: a slow listing page
                 super().handle(handler, path, body)
             finally:
                 with self._counting:

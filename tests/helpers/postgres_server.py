@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from sync_service.store.postgres_backend import PostgresDatabase
+from tests.helpers.waiting import wait_for
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -47,14 +47,15 @@ class PostgresServer:
     def new_database(self) -> str:
         """A fresh, migrated, empty database; its URL."""
         name = f"{self.prefix}_{next(self._numbers)}"
-        for attempt in range(50):
+
+        def created() -> bool:
             try:
                 self._admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
-                break
+                return True
             except psycopg.errors.ObjectInUse:  # the template's last session is still ending
-                if attempt == 49:
-                    raise
-                time.sleep(0.1)
+                return False
+
+        wait_for(created, 5, f"the template {self.template} free to copy", interval=0.1)
         return with_database(self.url, name)
 
     def drop(self, url: str) -> None:
@@ -101,15 +102,19 @@ class OwnPostgres:
              "-c", "fsync=off", "-c", "max_connections=200"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + 60
-        while True:
+        process = self.process
+
+        def answering() -> bool:
             try:
                 psycopg.connect(self.url(), connect_timeout=2).close()
-                return self
+                return True
             except psycopg.OperationalError as exc:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"own PostgreSQL did not start: {self.log.read_text()[-2000:]}") from exc
-                time.sleep(0.1)
+                if process.poll() is not None:
+                    raise RuntimeError(f"own PostgreSQL exited: {self.log.read_text()[-2000:]}") from exc
+                return False
+
+        wait_for(answering, 60, f"own PostgreSQL answering (log {self.log})", interval=0.1)
+        return self
 
     def kill(self) -> None:
         """Kill -9 the server and every process of it, and wait until they are gone."""
@@ -124,9 +129,7 @@ class OwnPostgres:
             except ProcessLookupError:
                 pass
         self.process.wait()
-        deadline = time.monotonic() + 30
-        while any(_alive(pid) for pid in victims) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: not any(_alive(pid) for pid in victims), 30, "the killed server's processes gone")
         self.process = None
 
     def close(self) -> None:
