@@ -130,7 +130,9 @@ def test_the_same_idempotency_key_applies_once(api: Api) -> None:
         return await s.delete_file("unknown.txt", key="del")
 
     assert on(fm, calls)  # unknown is already gone
-    assert [op["op"] for op in api.operations()] == ["saveToDisk", "moveFile", "deleteFile"]
+    # each sent twice is applied once: the second is answered from the mock's cache
+    assert [(op["op"], op["replay"]) for op in api.operations()] == [
+        ("saveToDisk", False), ("saveToDisk", True), ("moveFile", False), ("moveFile", True), ("deleteFile", False)]
     assert set(api.files()) == {"moved.txt"}
 
 

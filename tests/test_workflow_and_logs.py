@@ -27,7 +27,7 @@ def test_workflow_without_the_launchers_exits_2_saying_what_to_set(cli: Cli) -> 
     result = subprocess.run([sys.executable, "-c", hide], cwd=cli.workdir, capture_output=True, text=True,
                             timeout=60, env=cli.full_env(CUSTOMER_S3_BUCKET="", MOCK_API_URL=""))
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "devtools is not available" in result.stderr
+    assert "devtools is not installed" in result.stderr
     assert "set CUSTOMER_S3_* and MOCK_API_URL" in result.stderr
 
 

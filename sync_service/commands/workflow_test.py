@@ -116,7 +116,7 @@ def run_embedded() -> int:
     except ImportError as exc:  # the image ships the service and requirements.txt only
         missing = (exc.name or "moto").split(".")[0]
         raise ConfigError(f"CUSTOMER_S3_BUCKET is not set, and the embedded test servers need a source "
-                          f"checkout with the development requirements ({missing} is not available): "
+                          f"checkout with the development requirements ({missing} is not installed): "
                           "set CUSTOMER_S3_* and MOCK_API_URL, or run it from the repository after "
                           "pip install -r requirements-dev.txt") from exc
     workdir = Path(tempfile.mkdtemp(prefix="s3-sync-test-"))
