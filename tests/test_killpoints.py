@@ -23,7 +23,9 @@ SEEDS = range(10)
 
 
 def saves(api: Api, since: int = 0) -> list[str]:
-    return [op["path"] for op in api.operations()[since:] if op["op"] == "saveToDisk"]
+    """Paths of the uploads the mock stored since the ``since``-th call: a run after a kill
+    sends again what the killed one had in flight, under its key, and those replays store nothing."""
+    return [op["path"] for op in api.operations()[since:] if op["op"] == "saveToDisk" and not op["replay"]]
 
 
 def kill_at(cli: Cli, api: Api, rng: random.Random, command: str, calls: int, since: int) -> str:
