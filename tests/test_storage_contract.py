@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -24,10 +25,13 @@ from urllib.parse import quote_plus
 
 import psutil
 import pytest
+import requests
 
+from sync_service.services.health import OK
 from sync_service.utils.cloud_emulators import Azurite, FakeGcs
-from sync_service.utils.local_servers import ACCESS_KEY, SECRET_KEY, MotoS3
+from sync_service.utils.local_servers import ACCESS_KEY, SECRET_KEY, MotoS3, free_port
 from tests.conftest import TEST_DATABASE_URL, Api, Cli, _new_bucket, serving
+from tests.test_daemon import stop
 from tests.test_initial_sync import DEFAULT, delivered_paths, report_of, sha, wait_until
 
 pytestmark = pytest.mark.clouds
@@ -295,3 +299,48 @@ def test_reconcile_repairs_drift(cloud_cli: Cli, source: Source, api: Api) -> No
     assert repaired.returncode == 0, repaired.stderr[-3000:]
     assert "1 new, 1 changed, 1 deleted" in repaired.stdout
     assert_mirrors(api, source)
+
+
+def test_the_live_check_is_named_by_the_store_in_status_the_page_and_health(
+        tmp_path: Path, api: Api) -> None:
+    """On GCS, the bucket's check is ``gcs`` (not ``s3``) in ``status``, ``status --json``, the
+    status page and ``/health``'s reason once the store stops answering."""
+    gcs = FakeGcs().start()  # this test's own: it is stopped half-way
+    try:
+        name = gcs.new_bucket()
+        gcs.put(name, PREFIX + "a.txt", b"a")
+        workdir = tmp_path / "work"
+        workdir.mkdir()
+        cli = Cli(workdir, {"SOURCE_URL": f"gs://{name}/{PREFIX}", **gcs.env(), "MOCK_API_URL": api.url,
+                            "MAX_RETRIES": "1", "S3_READ_TIMEOUT": "5"})
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        daemon = cli.start("daemon", SYNC_INTERVAL="1", METRICS_PORT=str(port))
+        try:
+            wait_until(lambda: health_of(base).get("status") == OK, timeout=60)
+
+            text = cli.run("status")
+            assert text.returncode == 0, text.stdout + text.stderr
+            assert re.search(r"^  gcs +ok \(", text.stdout, re.M) and not re.search(r"^  s3 ", text.stdout, re.M), \
+                text.stdout
+            checks = json.loads(cli.run("status", "--json").stdout)["checks"]
+            assert set(checks) == {"gcs", "api", "database"} and checks["gcs"]["ok"], checks
+            assert "gcs ok," in requests.get(f"{base}/", timeout=10).text
+
+            gcs.stop()
+
+            wait_until(lambda: "gcs unreachable" in health_of(base).get("reason", ""), timeout=60)
+            failed = cli.run("status")
+            assert failed.returncode == 1 and re.search(r"^  gcs +FAILED: listing gs://", failed.stdout, re.M), \
+                failed.stdout
+        finally:
+            stop(daemon)
+    finally:
+        gcs.stop()
+
+
+def health_of(base: str) -> dict[str, Any]:
+    try:
+        return dict(requests.get(f"{base}/health", timeout=10).json())
+    except (requests.RequestException, ValueError):
+        return {}

@@ -1,4 +1,4 @@
-"""``status``: what the service holds and whether S3, the API and the database answer."""
+"""``status``: what the service holds and whether the bucket (S3, GCS or Azure), the API and the database answer."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def run_checks(service: SyncService) -> int:
           f"file manager {config.api_base_url}, database {config.database_shown}")
     checks.step("database", lambda: f"{service.db.get_record_count()} records, "
                 f"{service.db.check() * 1000:.1f} ms")
-    checks.step("s3", lambda: f"bucket answers in {service.s3.check() * 1000:.1f} ms")
+    checks.step(service.config.source_store, lambda: f"bucket answers in {service.s3.check() * 1000:.1f} ms")
     checks.step("api", lambda: f"/health answers in {service.api.health() * 1000:.1f} ms")
 
     def incremental() -> str:

@@ -1,6 +1,6 @@
 """What ``status``, ``/api/status`` and the status page show: records, runs, operations, the
-event source, the initial sync's key ranges, held deletes, and live checks of S3, the API and
-the database, each with its latency; secrets redacted."""
+event source, the initial sync's key ranges, held deletes, and live checks of the bucket (S3,
+GCS or Azure), the API and the database, each with its latency; secrets redacted."""
 
 from __future__ import annotations
 
@@ -62,12 +62,13 @@ class StatusReader:
         return redact_value(status)
 
     def live(self) -> dict[str, Any]:
-        """The part of the status that asks other servers: the event source, S3, the API, and
-        the database, each with its latency."""
+        """The part of the status that asks other servers: the event source, the bucket (its
+        check named by the store: ``s3``, ``gcs`` or ``azure``), the API, and the database, each
+        with its latency."""
         return redact_value({
             "event_source": self.service.describe_source(),
             "checks": {
-                "s3": _timed_check(lambda: self.service.s3.check()),
+                self.service.config.source_store: _timed_check(lambda: self.service.s3.check()),
                 "api": _timed_check(self.service.api.health),
                 "database": _timed_check(self.service.db.check),
             },
