@@ -373,9 +373,9 @@ SETTINGS: tuple[Setting, ...] = (
        "the longest wait between the daemon's cycles (events start one sooner)", DAEMON),
     _s("EVENT_DEBOUNCE", "0.5", _number(0.0, 3600.0),
        "seconds from an event's arrival to the daemon's cycle that takes it and what came "
-       "meanwhile", DAEMON),
+       "meanwhile (more than 0, at most 3600)", DAEMON),
     _s("REPORT_INTERVAL", "60", _number(0.0, 7 * 24 * 3600.0),
-       "seconds of event-driven cycles that share one run and report", DAEMON),
+       "seconds of event-driven cycles that share one run and report (more than 0)", DAEMON),
     _s("RECONCILE_INTERVAL", "86400", _integer(0, 365 * 24 * 3600),
        "seconds between the daemon's reconciles (`0`: none)", DAEMON),
     _s("RETENTION_DAYS", "30", _integer(0, 36500),
