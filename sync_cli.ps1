@@ -52,9 +52,9 @@ if ($env:SYNC_CLI_NATIVE -ne "1" -and (Test-ComposeRunning)) {
 }
 
 if ($IsWindows -or $env:OS -eq "Windows_NT") {
-    # Native Windows cannot run the service: it locks its database with fcntl and runs on
-    # uvloop, neither of which exists there. Docker Desktop's stack or WSL2 can.
-    [Console]::Error.WriteLine("no Compose stack running, and the service cannot run natively on Windows (fcntl, uvloop): start the stack with 'docker compose up -d' (Docker Desktop), or run ./sync_cli.sh inside WSL2")
+    # Native Windows cannot run the service: it locks its database with fcntl, which Windows
+    # does not have, and its pinned uvloop does not install there. Docker Desktop or WSL2 can.
+    [Console]::Error.WriteLine("no Compose stack running, and the service cannot run natively on Windows (no fcntl; uvloop does not install): start the stack with 'docker compose up -d' (Docker Desktop), or run ./sync_cli.sh inside WSL2")
     exit 2
 }
 $Python = ".venv/bin/python"
