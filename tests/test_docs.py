@@ -78,3 +78,20 @@ def test_the_site_builds_strict_and_its_home_renders(tmp_path: Path) -> None:
     assert screenshot.returncode == 0 and png_size(shot) == (1280, 1000), screenshot.stderr[-2000:]
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_make_install_refuses_a_python_older_than_3_11(tmp_path: Path) -> None:
+    # given the Makefile in a folder of its own and a python3 that says it is 3.9
+    shutil.copy(REPO_ROOT / "Makefile", tmp_path / "Makefile")
+    for name in ("requirements.txt", "requirements-dev.txt", "package.json"):
+        (tmp_path / name).touch()
+    old = tmp_path / "python3.9"
+    old.write_text('#!/bin/sh\n[ "$1" = "--version" ] && { echo "Python 3.9.2"; exit 0; }\nexit 1\n')
+    old.chmod(0o755)
+    # when make install runs with it
+    result = subprocess.run(["make", "--no-print-directory", "install", f"PYTHON={old}"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    # then it stops with one line naming the version needed and the one found, and builds nothing
+    assert result.returncode != 0
+    assert "needs Python 3.11 or later" in result.stdout and "Python 3.9.2" in result.stdout, result.stdout
+    assert not (tmp_path / ".venv").exists()
