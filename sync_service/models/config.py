@@ -242,7 +242,7 @@ def _s(env: str, default: str, parse: Parser, doc: str, group: str, attr: str | 
 
 S3, GCS, AZ, API, TRANSFER, FILTER, STATE, LOGS, DAEMON, NATS, MOCK = (
     "S3 source", "Google Cloud Storage source", "Azure Blob Storage source", "File-manager API",
-    "Transfers and limits", "Filters", "State and files", "Logs", "Daemon", "NATS events",
+    "Transfers and limits", "What is synced", "State and files", "Logs", "Daemon", "NATS events",
     "Mock file-manager API")
 
 #: Every setting of the service, in the order the docs and ``.env.example`` show them.
