@@ -41,7 +41,7 @@ _NATS_ERRORS = (nats_errors.Error, js_errors.Error, OSError, asyncio.TimeoutErro
 
 def _event_id(body: str) -> str:
     """The id a message is published under (``Nats-Msg-Id``): its event_id, else its hash."""
-    from sync_service.services.event_parser import message_id
+    from sync_service.models.event_parser import message_id
 
     try:
         document = json.loads(body)

@@ -12,12 +12,12 @@ from pathlib import Path
 from sync_service.commands import EXIT_OK
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
-from sync_service.services.daemon import Daemon
-from sync_service.services.metrics import SyncMetrics
-from sync_service.services.sync_service import SyncService
+from sync_service.runs.daemon import Daemon
+from sync_service.runs.metrics import SyncMetrics
+from sync_service.runs.sync_service import SyncService
 from sync_service.utils.clock import Clock
-from sync_service.utils.metrics_server import start_metrics_server
 from sync_service.utils.stop_signals import stop_on_signals
+from sync_service.web.server import start_metrics_server
 from sync_service.web.status_cache import StatusCache
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ from typing import Any
 
 from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.models.config import SyncConfig
-from sync_service.services.health import cycle_state_of, judge
-from sync_service.services.status import lag_summary
-from sync_service.services.sync_service import SyncService
+from sync_service.runs.health import cycle_state_of, judge
+from sync_service.runs.status import lag_summary
+from sync_service.runs.sync_service import SyncService
 from sync_service.web.status_page import initial_sync_summary
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sync_service.errors import SyncError
-from sync_service.services.health import FAILING, CycleState, Health, judge
-from sync_service.services.sync_service import SyncService
+from sync_service.runs.health import FAILING, CycleState, Health, judge
+from sync_service.runs.sync_service import SyncService
 from sync_service.utils.redaction import redact, redact_value
 
 LIVE_TTL_S = 15.0

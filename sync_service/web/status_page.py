@@ -16,8 +16,8 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from sync_service.services.health import DEGRADED, FAILING, OK, RAN_ITS_PLAN
-from sync_service.services.status import lag_summary
+from sync_service.runs.health import DEGRADED, FAILING, OK, RAN_ITS_PLAN
+from sync_service.runs.status import lag_summary
 from sync_service.web.charts import Bar, bar_chart, format_value
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "status.html"
@@ -30,7 +30,7 @@ def text(value: Any) -> str:
     return "-" if value is None or value == "" else escape(str(value))
 
 
-#: How the page names and colours each verdict of ``sync_service.services.health``.
+#: How the page names and colours each verdict of ``sync_service.runs.health``.
 VERDICTS = {OK: ("OK", "healthy"), DEGRADED: ("Degraded", "degraded"), FAILING: ("Failing", "unhealthy")}
 
 

@@ -11,7 +11,7 @@ from sync_service.errors import SyncError
 from sync_service.utils.redaction import mask_url, redact_value
 
 if TYPE_CHECKING:
-    from sync_service.services.sync_service import SyncService
+    from sync_service.runs.sync_service import SyncService
 
 #: How many runs and dead letters the status lists.
 RECENT_SHOWN = 20

@@ -28,7 +28,7 @@ import binascii
 import json
 from typing import Any
 
-from sync_service.services.event_parser import EventError, ParsedMessage, _build, message_id
+from sync_service.models.event_parser import EventError, ParsedMessage, _build, message_id
 
 GCS_EVENTS = {"OBJECT_FINALIZE": "create", "OBJECT_METADATA_UPDATE": "create", "OBJECT_DELETE": "delete"}
 AZURE_EVENTS = {"Microsoft.Storage.BlobCreated": "create", "Microsoft.Storage.BlobDeleted": "delete"}

@@ -50,7 +50,7 @@ def read_message(body: str, *, bucket: str = "", prefix: str = "") -> ParsedMess
         document = json.loads(body)
     except ValueError as exc:
         raise EventError(f"bad JSON: {exc}") from None
-    from sync_service.services.cloud_events import is_cloud_message, read_cloud_message  # imports this module
+    from sync_service.models.cloud_events import is_cloud_message, read_cloud_message  # imports this module
 
     if is_cloud_message(document):
         return read_cloud_message(document, body, bucket=bucket, prefix=prefix)

@@ -1,5 +1,5 @@
 """What the daemon exposes: Prometheus metrics, and what it knows of its own cycles for the
-health verdict (``sync_service.services.health``) and its liveness."""
+health verdict (``sync_service.runs.health``) and its liveness."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sync_service.models.data_models import RunReport
-from sync_service.services.health import RAN_ITS_PLAN, CycleState, overdue
+from sync_service.runs.health import RAN_ITS_PLAN, CycleState, overdue
 from sync_service.utils.redaction import redact
 
 #: How late the loop may wake for its next cycle before ``/livez`` says it has stalled.
