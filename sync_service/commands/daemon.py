@@ -34,7 +34,8 @@ def run(config: SyncConfig, args: argparse.Namespace) -> int:
                           long_lived=True)
     try:
         server = start_metrics_server(metrics, config.metrics_port,
-                                      status=StatusCache(service, cycles=metrics.cycle_state))
+                                      status=StatusCache(service.status, service.db.database,
+                                                         cycles=metrics.cycle_state))
     except OSError as exc:
         raise ConfigError(f"METRICS_PORT {config.metrics_port} cannot be served: {exc}") from exc
     logger.info("status page on http://0.0.0.0:%d/ (JSON at /api/status), /livez, /readyz, /health "

@@ -4,6 +4,7 @@ the database, each with its latency; secrets redacted."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -90,11 +91,29 @@ class StatusReader:
         return {"completed": self.service.initial_sync_completed(), "key_ranges": self.service.db.ranges.counts()}
 
 
+def status_json(status: dict[str, Any]) -> str:
+    """The status as ``status --json`` prints it."""
+    return json.dumps(status, indent=2, ensure_ascii=False)
+
+
 def lag_summary(lag: dict[str, Any] | None) -> str:
     """A window's event lag in words: ``p50 0.6s, p99 0.9s (120 events)``."""
     if not lag:
         return "none measured yet"
     return f"p50 {lag['p50']}s, p99 {lag['p99']}s, max {lag['max']}s ({lag['count']} events)"
+
+
+def initial_sync_summary(state: dict[str, Any]) -> str:
+    """Where the initial sync stands, in one line (``status`` and the page): its key ranges
+    while a listing is unfinished (running, or interrupted and continued by the next initial
+    sync), else completed or not done yet."""
+    ranges = state.get("key_ranges") or {}
+    if ranges.get("left"):
+        return (f"listing in key ranges: {ranges['listed']} of {ranges['listed'] + ranges['left']} "
+                f"listed" + ("; completed before" if state["completed"] else ""))
+    if state["completed"]:
+        return "completed"
+    return "not done yet"
 
 
 def _shortened(text: str, limit: int = 300) -> str:
