@@ -10,7 +10,7 @@ EVENT_TYPES = ("create", "delete", "rename", "move", "change_permission")
 
 @dataclass(frozen=True)
 class Event:
-    """One change to apply to the SQLite state."""
+    """One change to apply to the stored state."""
 
     event_id: str
     type: str

@@ -1,5 +1,5 @@
-"""Planners (SPEC §1): each turns what it learnt into operations stored in SQLite, and never
-talks to the file manager; the executor applies what they store.
+"""Planners (SPEC §1): each turns what it learnt into operations stored in the database, and
+never talks to the file manager; the executor applies what they store.
 
 * ``plan_dirty`` — the records marked dirty (by event replay, by a drift scan, or left by
   operations that failed): the diff of their baseline rows against their records, ordered into

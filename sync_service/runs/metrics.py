@@ -29,7 +29,7 @@ class SyncMetrics:
                                   ["kind", "result"], registry=self.registry)
         self.events = Counter("sync_events", "Events replayed, by result", ["result"],
                               registry=self.registry)
-        self.records = Gauge("sync_records", "File records in SQLite", registry=self.registry)
+        self.records = Gauge("sync_records", "File records in the database", registry=self.registry)
         self.last_success = Gauge("sync_last_success_timestamp_seconds",
                                   "Unix time the last cycle that ran its plan finished (failed "
                                   "operations or not)", registry=self.registry)

@@ -1,4 +1,4 @@
-"""Replaying events into SQLite (SPEC §5).
+"""Replaying events into the database (SPEC §5).
 
 Messages are read in batches from the configured source. For each batch, the S3 metadata that
 ``create`` events need is fetched first (concurrently, outside any transaction); then the
