@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING
 
 from sync_service.clients.event_source import EventSource
 from sync_service.errors import SyncError
+from sync_service.execution.executor import count_outcome
 from sync_service.models.data_models import OperationFailure, RunReport, iso_utc
-from sync_service.services.event_processor import ReplayResult
-from sync_service.services.executor import count_outcome
-from sync_service.services.report_window import (
+from sync_service.runs.report_window import (
     ReportWindow,
     add_counts,
     cycle_id,
@@ -29,9 +28,10 @@ from sync_service.services.report_window import (
     join_cycle_exports,
     report_from_dict,
 )
+from sync_service.sources.event_processor import ReplayResult
 
 if TYPE_CHECKING:
-    from sync_service.services.sync_service import SyncService
+    from sync_service.runs.sync_service import SyncService
 
 logger = logging.getLogger(__name__)
 

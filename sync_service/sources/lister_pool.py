@@ -15,10 +15,10 @@ import threading
 
 from sync_service.clients.storage.base import ObjectStore
 from sync_service.models.data_models import RunReport
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.filters import EVERYTHING, ObjectFilter
-from sync_service.services.heartbeat import Heartbeat
-from sync_service.services.range_lister import RangeLister
+from sync_service.planning.filters import EVERYTHING, ObjectFilter
+from sync_service.sources.range_lister import RangeLister
+from sync_service.store.database_manager import DatabaseManager
+from sync_service.store.heartbeat import Heartbeat
 from sync_service.store.outage import OutageWatch
 from sync_service.utils.clock import Clock
 

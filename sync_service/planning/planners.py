@@ -1,5 +1,5 @@
-"""Planners (SPEC §1): each turns what it learnt into operations stored in SQLite, and never
-talks to the file manager; the executor applies what they store.
+"""Planners (SPEC §1): each turns what it learnt into operations stored in the database, and
+never talks to the file manager; the executor applies what they store.
 
 * ``plan_dirty`` — the records marked dirty (by event replay, by a drift scan, or left by
   operations that failed): the diff of their baseline rows against their records, ordered into
@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sync_service.models.data_models import FileOperation, FileRecord, ObjectSummary, StoredOperation
-from sync_service.services.csv_processor import CSVProcessor, write_operations
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.diff import diff_records
-from sync_service.services.filters import EVERYTHING, ObjectFilter
-from sync_service.services.plan_order import plan_operations
+from sync_service.planning.diff import diff_records
+from sync_service.planning.filters import EVERYTHING, ObjectFilter
+from sync_service.planning.plan_order import plan_operations
+from sync_service.store.csv_processor import CSVProcessor, write_operations
+from sync_service.store.database_manager import DatabaseManager
 from sync_service.utils.paths import unsyncable
 
 logger = logging.getLogger(__name__)

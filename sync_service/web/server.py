@@ -12,10 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sync_service.errors import SyncError
-from sync_service.services.metrics import SyncMetrics
+from sync_service.runs.metrics import SyncMetrics
+from sync_service.runs.status import status_json
 from sync_service.utils.redaction import redact, redact_value
 from sync_service.web.status_cache import StatusCache
-from sync_service.web.status_page import render_status_page, status_json
+from sync_service.web.status_page import render_status_page
 
 
 def start_metrics_server(metrics: SyncMetrics, port: int, status: StatusCache,

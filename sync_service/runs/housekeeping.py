@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sync_service.models.data_models import iso_utc
-from sync_service.services.database_manager import DatabaseManager
+from sync_service.store.database_manager import DatabaseManager
 from sync_service.utils.clock import Clock
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from sync_service.clients.infrastructure_api import InfrastructureAPI
 from sync_service.errors import SyncError
 from sync_service.models.config import SyncConfig
 from sync_service.models.data_models import RunReport, iso_utc
-from sync_service.services.database_manager import DatabaseManager
+from sync_service.store.database_manager import DatabaseManager
 from sync_service.utils.clock import Clock
 from sync_service.utils.redaction import redact, redact_value
 

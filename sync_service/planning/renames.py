@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 
 from sync_service.models.data_models import FileRecord
-from sync_service.services.database_manager import DatabaseManager
+from sync_service.store.database_manager import DatabaseManager
 
 logger = logging.getLogger(__name__)
 

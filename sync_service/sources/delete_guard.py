@@ -10,8 +10,8 @@ import math
 from typing import Any
 
 from sync_service.errors import RefusedError
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.reconciler import Drift
+from sync_service.sources.reconciler import Drift
+from sync_service.store.database_manager import DatabaseManager
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import binascii
 import json
 from typing import Any
 
-from sync_service.services.event_parser import EventError, ParsedMessage, _build, message_id
+from sync_service.models.events import EventError, ParsedMessage, build_event, message_id
 
 GCS_EVENTS = {"OBJECT_FINALIZE": "create", "OBJECT_METADATA_UPDATE": "create", "OBJECT_DELETE": "delete"}
 AZURE_EVENTS = {"Microsoft.Storage.BlobCreated": "create", "Microsoft.Storage.BlobDeleted": "delete"}
@@ -103,7 +103,7 @@ def _gcs(document: dict[str, Any], body: str, *, bucket: str, prefix: str) -> Pa
         return parsed
     event_id = message.get("messageId") or message.get("message_id") or document.get("event_id")
     occurred = attributes.get("eventTime") or resource.get("updated")
-    parsed.events.append(_build(f"gcs:{event_id}" if event_id else message_id(body), GCS_EVENTS[kind],
+    parsed.events.append(build_event(f"gcs:{event_id}" if event_id else message_id(body), GCS_EVENTS[kind],
                                 path, None, None, occurred))
     return parsed
 
@@ -153,6 +153,6 @@ def _azure(document: dict[str, Any], body: str, index: int, *, bucket: str, pref
         return parsed
     event_id = document.get("id")
     occurred = document.get("time" if cloud_event else "eventTime")
-    parsed.events.append(_build(f"azure:{event_id}" if event_id else f"{message_id(body)}:{index}",
+    parsed.events.append(build_event(f"azure:{event_id}" if event_id else f"{message_id(body)}:{index}",
                                 AZURE_EVENTS[kind], path, None, None, occurred))
     return parsed

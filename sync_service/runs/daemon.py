@@ -16,17 +16,17 @@ from datetime import datetime, timedelta
 from sync_service.clients.event_source import EventSource
 from sync_service.clients.event_watch import Arrivals, EventWatch
 from sync_service.errors import LockHeldError, SyncError
-from sync_service.services.health import unix_time
-from sync_service.services.housekeeping import due
-from sync_service.services.metrics import SyncMetrics
-from sync_service.services.sync_service import (
+from sync_service.runs.health import unix_time
+from sync_service.runs.housekeeping import due
+from sync_service.runs.metrics import SyncMetrics
+from sync_service.runs.sync_service import (
     INCREMENTAL_SYNC,
     INITIAL_SYNC,
     RECONCILE,
     SyncService,
     close_source,
 )
-from sync_service.services.windowed_runs import WindowedRuns
+from sync_service.runs.windowed_runs import WindowedRuns
 from sync_service.utils.backoff import compute_backoff
 
 logger = logging.getLogger(__name__)

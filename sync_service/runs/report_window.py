@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sync_service.models.data_models import FileRecord, OperationFailure, RunReport
-from sync_service.services.csv_processor import CSVProcessor
+from sync_service.store.csv_processor import CSVProcessor
 from sync_service.store.operations import Outcome
 
 #: Lags kept for a window's quantiles; past that, a uniform sample of them.

@@ -4,23 +4,58 @@ the database, each with its latency; secrets redacted."""
 
 from __future__ import annotations
 
+import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from sync_service.clients.infrastructure_api import InfrastructureAPI
+from sync_service.clients.storage.base import ObjectStore
 from sync_service.errors import SyncError
+from sync_service.models.config import SyncConfig
+from sync_service.store.database_manager import DatabaseManager
+from sync_service.store.run_lock import RunLock
 from sync_service.utils.redaction import mask_url, redact_value
-
-if TYPE_CHECKING:
-    from sync_service.services.sync_service import SyncService
 
 #: How many runs and dead letters the status lists.
 RECENT_SHOWN = 20
 
 
-class StatusReader:
-    """Reads the status of a ``SyncService``'s database and asks the servers it talks to."""
+class StatusSubject(Protocol):
+    """What the status is read from: the parts a ``SyncService`` composes, and what it knows
+    of its runs and its event source."""
 
-    def __init__(self, service: SyncService) -> None:
+    @property
+    def config(self) -> SyncConfig: ...
+    @property
+    def db(self) -> DatabaseManager: ...
+    @property
+    def lock(self) -> RunLock: ...
+    @property
+    def s3(self) -> ObjectStore: ...
+    @property
+    def api(self) -> InfrastructureAPI: ...
+
+    def initial_sync_completed(self) -> bool:
+        """Whether an initial sync has completed."""
+        ...
+
+    def last_reconcile_at(self) -> str | None:
+        """When the last reconcile started (ISO-8601)."""
+        ...
+
+    def held_deletes(self) -> dict[str, Any] | None:
+        """The deletes the last reconcile held back, if any."""
+        ...
+
+    def describe_source(self) -> dict[str, Any]:
+        """Where events come from and what waits there."""
+        ...
+
+
+class StatusReader:
+    """Reads the status of a service's database and asks the servers it talks to."""
+
+    def __init__(self, service: StatusSubject) -> None:
         self.service = service
 
     def read(self, *, live: bool = True) -> dict[str, Any]:
@@ -90,11 +125,29 @@ class StatusReader:
         return {"completed": self.service.initial_sync_completed(), "key_ranges": self.service.db.ranges.counts()}
 
 
+def status_json(status: dict[str, Any]) -> str:
+    """The status as ``status --json`` prints it."""
+    return json.dumps(status, indent=2, ensure_ascii=False)
+
+
 def lag_summary(lag: dict[str, Any] | None) -> str:
     """A window's event lag in words: ``p50 0.6s, p99 0.9s (120 events)``."""
     if not lag:
         return "none measured yet"
     return f"p50 {lag['p50']}s, p99 {lag['p99']}s, max {lag['max']}s ({lag['count']} events)"
+
+
+def initial_sync_summary(state: dict[str, Any]) -> str:
+    """Where the initial sync stands, in one line (``status`` and the page): its key ranges
+    while a listing is unfinished (running, or interrupted and continued by the next initial
+    sync), else completed or not done yet."""
+    ranges = state.get("key_ranges") or {}
+    if ranges.get("left"):
+        return (f"listing in key ranges: {ranges['listed']} of {ranges['listed'] + ranges['left']} "
+                f"listed" + ("; completed before" if state["completed"] else ""))
+    if state["completed"]:
+        return "completed"
+    return "not done yet"
 
 
 def _shortened(text: str, limit: int = 300) -> str:

@@ -1,41 +1,23 @@
 """Turning a message into events: the native shape, S3 notifications (AWS and MinIO), the
 legacy shape of earlier deployments, and (``cloud_events``) GCS and Azure notifications.
-Pure functions; a malformed message raises ``EventError``.
+Pure functions; a malformed message raises ``EventError`` (``models.events``, with the shapes
+every reader builds: ``ParsedMessage``, ``build_event``, ``message_id``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote_plus
 
-from sync_service.errors import SyncError
-from sync_service.models.events import EVENT_TYPES, Event
-from sync_service.utils.paths import path_error
+from sync_service.models.cloud_events import is_cloud_message, read_cloud_message
+from sync_service.models.events import Event, EventError, ParsedMessage, build_event, message_id
 
 POSIX_MODE_CHARS = ("r-", "w-", "xsStT-")
 
 
-class EventError(SyncError):
-    """A message that cannot be applied; it goes to the dead letters with this reason."""
-
-
 META_PREFIX = "x-amz-meta-"
-
-
-def message_id(body: str) -> str:
-    """The id of a message without one: a hash of its text, so a redelivery is recognised."""
-    return "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()[:40]
-
-
-@dataclass
-class ParsedMessage:
-    """The events of one message, and why any of its records were skipped on purpose."""
-
-    events: list[Event]
-    skipped: list[str] = field(default_factory=list)
 
 
 def parse_message(body: str, *, bucket: str = "", prefix: str = "") -> list[Event]:
@@ -50,8 +32,6 @@ def read_message(body: str, *, bucket: str = "", prefix: str = "") -> ParsedMess
         document = json.loads(body)
     except ValueError as exc:
         raise EventError(f"bad JSON: {exc}") from None
-    from sync_service.services.cloud_events import is_cloud_message, read_cloud_message  # imports this module
-
     if is_cloud_message(document):
         return read_cloud_message(document, body, bucket=bucket, prefix=prefix)
     if not isinstance(document, dict):
@@ -65,38 +45,10 @@ def read_message(body: str, *, bucket: str = "", prefix: str = "") -> ParsedMess
     return ParsedMessage([_from_native(document, body)])
 
 
-def _checked_path(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise EventError(f"missing field {field!r}")
-    reason = path_error(value)
-    if reason is not None:
-        raise EventError(f"invalid {field} {value!r}: {reason}")
-    return value
-
-
-def _event_type(value: Any) -> str:
-    if value not in EVENT_TYPES:
-        raise EventError(f"unknown event type {value!r}")
-    return str(value)
-
-
-def _build(event_id: str, kind: Any, path: Any, new_path: Any, permissions: Any,
-           occurred_at: Any) -> Event:
-    kind = _event_type(kind)
-    checked = _checked_path(path, "path")
-    target = _checked_path(new_path, "new_path") if kind in ("rename", "move") else None
-    if kind == "change_permission" and not isinstance(permissions, dict):
-        raise EventError("change_permission needs a 'permissions' object")
-    if permissions is not None and not isinstance(permissions, dict):
-        raise EventError("'permissions' must be a JSON object")
-    return Event(event_id, kind, checked, target, permissions,
-                 str(occurred_at) if occurred_at is not None else None)
-
-
 def _from_native(document: dict[str, Any], body: str) -> Event:
     if "type" not in document:
         raise EventError("missing field 'type'")
-    return _build(str(document.get("event_id") or message_id(body)), document["type"],
+    return build_event(str(document.get("event_id") or message_id(body)), document["type"],
                   document.get("path"), document.get("new_path"), document.get("permissions"),
                   document.get("occurred_at", document.get("time")))
 
@@ -127,7 +79,7 @@ def _from_legacy(document: dict[str, Any], body: str) -> Event:
     kind = document.get("event_type")
     permissions = posix_permissions(
         metadata, "new_permissions" if "new_permissions" in metadata else "permissions")
-    return _build(str(document.get("event_id") or message_id(body)), kind,
+    return build_event(str(document.get("event_id") or message_id(body)), kind,
                   _legacy_path(document.get("file_path")),
                   _legacy_path(document.get("new_path")), permissions,
                   document.get("timestamp"))
@@ -167,7 +119,7 @@ def _from_notification(document: dict[str, Any], body: str, *, bucket: str,
             continue
         described = s3.get("object") or {}
         sequencer = described.get("sequencer")
-        event = _build(f"{base_id}:{index}", kind, key[len(prefix):], None, None,
+        event = build_event(f"{base_id}:{index}", kind, key[len(prefix):], None, None,
                        record.get("eventTime"))
         parsed.events.append(replace(event, sequencer=str(sequencer) if sequencer else None,
                                      **(_content_of(described) if kind == "create" else {})))

@@ -42,6 +42,7 @@ from sync_service.clients.infrastructure_api import FileManagerSession, Infrastr
 from sync_service.clients.ranged_reads import RangedGets
 from sync_service.clients.storage.base import ObjectMeta, ObjectSession, ObjectStore
 from sync_service.errors import ConflictError, DatabaseUnavailable, NotFoundError, ObjectGone, SyncError
+from sync_service.execution.delivery import deliver_content
 from sync_service.models.data_models import (
     ORDERED_PHASE,
     PHASES,
@@ -50,8 +51,7 @@ from sync_service.models.data_models import (
     RunReport,
     StoredOperation,
 )
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.delivery import deliver_content
+from sync_service.store.database_manager import DatabaseManager
 from sync_service.store.operations import Delivered, Holder, Outcome
 from sync_service.store.outage import OutageWatch
 from sync_service.utils.aio import fewer_collections, loop_factory

@@ -19,31 +19,31 @@ from sync_service.clients.ordered_listing import iter_sorted_pages
 from sync_service.clients.ranged_reads import RangedGets
 from sync_service.clients.storage import ObjectStore, open_store
 from sync_service.errors import SyncError
+from sync_service.execution.executor import Executor
 from sync_service.models.config import SyncConfig
 from sync_service.models.data_models import FileOperation, OperationFailure, RunReport, iso_utc
-from sync_service.services.checker import CheckResult, compare
-from sync_service.services.csv_processor import CSVProcessor
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.delete_guard import DeleteGuard
-from sync_service.services.diff import diff_records
-from sync_service.services.event_processor import POSITION_KEY, EventProcessor, ReplayResult
-from sync_service.services.executor import Executor
-from sync_service.services.filters import ObjectFilter
-from sync_service.services.heartbeat import Heartbeat
-from sync_service.services.housekeeping import DAY_S, Housekeeper
-from sync_service.services.lister_pool import ListerPool
-from sync_service.services.plan_order import plan_operations
-from sync_service.services.planners import (
+from sync_service.planning.diff import diff_records
+from sync_service.planning.filters import ObjectFilter
+from sync_service.planning.plan_order import plan_operations
+from sync_service.planning.planners import (
     PlanEntry,
     plan_dirty,
     plan_page,
 )
-from sync_service.services.progress import Progress
-from sync_service.services.reconciler import Drift, find_drift
-from sync_service.services.renames import adopt_renames
-from sync_service.services.run_reports import RunReports
-from sync_service.services.status import RECENT_SHOWN, StatusReader
-from sync_service.services.worker import Worker, WorkerSettings, worker_name
+from sync_service.planning.renames import adopt_renames
+from sync_service.runs.housekeeping import DAY_S, Housekeeper
+from sync_service.runs.progress import Progress
+from sync_service.runs.run_reports import RunReports
+from sync_service.runs.status import RECENT_SHOWN, StatusReader
+from sync_service.runs.worker import Worker, WorkerSettings, worker_name
+from sync_service.sources.checker import CheckResult, compare
+from sync_service.sources.delete_guard import DeleteGuard
+from sync_service.sources.event_processor import POSITION_KEY, EventProcessor, ReplayResult
+from sync_service.sources.lister_pool import ListerPool
+from sync_service.sources.reconciler import Drift, find_drift
+from sync_service.store.csv_processor import CSVProcessor
+from sync_service.store.database_manager import DatabaseManager
+from sync_service.store.heartbeat import Heartbeat
 from sync_service.store.operations import RUN_HOLDER_PREFIX, Holder
 from sync_service.store.outage import OutageWatch
 from sync_service.store.run_lock import lock_for
@@ -474,7 +474,7 @@ class SyncService:
         result.pending_operations = self.db.operation_counts()["pending"]
         return result
 
-    # -- status (services/status.py) --------------------------------------------------------
+    # -- status (runs/status.py) -----------------------------------------------------------
 
     def get_sync_status(self, *, live: bool = True) -> dict[str, Any]:
         """Records, last runs, operations, event position, dead letters and live checks."""

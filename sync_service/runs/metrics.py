@@ -1,5 +1,5 @@
 """What the daemon exposes: Prometheus metrics, and what it knows of its own cycles for the
-health verdict (``sync_service.services.health``) and its liveness."""
+health verdict (``sync_service.runs.health``) and its liveness."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sync_service.models.data_models import RunReport
-from sync_service.services.health import RAN_ITS_PLAN, CycleState, overdue
+from sync_service.runs.health import RAN_ITS_PLAN, CycleState, overdue
 from sync_service.utils.redaction import redact
 
 #: How late the loop may wake for its next cycle before ``/livez`` says it has stalled.
@@ -29,7 +29,7 @@ class SyncMetrics:
                                   ["kind", "result"], registry=self.registry)
         self.events = Counter("sync_events", "Events replayed, by result", ["result"],
                               registry=self.registry)
-        self.records = Gauge("sync_records", "File records in SQLite", registry=self.registry)
+        self.records = Gauge("sync_records", "File records in the database", registry=self.registry)
         self.last_success = Gauge("sync_last_success_timestamp_seconds",
                                   "Unix time the last cycle that ran its plan finished (failed "
                                   "operations or not)", registry=self.registry)

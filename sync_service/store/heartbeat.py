@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from types import TracebackType
 
 from sync_service.errors import DatabaseError
-from sync_service.services.database_manager import DatabaseManager
+from sync_service.store.database_manager import DatabaseManager
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Replaying events into SQLite (SPEC §5).
+"""Replaying events into the database (SPEC §5).
 
 Messages are read in batches from the configured source. For each batch, the S3 metadata that
 ``create`` events need is fetched first (concurrently, outside any transaction); then the
@@ -30,10 +30,10 @@ from sync_service.clients.event_source import EventSource, MessageBatch
 from sync_service.clients.storage.base import ObjectMeta, ObjectStore
 from sync_service.errors import ObjectError, ObjectGone
 from sync_service.models.data_models import FileRecord, ObjectSummary, canonical_json, iso_utc
+from sync_service.models.event_parser import EventError, read_message, sequencer_is_newer
 from sync_service.models.events import Event, RawMessage
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.event_parser import EventError, read_message, sequencer_is_newer
-from sync_service.services.filters import EVERYTHING, ObjectFilter
+from sync_service.planning.filters import EVERYTHING, ObjectFilter
+from sync_service.store.database_manager import DatabaseManager
 from sync_service.utils.aio import run_async
 from sync_service.utils.clock import Clock
 from sync_service.utils.permissions import permissions_from_metadata

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from sync_service.clients.ordered_listing import iter_sorted_pages
 from sync_service.clients.storage.base import ObjectStore
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.filters import EVERYTHING, ObjectFilter
+from sync_service.planning.filters import EVERYTHING, ObjectFilter
+from sync_service.store.database_manager import DatabaseManager
 from sync_service.utils.paths import unsyncable
 
 

@@ -24,12 +24,12 @@ import socket
 from dataclasses import dataclass
 
 from sync_service.clients.storage.base import ObjectStore
+from sync_service.execution.executor import Executor
 from sync_service.models.data_models import RunReport, iso_utc
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.executor import Executor
-from sync_service.services.filters import EVERYTHING, ObjectFilter
-from sync_service.services.heartbeat import Heartbeat
-from sync_service.services.lister_pool import DEFAULT_LISTERS, ListerPool
+from sync_service.planning.filters import EVERYTHING, ObjectFilter
+from sync_service.sources.lister_pool import DEFAULT_LISTERS, ListerPool
+from sync_service.store.database_manager import DatabaseManager
+from sync_service.store.heartbeat import Heartbeat
 from sync_service.utils.clock import Clock
 
 logger = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator, Mapping
 from sync_service.clients.storage.base import ObjectStore
 from sync_service.errors import DatabaseError, DatabaseUnavailable
 from sync_service.models.data_models import ObjectSummary, RunReport
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.filters import EVERYTHING, ObjectFilter
-from sync_service.services.planners import plan_page
+from sync_service.planning.filters import EVERYTHING, ObjectFilter
+from sync_service.planning.planners import plan_page
+from sync_service.store.database_manager import DatabaseManager
 from sync_service.store.listing_ranges import (
     ListingRange,
     LostRange,
