@@ -1,5 +1,6 @@
-# S3 Sync Service. Native targets need only Python 3.11 and make; Docker targets need a Docker
-# engine with Compose. Sync targets run inside the Compose stack when it runs, natively otherwise.
+# S3 Sync Service. Native targets need only Python 3.11 (or later) and make, on Linux or macOS
+# (native Windows cannot run the service: WSL2 or Docker); Docker targets need a Docker engine
+# with Compose. Sync targets run inside the Compose stack when it runs, natively otherwise.
 PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
@@ -7,7 +8,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-postgres test-killpoints test-clouds demo lint mock-api bench bench-clouds bench-freshness bench-workers \
+.PHONY: help install docs test test-postgres test-killpoints test-clouds demo lint mock-api bench bench-clouds bench-freshness bench-workers \
         initial-sync incremental-sync reconcile daemon status test-workflow \
         setup up down clean logs logs-sync shell clean-venv
 
@@ -15,7 +16,12 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 # -- native ------------------------------------------------------------------------------
+# The code needs Python 3.11 (tomllib among others): say so before building a
+# .venv that would fail later in less clear ways.
 $(STAMP): requirements.txt requirements-dev.txt package.json
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "make: the service needs Python 3.11 or later; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing)." \
+	       "Install one and run: make PYTHON=python3.11 install"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -57,6 +63,13 @@ demo: $(STAMP) ## initial sync of test-data/ against embedded servers (SOURCE=s3
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# The settings table of docs/configuration.md and .env.example are written from the code first,
+# so the site cannot describe settings the code does not have.
+docs: $(STAMP) ## build the documentation site into site/ (MkDocs, --strict: a broken link fails)
+	$(PY) scripts/gen_config_docs.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	@echo "site/index.html (or: $(VENV)/bin/mkdocs serve)"
 
 mock-api: $(STAMP) ## run the mock file-manager API on MOCK_API_PORT (8001)
 	$(PY) -m mock_api
