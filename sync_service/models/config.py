@@ -476,7 +476,7 @@ class SyncConfig:
     report_urls: tuple[str, ...]
     api_max_rps: float | None  # None: unlimited
     bwlimit: float | None  # upload bytes per second; None: unlimited
-    include: tuple[str, ...]  # globs (services/filters.py); empty: everything
+    include: tuple[str, ...]  # globs (planning/filters.py); empty: everything
     exclude: tuple[str, ...]
     min_size: int | None  # bytes, inclusive; None: no bound
     max_size: int | None
