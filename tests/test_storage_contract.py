@@ -27,7 +27,7 @@ import psutil
 import pytest
 import requests
 
-from sync_service.services.health import OK
+from sync_service.runs.health import OK
 from sync_service.utils.cloud_emulators import Azurite, FakeGcs
 from sync_service.utils.local_servers import ACCESS_KEY, SECRET_KEY, MotoS3, free_port
 from tests.conftest import TEST_DATABASE_URL, Api, Cli, _new_bucket, serving
