@@ -69,12 +69,7 @@ def variables_read_by(reader: Any, env: Mapping[str, str]) -> set[str]:
 def environment(service: str, shell: Mapping[str, str] | None = None) -> dict[str, str]:
     """A service's environment as Compose passes it, ``${VAR:-default}`` taken from ``shell``
     (the variables of the shell that runs ``docker compose``; none by default)."""
-    given = shell or {}
-
-    def interpolated(value: str) -> str:
-        return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: given.get(m[1]) or m[2], value)
-
-    return {k: interpolated(str(v)) for k, v in (SERVICES[service].get("environment") or {}).items()}
+    return {k: interpolated(str(v), shell) for k, v in (SERVICES[service].get("environment") or {}).items()}
 
 
 def test_compose_file_matches_the_compose_specification() -> None:
@@ -128,8 +123,23 @@ def test_mock_api_environment_is_valid_and_complete() -> None:
     assert settings.port == 8001
 
 
+def interpolated(value: str, shell: Mapping[str, str] | None = None) -> str:
+    """``value`` with each ``${VAR:-default}`` taken from ``shell`` as Compose does."""
+    given = shell or {}
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: given.get(m[1]) or m[2], value)
+
+
+def bindings(service: str, shell: Mapping[str, str] | None = None) -> list[tuple[str, int, int]]:
+    """A service's published ports as (host address, host port, container port)."""
+    found = []
+    for port in SERVICES[service].get("ports", []):
+        address, host, inside = interpolated(str(port), shell).rsplit(":", 2)
+        found.append((address, int(host), int(inside)))
+    return found
+
+
 def published(service: str) -> list[tuple[int, int]]:
-    return [tuple(int(p) for p in str(port).split(":")) for port in SERVICES[service].get("ports", [])]  # type: ignore[misc]
+    return [(host, inside) for _, host, inside in bindings(service)]
 
 
 def test_ports_match_the_readme_and_the_configuration() -> None:
@@ -154,10 +164,15 @@ def test_dockerfiles_pass_hadolint_and_copy_what_exists(dockerfile: str) -> None
     result = subprocess.run([hadolint, str(REPO_ROOT / dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     text = (REPO_ROOT / dockerfile).read_text()
-    for source in re.findall(r"^COPY (?:--\S+ )*(\S+) ", text, flags=re.M):
-        assert (REPO_ROOT / source).exists(), source
+    for line in re.findall(r"^COPY (.+)$", text, flags=re.M):
+        words = line.split()
+        if any(word.startswith("--from=") for word in words):
+            continue  # from an earlier stage
+        for source in [word for word in words if not word.startswith("--")][:-1]:
+            assert (REPO_ROOT / source).exists(), source
     assert re.search(r"^USER \d+$", text, flags=re.M)
-    assert "pip install --no-cache-dir -r requirements.txt" in text
+    lock = "requirements.lock" if dockerfile == "Dockerfile" else "requirements-mock.lock"
+    assert f"pip install --no-cache-dir --require-hashes -r /tmp/{lock}" in text
 
 
 def test_the_commands_the_containers_run_work_natively(tmp_path: Path, nats_server: NatsServer) -> None:
@@ -342,7 +357,7 @@ def test_the_scale_profile_shares_one_postgresql_between_the_daemon_and_the_work
     from sync_service.main import HANDLERS
 
     postgres, worker = SERVICES["postgres"], SERVICES["sync-worker"]
-    database = postgres["environment"]
+    database = environment("postgres")
     url = (f"postgresql://{database['POSTGRES_USER']}:{database['POSTGRES_PASSWORD']}@postgres:5432/"
            f"{database['POSTGRES_DB']}")
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
@@ -366,21 +381,21 @@ def test_the_scale_profile_shares_one_postgresql_between_the_daemon_and_the_work
     assert f"SYNC_DATABASE_URL={url} docker compose --profile scale up" in readme
 
 
-def test_the_image_installs_the_s3_sync_command_and_the_stack_runs_it() -> None:
-    """The image installs the package (the console script of pyproject.toml) over the pinned
-    dependencies, and its CMD and the stack's long-running services call ``s3-sync``."""
+def test_the_image_runs_the_s3_sync_command_of_pyproject_and_the_stack_runs_it() -> None:
+    """The image writes the console script of pyproject.toml itself (no package build in the
+    image), over the locked dependencies; its CMD and the stack's long-running services call it."""
     import tomllib
 
     from sync_service.main import HANDLERS
 
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    assert project["project"]["scripts"]["s3-sync"] == "sync_service.main:main"
+    module, function = project["project"]["scripts"]["s3-sync"].split(":")
     assert project["project"]["dynamic"] == ["dependencies"]
     assert project["tool"]["setuptools"]["dynamic"]["dependencies"] == {"file": ["requirements.txt"]}
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
-    requirements = dockerfile.index("pip install --no-cache-dir -r requirements.txt")
-    package = dockerfile.index("pip install --no-cache-dir --no-deps --editable .")
-    assert requirements < dockerfile.index("COPY pyproject.toml .") < package  # code changes keep the deps' layer
+    assert f"from {module} import {function}" in dockerfile and f"sys.exit({function}())" in dockerfile
+    # The dependencies' stage comes before the code: a code change keeps the installed layer.
+    assert dockerfile.index("--require-hashes -r /tmp/requirements.lock") < dockerfile.index("COPY sync_service ")
     assert "&& s3-sync --version" in dockerfile  # the build fails when the command does not run
     assert re.search(r'^CMD \["s3-sync", "daemon"\]$', dockerfile, flags=re.M)
     for name in ("sync-service", "sync-worker"):

@@ -130,13 +130,14 @@ class Seeded:
 
 @pytest.fixture(scope="session")
 def seeded(podman: Podman, images: Images, moto_s3: MotoS3, nats_server: NatsServer) -> Seeded:
-    """``init``'s command from docker-compose.yml, in the image, against moto and NATS on the host."""
+    """``init``'s command from docker-compose.yml, in the development image (the mock's, which
+    holds test-data/ and the script), against moto and NATS on the host."""
     bucket = f"customer-{images.suffix}"
     env = {**s3_environment(moto_s3, bucket), "EVENT_SOURCE": "nats", "NATS_URL": nats_server.url,
            "NATS_STREAM": f"CT_{images.suffix}", "NATS_SUBJECT": f"ct.{images.suffix}"}
     init = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]["init"]["command"]
-    # The last --bucket wins; no MinIO here, so no notification ARN to subscribe.
-    run = podman("run", "--rm", "--no-healthcheck", *container_args(env), images.service,
+    # No MinIO here, so no notification ARN to subscribe.
+    run = podman("run", "--rm", "--no-healthcheck", *container_args(env), images.mock_api,
                  *init, "--bucket", bucket, "--notify-arn", "", timeout=300)
     return Seeded(moto_s3, bucket, run.stdout + run.stderr, run.returncode)
 
