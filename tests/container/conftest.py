@@ -104,8 +104,10 @@ def images(podman: Podman) -> Iterator[Images]:
     built = Images(f"localhost/s3-sync-service:test-{suffix}", f"localhost/s3-sync-mock-api:test-{suffix}", suffix)
     try:
         for dockerfile, tag in (("Dockerfile", built.service), ("Dockerfile.mock-api", built.mock_api)):
-            with Phase(f"build {dockerfile}"):
+            with Phase(f"build {dockerfile}") as phase:
                 result = podman.build(dockerfile, tag)
+                size = podman("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip()
+                phase.detail = f"{int(size) / 1e6:.0f} MB" if size.isdigit() else ""
             assert result.returncode == 0, f"podman build -f {dockerfile} failed:\n{result.stdout[-3000:]}" \
                                            f"\n{result.stderr[-3000:]}"
         yield built
