@@ -8,8 +8,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # requirements.lock: every package, transitive ones included, with the hashes of its files.
 COPY requirements.lock /tmp/requirements.lock
-RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock
+# --without-pip: the base image's pip installs into it, and the runtime carries no pip or
+# setuptools of its own (25 MB).
+RUN python -m venv --without-pip /opt/venv \
+    && python -m pip --python /opt/venv/bin/python install --no-cache-dir --require-hashes -r /tmp/requirements.lock
 
 FROM python:3.11-slim-bookworm
 
@@ -30,6 +32,8 @@ RUN useradd --create-home --uid 10001 app \
 COPY --from=dependencies /opt/venv /opt/venv
 
 # The code belongs to root: the app user reads and runs it, and cannot rewrite it.
+# pyproject.toml: where s3-sync --version reads the version (sync_service/version.py).
+COPY pyproject.toml ./
 COPY sync_service ./sync_service
 
 # The s3-sync command of pyproject.toml's [project.scripts], without building the package: the

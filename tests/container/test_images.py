@@ -16,6 +16,7 @@ import yaml
 
 from sync_service.clients.s3_manager import make_client
 from sync_service.utils.local_servers import ACCESS_KEY, REPO_ROOT, SECRET_KEY, free_port
+from sync_service.version import package_version
 from tests.conftest import Api
 from tests.container.conftest import Images, Seeded
 from tests.container.podman import APP_UID, Podman, container_args, s3_environment
@@ -57,7 +58,8 @@ def test_the_service_image_runs_help_as_its_non_root_user(podman: Podman, images
     assert result.returncode == 0, result.stderr
     assert "initial-sync" in result.stdout
     command = run_once(podman, images.service, "s3-sync", "--version")  # the installed command
-    assert command.returncode == 0 and command.stdout.startswith("s3-sync "), command.stderr
+    assert command.returncode == 0, command.stderr
+    assert command.stdout.split() == ["s3-sync", package_version(REPO_ROOT / "pyproject.toml")]  # not "unknown"
     assert run_once(podman, images.service, "id").stdout.startswith(f"uid={APP_UID}(app) gid={APP_UID}(app)")
     inspected = podman("image", "inspect", "--format", "{{.Config.User}} {{json .Config.Healthcheck}}", images.service)
     user, healthcheck = inspected.stdout.split(" ", 1)
@@ -73,7 +75,7 @@ def test_the_service_image_holds_the_service_only_read_only_and_compiled(podman:
     the code root's, unwritable by the app user; its bytecode compiled at build time."""
     listing = run_once(podman, images.service, "ls", "-A", "/app")
     assert listing.returncode == 0, listing.stderr
-    assert sorted(listing.stdout.split()) == ["data", "logs", "sync_service"]
+    assert sorted(listing.stdout.split()) == ["data", "logs", "pyproject.toml", "sync_service"]
     modules = ("fastapi", "uvicorn", "starlette", "mock_api", "moto", "requests")
     probe = ("import importlib.util, sys; "
              f"sys.exit(','.join(m for m in {modules!r} if importlib.util.find_spec(m)) or 0)")
