@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 from sync_service.clients.file_spool import FileSpoolSource  # noqa: E402
 from sync_service.clients.s3_manager import make_client  # noqa: E402
-from sync_service.services.report_window import quantile  # noqa: E402
+from sync_service.runs.report_window import quantile  # noqa: E402
 from sync_service.utils.local_servers import (  # noqa: E402
     ACCESS_KEY,
     SECRET_KEY,

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sync_service.clients.s3_manager import make_client
 from sync_service.models.config import SyncConfig
-from sync_service.services.sync_service import SyncService, close_source
+from sync_service.runs.sync_service import SyncService, close_source
 from sync_service.utils.local_servers import seed_folder
 
 HERE = Path(__file__).resolve().parent

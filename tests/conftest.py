@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from sync_service.clients.s3_manager import make_client
-from sync_service.services.database_manager import DatabaseManager
+from sync_service.store.database_manager import DatabaseManager
 from sync_service.utils.local_servers import (
     ACCESS_KEY,
     REPO_ROOT,

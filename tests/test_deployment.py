@@ -240,7 +240,11 @@ def test_powershell_wrapper() -> None:
     # No PowerShell here: check it makes the same two calls as the shell wrapper.
     assert "docker compose exec @Tty sync-service python -m sync_service.main @Arguments" in script
     assert "-m sync_service.main @Arguments" in script
-    assert ".venv/bin/python" in script and r".venv\Scripts\python.exe" in script
+    assert ".venv/bin/python" in script
+    # Never a native venv on Windows: fcntl and uvloop do not exist there.
+    assert r".venv\Scripts" not in script
+    windows = script.index('if ($IsWindows -or $env:OS -eq "Windows_NT") {')
+    assert script.index("exit 2", windows) < script.index("& $Python", windows)
     assert script.count("{") == script.count("}") and script.count("(") == script.count(")")
 
 

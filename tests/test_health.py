@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
-from sync_service.services.health import DEGRADED, FAILING, OK, CycleState, cycle_state_of, judge
-from sync_service.services.metrics import LIVENESS_GRACE_S, SyncMetrics
+from sync_service.runs.health import DEGRADED, FAILING, OK, CycleState, cycle_state_of, judge
+from sync_service.runs.metrics import LIVENESS_GRACE_S, SyncMetrics
 from sync_service.utils.local_servers import free_port
 from tests.conftest import Api, Bucket, Cli
 from tests.fault_proxy import DenyingProxy

@@ -18,8 +18,8 @@ from sync_service.clients.nats_source import NatsSource
 from sync_service.clients.storage.s3 import S3Store as S3Manager
 from sync_service.errors import DatabaseError, EventSourceError
 from sync_service.models.data_models import SyncedFile
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.event_processor import EventProcessor, ReplayResult
+from sync_service.sources.event_processor import EventProcessor, ReplayResult
+from sync_service.store.database_manager import DatabaseManager
 from sync_service.utils.local_servers import NatsServer
 from tests.conftest import Api, Bucket, Cli
 from tests.test_incremental_sync import synced

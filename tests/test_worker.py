@@ -13,7 +13,7 @@ import time
 from collections import Counter
 
 from sync_service.models.data_models import FileOperation
-from sync_service.services.database_manager import DatabaseManager
+from sync_service.store.database_manager import DatabaseManager
 from sync_service.store.operations import Outcome
 from tests.conftest import Api, Bucket, Cli
 from tests.test_initial_sync import assert_api_matches_bucket, report_of, stop_when, wait_until

@@ -12,12 +12,12 @@ from pathlib import Path
 from sync_service.commands import EXIT_OK
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
-from sync_service.services.daemon import Daemon
-from sync_service.services.metrics import SyncMetrics
-from sync_service.services.sync_service import SyncService
+from sync_service.runs.daemon import Daemon
+from sync_service.runs.metrics import SyncMetrics
+from sync_service.runs.sync_service import SyncService
 from sync_service.utils.clock import Clock
-from sync_service.utils.metrics_server import start_metrics_server
 from sync_service.utils.stop_signals import stop_on_signals
+from sync_service.web.server import start_metrics_server
 from sync_service.web.status_cache import StatusCache
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ def run(config: SyncConfig, args: argparse.Namespace) -> int:
                           long_lived=True)
     try:
         server = start_metrics_server(metrics, config.metrics_port,
-                                      status=StatusCache(service, cycles=metrics.cycle_state))
+                                      status=StatusCache(service.status, service.db.database,
+                                                         cycles=metrics.cycle_state))
     except OSError as exc:
         raise ConfigError(f"METRICS_PORT {config.metrics_port} cannot be served: {exc}") from exc
     logger.info("status page on http://0.0.0.0:%d/ (JSON at /api/status), /livez, /readyz, /health "

@@ -20,7 +20,7 @@ from pathlib import Path
 from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.errors import ConfigError, SyncError
 from sync_service.models.config import SyncConfig
-from sync_service.services.sync_service import SyncService
+from sync_service.runs.sync_service import SyncService
 from sync_service.utils.paths import unsyncable
 
 Step = Callable[[], str]
