@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install docs test test-postgres test-killpoints test-clouds demo lint mock-api bench bench-clouds bench-freshness bench-workers \
+.PHONY: help install lock docs test test-postgres test-killpoints test-clouds demo lint mock-api bench bench-clouds bench-freshness bench-workers \
         initial-sync incremental-sync reconcile daemon status test-workflow \
         setup up down clean logs logs-sync shell clean-venv
 
@@ -16,20 +16,34 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 # -- native ------------------------------------------------------------------------------
+# The lock files pin every package, transitive ones included, with the hashes of its files: an
+# install takes exactly what was locked and checks what it downloads.
 # The code needs Python 3.11 (tomllib among others): say so before building a
 # .venv that would fail later in less clear ways.
-$(STAMP): requirements.txt requirements-dev.txt package.json
+LOCKS := requirements.lock requirements-mock.lock requirements-dev.lock
+$(STAMP): $(LOCKS) package.json
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
 	  echo "make: the service needs Python 3.11 or later; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing)." \
 	       "Install one and run: make PYTHON=python3.11 install"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	@if command -v npm >/dev/null 2>&1; then npm ci --silent --no-audit --no-fund; \
 	  else echo "npm not found: the Compose schema check will be skipped"; fi
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv with the service and its test tools (and node_modules for checks)
+
+# After a change to requirements*.txt: the service's image installs requirements.lock, the mock's
+# requirements-mock.lock, make install requirements-dev.lock. --universal: one lock for every
+# platform (markers where they differ), the hashes of every file of each pinned release.
+# The development tools' lock starts at 3.11.5, the oldest Python pymdown-extensions (docs) supports.
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --custom-compile-command "make lock"
+lock: ## write the hash-locked requirements (requirements*.lock) from requirements*.txt
+	@test -x $(VENV)/bin/uv || { echo "uv is not in $(VENV): make install (requirements-dev.txt pins it)"; exit 1; }
+	$(UV_COMPILE) --python-version 3.11 requirements.txt -o requirements.lock
+	$(UV_COMPILE) --python-version 3.11 requirements-mock.txt -o requirements-mock.lock
+	$(UV_COMPILE) --python-version 3.11.5 requirements-dev.txt -o requirements-dev.lock
 
 # Tests run in TEST_JOBS processes (pytest-xdist): most of a test's time is spent waiting for
 # the servers and commands it starts, so two at a time use two cores.

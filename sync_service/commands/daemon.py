@@ -23,11 +23,31 @@ from sync_service.web.status_cache import StatusCache
 logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
+# In DATA_DIR once a daemon has run on PostgreSQL: the (masked) URL of the database that holds the state.
+STATE_MOVED = "state-in-postgresql"
+
+
+def keep_to_the_database(config: SyncConfig) -> None:
+    """Refuse to start on SQLite in a data folder whose daemon has planned into PostgreSQL.
+
+    A daemon that comes back on SQLite (in Compose: a later ``up`` without SYNC_DATABASE_URL)
+    would start over from an empty file while workers go on applying the plans in PostgreSQL:
+    two states, and every object delivered again. Going back to SQLite is a choice: delete the
+    file this names."""
+    marker = config.data_dir / STATE_MOVED
+    if config.database_url:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(config.database_shown + "\n")
+    elif marker.exists():
+        raise ConfigError(f"this data folder's state is in PostgreSQL ({marker.read_text().strip()}) "
+                          "and DATABASE_URL is empty: set DATABASE_URL (in Compose, SYNC_DATABASE_URL), "
+                          f"or delete {marker} to start over on SQLite at {config.database_path}")
 
 
 def run(config: SyncConfig, args: argparse.Namespace) -> int:
     """Run until SIGTERM or SIGINT; restart in place on a source change with LIVE_RELOAD."""
     config.require_bucket()
+    keep_to_the_database(config)
     stop = stop_on_signals("the operation in flight")
     metrics = SyncMetrics(config.sync_interval)
     service = SyncService(config, clock=Clock(stop), interactive=False, on_finish=metrics.observe_run,
