@@ -76,7 +76,7 @@ def test_the_service_image_holds_the_service_only_read_only_and_compiled(podman:
     listing = run_once(podman, images.service, "ls", "-A", "/app")
     assert listing.returncode == 0, listing.stderr
     assert sorted(listing.stdout.split()) == ["data", "logs", "pyproject.toml", "sync_service"]
-    modules = ("fastapi", "uvicorn", "starlette", "mock_api", "moto", "requests")
+    modules = ("fastapi", "uvicorn", "starlette", "mock_api", "moto")
     probe = ("import importlib.util, sys; "
              f"sys.exit(','.join(m for m in {modules!r} if importlib.util.find_spec(m)) or 0)")
     found = run_once(podman, images.service, "python", "-c", probe)
