@@ -25,20 +25,33 @@ from collections import deque
 from typing import cast
 from urllib.parse import urlsplit
 
+from multidict import CIMultiDict
+
 #: The most bytes of headers an answer may have before it is refused.
 MAX_HEADER_BYTES = 64 * 1024
 
 
-class _Answer:
-    """The parsed answer: status, the headers asked for (lower-case names), body."""
+class AnswerTooLarge(Exception):
+    """A 2xx answer's body is longer than the request allowed (or of a length not told first)."""
+
+
+class Answer:
+    """The parsed answer: status, headers (case-insensitive), body."""
 
     __slots__ = ("body", "headers", "keep_alive", "status")
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes, keep_alive: bool) -> None:
+    def __init__(self, status: int, headers: CIMultiDict[str], body: bytes, keep_alive: bool) -> None:
         self.status = status
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
+
+    async def read(self) -> bytes:
+        """The body (as aiohttp's ``ClientResponse.read``)."""
+        return self.body
+
+    def release(self) -> None:
+        """Nothing to release: the connection went back to the pool with the whole answer."""
 
 
 class _Connection(asyncio.Protocol):
@@ -50,14 +63,15 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.used = False  # whether an answer came back on it already (a reused connection)
         self._buffer = bytearray()
-        self._waiter: asyncio.Future[_Answer] | None = None
-        self._head: tuple[int, dict[str, str], bool] | None = None  # status, headers, keep-alive
+        self._waiter: asyncio.Future[Answer] | None = None
+        self._head: tuple[int, CIMultiDict[str], bool] | None = None  # status, headers, keep-alive
         self._body_start = 0
         self._length: int | None = None  # the body's length; None: chunked or until close
         self._chunked = False
         self._bodiless = False
         self._timer: asyncio.TimerHandle | None = None
         self._read_timeout = 0.0
+        self._max_body: int | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -72,7 +86,7 @@ class _Connection(asyncio.Protocol):
         self._buffer += data
         try:
             answer = self._parse()
-        except OSError as exc:
+        except (OSError, AnswerTooLarge) as exc:
             self._finish(exc)
             return
         if answer is not None:
@@ -86,7 +100,7 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done() and self._head is not None and self._length is None \
                 and not self._chunked and not self._bodiless:
             status, headers, _ = self._head  # a body delimited by the end of the connection
-            self._finish(_Answer(status, headers, bytes(self._buffer[self._body_start:]), False))
+            self._finish(Answer(status, headers, bytes(self._buffer[self._body_start:]), False))
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -97,8 +111,10 @@ class _Connection(asyncio.Protocol):
 
     # -- requests -------------------------------------------------------------------------------
 
-    def request(self, data: bytes, *, bodiless: bool, read_timeout: float) -> asyncio.Future[_Answer]:
-        """Write ``data`` (a whole request); the future is the whole answer."""
+    def request(self, data: bytes, *, bodiless: bool, read_timeout: float,
+                max_body: int | None = None) -> asyncio.Future[Answer]:
+        """Write ``data`` (a whole request); the future is the whole answer (``AnswerTooLarge``
+        when a 2xx body would be longer than ``max_body``)."""
         assert self.transport is not None
         self._buffer.clear()
         self._head = None
@@ -106,6 +122,7 @@ class _Connection(asyncio.Protocol):
         self._chunked = False
         self._bodiless = bodiless
         self._read_timeout = read_timeout
+        self._max_body = max_body
         self._waiter = self.loop.create_future()
         self._timer = self.loop.call_later(read_timeout, self._timed_out)
         self.transport.write(data)
@@ -129,7 +146,7 @@ class _Connection(asyncio.Protocol):
         self._finish(TimeoutError(f"no answer within {self._read_timeout:g} s"))
         self.close()
 
-    def _finish(self, outcome: _Answer | BaseException) -> None:
+    def _finish(self, outcome: Answer | BaseException) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -145,7 +162,7 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(outcome)
 
-    def _parse(self) -> _Answer | None:
+    def _parse(self) -> Answer | None:
         """The answer once the buffer holds all of it; None while it does not."""
         buffer = self._buffer
         if self._head is None:
@@ -159,10 +176,10 @@ class _Connection(asyncio.Protocol):
             code = rest[:3]
             if not version.startswith("HTTP/1.") or not code.isdigit():
                 raise ConnectionError(f"not an HTTP/1.x answer: {lines[0][:80]!r}")
-            headers: dict[str, str] = {}
+            headers: CIMultiDict[str] = CIMultiDict()
             for line in lines[1:]:
                 name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
+                headers.add(name.strip(), value.strip())
             status = int(code)
             connection = headers.get("connection", "").lower()
             keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
@@ -180,16 +197,20 @@ class _Connection(asyncio.Protocol):
             else:
                 self._length = None  # until the server closes the connection
                 self._head = (status, headers, False)
+            limit = self._max_body
+            if limit is not None and status < 300 and (self._length is None or self._length > limit):
+                raise AnswerTooLarge(f"{self._length if self._length is not None else 'an unknown number of'} "
+                                     f"bytes, more than {limit}")
         status, headers, keep_alive = self._head
         start = self._body_start
         if self._chunked:
             body = _unchunk(buffer, start)
-            return None if body is None else _Answer(status, headers, body, keep_alive)
+            return None if body is None else Answer(status, headers, body, keep_alive)
         if self._length is None:
             return None  # eof_received completes it
         if len(buffer) - start < self._length:
             return None
-        return _Answer(status, headers, bytes(buffer[start:start + self._length]), keep_alive)
+        return Answer(status, headers, bytes(buffer[start:start + self._length]), keep_alive)
 
 
 def _unchunk(buffer: bytearray, start: int) -> bytes | None:
@@ -233,7 +254,10 @@ class LeanPool:
         self.read_timeout = read_timeout
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if self.secure else None
         # The request line's fixed headers, built once.
-        host = parts.netloc.rsplit("@", 1)[-1]
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        host = parts.netloc.rsplit("@", 1)[-1]  # as S3 signs it: no port where it is the scheme's
+        default = ":443" if self.secure else ":80"
+        host = host[: -len(default)] if host.endswith(default) else host
         self._fixed = "".join(f"{name}: {value}\r\n" for name, value in
                               {"Host": host, **headers, "Accept": "*/*"}.items())
         self._idle: deque[_Connection] = deque()
@@ -247,15 +271,19 @@ class LeanPool:
         return (parts.scheme in ("http", "https") and bool(parts.hostname)
                 and not parts.username and not parts.password and not parts.query and not parts.fragment)
 
-    async def request(self, method: str, target: str, headers: str, body: bytes = b"") -> _Answer:
+    async def request(self, method: str, target: str, headers: str, body: bytes = b"", *,
+                      max_body: int | None = None) -> Answer:
         """Send ``method target`` (``target``: path and query, encoded, below the base URL's path)
-        with ``headers`` (``"Name: value\\r\\n"`` lines) and ``body``; the whole answer."""
-        data = (f"{method} {self.prefix}{target} HTTP/1.1\r\n{self._fixed}{headers}"
-                f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
+        with ``headers`` (``"Name: value\\r\\n"`` lines) and ``body``; the whole answer, whose
+        body may be ``max_body`` bytes at most when it is a success (else ``AnswerTooLarge``)."""
+        length = f"Content-Length: {len(body)}\r\n" if body or method not in ("GET", "HEAD") else ""
+        data = (f"{method} {self.prefix}{target} HTTP/1.1\r\n{self._fixed}{headers}{length}\r\n"
+                ).encode("latin-1") + body
         bodiless = method == "HEAD"
         connection = await self._take()
         try:
-            answer = await connection.request(data, bodiless=bodiless, read_timeout=self.read_timeout)
+            answer = await connection.request(data, bodiless=bodiless, read_timeout=self.read_timeout,
+                                                  max_body=max_body)
         except OSError:
             again = connection.used and not connection.started()
             connection.close()
@@ -266,7 +294,8 @@ class LeanPool:
             # fresh one (the Idempotency-Key makes a repeat harmless).
             connection = await self._connect()
             try:
-                answer = await connection.request(data, bodiless=bodiless, read_timeout=self.read_timeout)
+                answer = await connection.request(data, bodiless=bodiless, read_timeout=self.read_timeout,
+                                                  max_body=max_body)
             except BaseException:
                 connection.close()
                 self._give_back(connection)
