@@ -73,10 +73,10 @@ def pool(url: str, read_timeout: float = 5.0) -> LeanPool:
     return LeanPool(url, limit=4, connect_timeout=5.0, read_timeout=read_timeout, headers={"User-Agent": "t"})
 
 
-def test_a_chunked_answer_is_read_whole_and_the_connection_kept() -> None:
+def test_a_chunked_answer_after_an_interim_one_is_read_whole_and_the_connection_kept() -> None:
     async def main() -> None:
         server, url, connections = await serve(
-            lambda _, request: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            lambda _, request: b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                                b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n")
         lean = pool(url)
         for _ in range(3):

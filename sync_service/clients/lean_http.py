@@ -181,11 +181,14 @@ class _Connection(asyncio.Protocol):
                 name, _, value = line.partition(":")
                 headers.add(name.strip(), value.strip())
             status = int(code)
+            if 100 <= status < 200:  # an interim answer (100 Continue, 103): the real one follows
+                del buffer[:end + 4]
+                return self._parse()
             connection = headers.get("connection", "").lower()
             keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
             self._head = (status, headers, keep_alive)
             self._body_start = end + 4
-            if self._bodiless or status in (204, 304) or 100 <= status < 200:
+            if self._bodiless or status in (204, 304):
                 self._length = 0
             elif "chunked" in headers.get("transfer-encoding", "").lower():
                 self._chunked = True
