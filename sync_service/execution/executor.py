@@ -386,7 +386,8 @@ class Executor:
         permissions (the operation's, or the object's own when not known) where they differ
         from what the file manager holds, or always for a new file."""
         meta, saved = await deliver_content(self._s3, self._fm, self.s3.key_of(o.source), target,
-                                            idempotency_key=key, ranged=self.ranged)
+                                            idempotency_key=key, ranged=self.ranged,
+                                            size_hint=o.size if o.etag else None)
         held = o.old_permissions
         if set_permissions:
             permissions = o.permissions or self._permissions_of(meta, target)
