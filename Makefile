@@ -1,5 +1,6 @@
-# S3 Sync Service. Native targets need only Python 3.11 and make; Docker targets need a Docker
-# engine with Compose. Sync targets run inside the Compose stack when it runs, natively otherwise.
+# S3 Sync Service. Native targets need only Python 3.11 (or later) and make, on Linux or macOS
+# (native Windows cannot run the service: WSL2 or Docker); Docker targets need a Docker engine
+# with Compose. Sync targets run inside the Compose stack when it runs, natively otherwise.
 PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
@@ -7,7 +8,7 @@ STAMP   := $(VENV)/.installed
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-postgres test-killpoints test-clouds demo lint mock-api bench bench-clouds bench-freshness bench-workers \
+.PHONY: help install lock docs test test-postgres test-killpoints test-clouds demo lint mock-api bench bench-clouds bench-freshness bench-workers \
         initial-sync incremental-sync reconcile daemon status test-workflow \
         setup up down clean logs logs-sync shell clean-venv
 
@@ -15,15 +16,34 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 # -- native ------------------------------------------------------------------------------
-$(STAMP): requirements.txt requirements-dev.txt package.json
+# The lock files pin every package, transitive ones included, with the hashes of its files: an
+# install takes exactly what was locked and checks what it downloads.
+# The code needs Python 3.11 (tomllib among others): say so before building a
+# .venv that would fail later in less clear ways.
+LOCKS := requirements.lock requirements-mock.lock requirements-dev.lock
+$(STAMP): $(LOCKS) package.json
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "make: the service needs Python 3.11 or later; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing)." \
+	       "Install one and run: make PYTHON=python3.11 install"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	@if command -v npm >/dev/null 2>&1; then npm ci --silent --no-audit --no-fund; \
 	  else echo "npm not found: the Compose schema check will be skipped"; fi
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv with the service and its test tools (and node_modules for checks)
+
+# After a change to requirements*.txt: the service's image installs requirements.lock, the mock's
+# requirements-mock.lock, make install requirements-dev.lock. --universal: one lock for every
+# platform (markers where they differ), the hashes of every file of each pinned release.
+# The development tools' lock starts at 3.11.5, the oldest Python pymdown-extensions (docs) supports.
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --custom-compile-command "make lock"
+lock: ## write the hash-locked requirements (requirements*.lock) from requirements*.txt
+	@test -x $(VENV)/bin/uv || { echo "uv is not in $(VENV): make install (requirements-dev.txt pins it)"; exit 1; }
+	$(UV_COMPILE) --python-version 3.11 requirements.txt -o requirements.lock
+	$(UV_COMPILE) --python-version 3.11 requirements-mock.txt -o requirements-mock.lock
+	$(UV_COMPILE) --python-version 3.11.5 requirements-dev.txt -o requirements-dev.lock
 
 # Tests run in TEST_JOBS processes (pytest-xdist): most of a test's time is spent waiting for
 # the servers and commands it starts, so two at a time use two cores.
@@ -57,6 +77,13 @@ demo: $(STAMP) ## initial sync of test-data/ against embedded servers (SOURCE=s3
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# The settings table of docs/configuration.md and .env.example are written from the code first,
+# so the site cannot describe settings the code does not have.
+docs: $(STAMP) ## build the documentation site into site/ (MkDocs, --strict: a broken link fails)
+	$(PY) scripts/gen_config_docs.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	@echo "site/index.html (or: $(VENV)/bin/mkdocs serve)"
 
 mock-api: $(STAMP) ## run the mock file-manager API on MOCK_API_PORT (8001)
 	$(PY) -m mock_api

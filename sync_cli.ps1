@@ -1,5 +1,7 @@
 # Run a sync_service command: inside the Compose stack when its sync-service container runs,
-# natively (the project's .venv) otherwise. Windows PowerShell 5.1 and PowerShell 7.
+# natively (the project's .venv) otherwise, but never natively on Windows, where the service
+# cannot run (fcntl, uvloop): there it needs the stack (Docker Desktop), or WSL2 and
+# ./sync_cli.sh. Windows PowerShell 5.1 and PowerShell 7 (also on Linux and macOS).
 #   .\sync_cli.ps1 status | initial-sync | incremental-sync | reconcile | daemon | test | help ...
 # In the stack, paths given to a command are paths inside the container: write under /app/data
 # (the sync-data volume), e.g. export-csv --out /app/data/exports/mine.csv.
@@ -49,7 +51,13 @@ if ($env:SYNC_CLI_NATIVE -ne "1" -and (Test-ComposeRunning)) {
     exit $LASTEXITCODE
 }
 
-$Python = if ($IsWindows -or $env:OS -eq "Windows_NT") { ".venv\Scripts\python.exe" } else { ".venv/bin/python" }
+if ($IsWindows -or $env:OS -eq "Windows_NT") {
+    # Native Windows cannot run the service: it locks its database with fcntl, which Windows
+    # does not have, and its pinned uvloop does not install there. Docker Desktop or WSL2 can.
+    [Console]::Error.WriteLine("no Compose stack running, and the service cannot run natively on Windows (no fcntl; uvloop does not install): start the stack with 'docker compose up -d' (Docker Desktop), or run ./sync_cli.sh inside WSL2")
+    exit 2
+}
+$Python = ".venv/bin/python"
 if (-not (Test-Path $Python)) {
     # Not Write-Error: it would end the script with 1 before exit 2 under "Stop" preferences.
     [Console]::Error.WriteLine("no Compose stack running and no .venv: run 'make install' first")

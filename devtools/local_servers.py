@@ -13,10 +13,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
-
-import requests
 
 ACCESS_KEY = "testing-access"
 SECRET_KEY = "testing-secret-value"
@@ -37,9 +37,11 @@ def wait_for_http(url: str, timeout: float = 20.0, process: subprocess.Popen[Any
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server for {url} exited with {process.returncode}")
         try:
-            requests.get(url, timeout=1)
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:  # an error status is an answer
             return
-        except requests.RequestException:
+        except OSError:  # refused, reset or timed out: not listening yet
             time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 

@@ -352,7 +352,7 @@ def seed_records(db_path: Path, count: int) -> None:
     """``count`` records in step with the file manager: the same rows in ``files`` and
     ``baseline``, none dirty, the initial sync completed: one transaction (``executemany`` into
     ``files``, then ``baseline`` copied from it, which keeps ids and rows identical)."""
-    from sync_service.services.database_manager import DatabaseManager
+    from sync_service.store.database_manager import DatabaseManager
 
     db = DatabaseManager(db_path)  # the schema, migrated
     rows = ((n + 1, record_path(n), 1, SEEDED_ETAG, "2026-11-24T00:00:00Z", SEEDED_PERMISSIONS, 1)
@@ -478,7 +478,7 @@ def bench_nats(count: int, workers: int, workdir: Path, rclone: RcloneS3) -> Non
     from devtools.local_servers import NatsServer
     from sync_service.clients.s3_manager import S3Manager, make_client
     from sync_service.models.data_models import SyncedFile
-    from sync_service.services.database_manager import DatabaseManager
+    from sync_service.store.database_manager import DatabaseManager
 
     bucket = "bench-nats"
     data_dir = workdir / "data-nats"

@@ -42,6 +42,7 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+
 from devtools.local_servers import (  # noqa: E402
     ACCESS_KEY,
     SECRET_KEY,
@@ -52,7 +53,7 @@ from devtools.local_servers import (  # noqa: E402
 )
 from sync_service.clients.file_spool import FileSpoolSource  # noqa: E402
 from sync_service.clients.s3_manager import make_client  # noqa: E402
-from sync_service.services.report_window import quantile  # noqa: E402
+from sync_service.runs.report_window import quantile  # noqa: E402
 
 BUCKET = "fresh"
 FRESHNESS_TARGET_S = 1.0

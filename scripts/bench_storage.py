@@ -6,7 +6,7 @@ speed dominates, so those rows say only that the path works at size).
 Each client runs in a child process of its own that GETs every object, 64 in flight, reading
 each body to the end in 1 MiB chunks; the parent takes the child's wall time, its CPU (user +
 system) and its peak RSS from ``wait4``. Sets: 5000 × 1 KiB and 40 × 8 MiB (``--big`` adds one
-1 GiB object). Medians of ``--runs`` runs, the clients alternating within each run.
+1 GiB object, ``--big-only`` that one alone). Medians of ``--runs`` runs, the clients alternating within each run.
 
     .venv/bin/python scripts/bench_storage.py --runs 3
 """
@@ -126,6 +126,7 @@ def main() -> int:
     parser.add_argument("--child", nargs=4, metavar=("CLIENT", "ENDPOINT", "BUCKET", "KEYS"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--big", action="store_true", help="also one 1 GiB object")
+    parser.add_argument("--big-only", action="store_true", help="only the 1 GiB object")
     parser.add_argument("--clouds", action="store_true", help="obstore against fake-gcs-server and Azurite too")
     args = parser.parse_args()
     if args.child:
@@ -135,8 +136,8 @@ def main() -> int:
     from devtools.cloud_emulators import Azurite, FakeGcs
     from devtools.local_servers import RcloneS3
 
-    sets = [("5000 x 1 KiB", 5000, 1024), ("40 x 8 MiB", 40, 8 * 1024 * 1024)]
-    if args.big:
+    sets = [] if args.big_only else [("5000 x 1 KiB", 5000, 1024), ("40 x 8 MiB", 40, 8 * 1024 * 1024)]
+    if args.big or args.big_only:
         sets.append(("1 x 1 GiB", 1, 1024 * 1024 * 1024))
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as tmp:
         root = Path(tmp) / "s3"

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from devtools.local_servers import seed_folder
 from sync_service.clients.s3_manager import make_client
 from sync_service.models.config import SyncConfig
-from sync_service.services.sync_service import SyncService, close_source
+from sync_service.runs.sync_service import SyncService, close_source
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ARN = "arn:minio:sqs::PRIMARY:nats"

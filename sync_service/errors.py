@@ -2,27 +2,29 @@
 
 ::
 
-    SyncError
-     ├── ConfigError          bad usage or configuration: stop, exit 2
-     ├── LockHeldError        another sync holds the database lock: stop, exit 3
-     ├── DatabaseError        the database (SQLite or PostgreSQL) failed: stop
-     │    ├── DatabaseUnavailable   unreachable for now: wait, then try the unit of work again
-     │    └── CorruptDatabaseError  the file is not a database or is damaged: stop, exit 2
-     ├── RefusedError         a safety guard refused the run before it changed anything
-     ├── EventSourceError     the event source (NATS) failed or is unreachable: stop this run
-     ├── StorageError         the customer S3 bucket failed (a listing): stop this run
-     │    └── ObjectError     one object's HEAD or GET failed after botocore's retries:
-     │         │              fail that one operation or event, the rest go on
-     │         └── ObjectGone the object vanished between listing and reading: skip it
-     └── ApiError             the file-manager API failed
-          ├── RetryableApiError   5xx, 408, 429, timeouts, connection errors: retried in place
-          │    └── IntegrityError  saveToDisk stored other bytes than sent: retried with a new key
+    SyncError                     the base; one no handler takes stops the command, exit 1
+     ├── ConfigError              bad usage or configuration: stop, exit 2
+     ├── LockHeldError            another run holds the database's run lock: stop, exit 3
+     ├── DatabaseError            the database (SQLite or PostgreSQL) failed: stop, exit 1
+     │    ├── DatabaseUnavailable     unreachable for now: wait, then the unit of work again
+     │    └── CorruptDatabaseError    the SQLite file is no database or a damaged one: exit 2
+     ├── RefusedError             a guard refused before anything changed (reconcile's
+     │                            --max-delete, import-state into a database that holds a state)
+     ├── EventSourceError         the event source (NATS) failed or is unreachable: stop this run
+     ├── StorageError             the bucket (S3, GCS, Azure) failed, a listing: stop this run
+     │    └── ObjectError         one object's HEAD or GET failed after the data path's own
+     │         │                  retries: fail that one operation or event, the rest go on
+     │         └── ObjectGone     the object vanished between listing and reading: skip it
+     └── ApiError                 the file-manager API failed (``status``: its HTTP status)
+          ├── RetryableApiError   5xx, 408, 429, timeouts, connection errors: retried in place,
+          │    │                  no sooner than the server's ``Retry-After`` (capped)
+          │    └── IntegrityError saveToDisk stored other bytes than sent: retried with a new key
           └── PermanentApiError   any other 4xx: this operation failed, keep it for the next run
-               ├── NotFoundError   404: the file manager does not hold the path
-               └── ConflictError   409: the target path is taken
+               ├── NotFoundError  404: the file manager does not hold the path
+               └── ConflictError  409: the target path is taken
 
 Library exceptions (botocore, aiohttp, sqlite3, psycopg) are translated into these at the client
-boundary; services only ever catch ``SyncError`` subclasses.
+boundary; planning, sources, execution and runs only ever catch ``SyncError`` subclasses.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class LockHeldError(SyncError):
 
 
 class DatabaseError(SyncError):
-    """The SQLite database could not be opened, migrated or written."""
+    """The database could not be opened, migrated, read or written."""
 
 
 class DatabaseUnavailable(DatabaseError):
@@ -64,7 +66,7 @@ class EventSourceError(SyncError):
 
 
 class StorageError(SyncError):
-    """The customer bucket answered with an error or could not be reached."""
+    """The bucket (S3, GCS or Azure) answered with an error or could not be reached."""
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)

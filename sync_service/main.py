@@ -29,8 +29,10 @@ Handler = Callable[[SyncConfig, argparse.Namespace], int]
 
 EPILOG = """\
 exit codes: 0 done; 1 finished with failed operations (or a failed check);
-            2 bad usage or configuration; 3 another sync holds the database lock.
-Configuration comes from the environment and a .env file in the working folder.
+            2 bad usage or configuration; 3 another sync holds the database lock;
+            130 interrupted (Ctrl-C): what was delivered before is recorded.
+Configuration comes from the environment and a .env file in the working folder
+(every variable: docs/configuration.md, .env.example).
 """
 
 

@@ -17,7 +17,7 @@ from devtools.local_servers import (
     NatsServer,
     RcloneS3,
 )
-from sync_service.services.database_manager import DatabaseManager
+from sync_service.store.database_manager import DatabaseManager
 from tests.helpers.harness import TEST_DATABASE_URL, Api, Bucket, Cli, Databases, new_bucket, serving, unavailable
 
 

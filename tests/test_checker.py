@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sync_service.clients.file_listing import ListedFile
 from sync_service.models.data_models import FileRecord, ObjectSummary
-from sync_service.services.checker import compare
+from sync_service.sources.checker import compare
 
 
 def obj(path: str, size: int = 1, etag: str = "e") -> ObjectSummary:

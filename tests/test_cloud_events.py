@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sync_service.services.event_parser import EventError, read_message
+from sync_service.models.event_parser import EventError, read_message
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "events"
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync_service.models.data_models import FileRecord
-from sync_service.services.csv_processor import COLUMNS, CSVProcessor
+from sync_service.store.csv_processor import COLUMNS, CSVProcessor
 
 AWKWARD = ["NA", "null", "0012", "a,b.txt", '"quoted".txt', "line\nbreak.txt", "", "None",
            "NaN", " padded ", "ünï/日本.txt", "1e5", "TRUE"]

@@ -13,7 +13,7 @@ import pytest
 from devtools.local_servers import REPO_ROOT
 from sync_service.errors import DatabaseError, LockHeldError
 from sync_service.models.data_models import FileOperation, RunReport, SyncedFile
-from sync_service.services.database_manager import MIGRATIONS, DatabaseManager
+from sync_service.store.database_manager import MIGRATIONS, DatabaseManager
 from sync_service.store.operations import Delivered, Outcome
 from sync_service.store.run_lock import lock_for
 from sync_service.store.schema import POSTGRES_MIGRATIONS

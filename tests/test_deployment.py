@@ -69,12 +69,7 @@ def variables_read_by(reader: Any, env: Mapping[str, str]) -> set[str]:
 def environment(service: str, shell: Mapping[str, str] | None = None) -> dict[str, str]:
     """A service's environment as Compose passes it, ``${VAR:-default}`` taken from ``shell``
     (the variables of the shell that runs ``docker compose``; none by default)."""
-    given = shell or {}
-
-    def interpolated(value: str) -> str:
-        return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: given.get(m[1]) or m[2], value)
-
-    return {k: interpolated(str(v)) for k, v in (SERVICES[service].get("environment") or {}).items()}
+    return {k: interpolated(str(v), shell) for k, v in (SERVICES[service].get("environment") or {}).items()}
 
 
 def test_compose_file_matches_the_compose_specification() -> None:
@@ -128,8 +123,23 @@ def test_mock_api_environment_is_valid_and_complete() -> None:
     assert settings.port == 8001
 
 
+def interpolated(value: str, shell: Mapping[str, str] | None = None) -> str:
+    """``value`` with each ``${VAR:-default}`` taken from ``shell`` as Compose does."""
+    given = shell or {}
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: given.get(m[1]) or m[2], value)
+
+
+def bindings(service: str, shell: Mapping[str, str] | None = None) -> list[tuple[str, int, int]]:
+    """A service's published ports as (host address, host port, container port)."""
+    found = []
+    for port in SERVICES[service].get("ports", []):
+        address, host, inside = interpolated(str(port), shell).rsplit(":", 2)
+        found.append((address, int(host), int(inside)))
+    return found
+
+
 def published(service: str) -> list[tuple[int, int]]:
-    return [tuple(int(p) for p in str(port).split(":")) for port in SERVICES[service].get("ports", [])]  # type: ignore[misc]
+    return [(host, inside) for _, host, inside in bindings(service)]
 
 
 def test_ports_match_the_readme_and_the_configuration() -> None:
@@ -154,10 +164,15 @@ def test_dockerfiles_pass_hadolint_and_copy_what_exists(dockerfile: str) -> None
     result = subprocess.run([hadolint, str(REPO_ROOT / dockerfile)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     text = (REPO_ROOT / dockerfile).read_text()
-    for source in re.findall(r"^COPY (?:--\S+ )*(\S+) ", text, flags=re.M):
-        assert (REPO_ROOT / source).exists(), source
+    for line in re.findall(r"^COPY (.+)$", text, flags=re.M):
+        words = line.split()
+        if any(word.startswith("--from=") for word in words):
+            continue  # from an earlier stage
+        for source in [word for word in words if not word.startswith("--")][:-1]:
+            assert (REPO_ROOT / source).exists(), source
     assert re.search(r"^USER \d+$", text, flags=re.M)
-    assert "pip install --no-cache-dir -r requirements.txt" in text
+    lock = "requirements.lock" if dockerfile == "Dockerfile" else "requirements-mock.lock"
+    assert f"install --no-cache-dir --require-hashes -r /tmp/{lock}" in text
 
 
 def test_the_commands_the_containers_run_work_natively(tmp_path: Path, nats_server: NatsServer) -> None:
@@ -225,7 +240,11 @@ def test_powershell_wrapper() -> None:
     # No PowerShell here: check it makes the same two calls as the shell wrapper.
     assert "docker compose exec @Tty sync-service python -m sync_service.main @Arguments" in script
     assert "-m sync_service.main @Arguments" in script
-    assert ".venv/bin/python" in script and r".venv\Scripts\python.exe" in script
+    assert ".venv/bin/python" in script
+    # Never a native venv on Windows: fcntl and uvloop do not exist there.
+    assert r".venv\Scripts" not in script
+    windows = script.index('if ($IsWindows -or $env:OS -eq "Windows_NT") {')
+    assert script.index("exit 2", windows) < script.index("& $Python", windows)
     assert script.count("{") == script.count("}") and script.count("(") == script.count(")")
 
 
@@ -342,7 +361,7 @@ def test_the_scale_profile_shares_one_postgresql_between_the_daemon_and_the_work
     from sync_service.main import HANDLERS
 
     postgres, worker = SERVICES["postgres"], SERVICES["sync-worker"]
-    database = postgres["environment"]
+    database = environment("postgres")
     url = (f"postgresql://{database['POSTGRES_USER']}:{database['POSTGRES_PASSWORD']}@postgres:5432/"
            f"{database['POSTGRES_DB']}")
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
@@ -366,21 +385,21 @@ def test_the_scale_profile_shares_one_postgresql_between_the_daemon_and_the_work
     assert f"SYNC_DATABASE_URL={url} docker compose --profile scale up" in readme
 
 
-def test_the_image_installs_the_s3_sync_command_and_the_stack_runs_it() -> None:
-    """The image installs the package (the console script of pyproject.toml) over the pinned
-    dependencies, and its CMD and the stack's long-running services call ``s3-sync``."""
+def test_the_image_runs_the_s3_sync_command_of_pyproject_and_the_stack_runs_it() -> None:
+    """The image writes the console script of pyproject.toml itself (no package build in the
+    image), over the locked dependencies; its CMD and the stack's long-running services call it."""
     import tomllib
 
     from sync_service.main import HANDLERS
 
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    assert project["project"]["scripts"]["s3-sync"] == "sync_service.main:main"
+    module, function = project["project"]["scripts"]["s3-sync"].split(":")
     assert project["project"]["dynamic"] == ["dependencies"]
     assert project["tool"]["setuptools"]["dynamic"]["dependencies"] == {"file": ["requirements.txt"]}
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
-    requirements = dockerfile.index("pip install --no-cache-dir -r requirements.txt")
-    package = dockerfile.index("pip install --no-cache-dir --no-deps --editable .")
-    assert requirements < dockerfile.index("COPY pyproject.toml .") < package  # code changes keep the deps' layer
+    assert f"from {module} import {function}" in dockerfile and f"sys.exit({function}())" in dockerfile
+    # The dependencies' stage comes before the code: a code change keeps the installed layer.
+    assert dockerfile.index("--require-hashes -r /tmp/requirements.lock") < dockerfile.index("COPY sync_service ")
     assert "&& s3-sync --version" in dockerfile  # the build fails when the command does not run
     assert re.search(r'^CMD \["s3-sync", "daemon"\]$', dockerfile, flags=re.M)
     for name in ("sync-service", "sync-worker"):
@@ -591,3 +610,151 @@ def test_the_test_command_without_the_development_requirements_says_so_in_one_li
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "CUSTOMER_S3_BUCKET" in lines[0] and "moto is not installed" in lines[0], lines
+
+
+# -- issue 22: lean images, the stack on this host only, locked requirements ----------------------------
+def test_every_port_is_published_on_this_host_only_unless_bind_address_says_otherwise() -> None:
+    """The stack's MinIO (known credentials) and the mock's /admin/reset (none) are not for the network."""
+    for name in SERVICES:
+        for address, host, _ in bindings(name):
+            assert address == "127.0.0.1", (name, host)
+        for address, host, _ in bindings(name, {"BIND_ADDRESS": "0.0.0.0"}):
+            assert address == "0.0.0.0", (name, host)
+
+
+def test_endpoints_and_credentials_come_from_the_shell_or_their_defaults() -> None:
+    """Each endpoint and secret is ``${VAR:-default}``, under a compose-level name that is not the
+    service's own (a .env written for native commands, say CUSTOMER_S3_ENDPOINT=http://localhost:9001,
+    must not repoint the containers)."""
+    secret = re.compile(r"(ENDPOINT|ACCESS_KEY|SECRET_KEY|PASSWORD|ROOT_USER|TOKEN|_URL)$")
+    read_natively = variables_read_by(lambda e: SyncConfig.from_env(e, env_file=None), {})
+    for name, service in SERVICES.items():
+        for key, value in (service.get("environment") or {}).items():
+            if secret.search(key) and key != "MINIO_BROWSER_REDIRECT_URL" and str(value):
+                variables = re.findall(r"\$\{(\w+):-[^}]*\}", str(value))
+                assert variables, f"{name}: {key} is written in the file: {value}"
+                assert not set(variables) & read_natively, f"{name}: {key} reads {variables}"
+    shell = {"SYNC_S3_ENDPOINT": "https://s3.example.com", "CUSTOMER_MINIO_USER": "me", "CUSTOMER_MINIO_PASSWORD": "pw",
+             "SYNC_S3_BUCKET": "mine", "SYNC_FILE_MANAGER_URL": "https://fm.example.com", "SYNC_API_TOKEN": "t"}
+    config = SyncConfig.from_env(environment("sync-service", shell), env_file=None)
+    assert (config.customer_s3_endpoint, config.customer_s3_bucket, config.api_base_url) == (
+        "https://s3.example.com", "mine", "https://fm.example.com")
+    assert environment("minio-customer", shell)["MINIO_ROOT_PASSWORD"] == "pw"
+    assert environment("init", shell)["CUSTOMER_S3_ENDPOINT"] == "https://s3.example.com"
+
+
+def test_each_image_is_built_once_and_shared_by_name() -> None:
+    """One build of the service's image (daemon and workers) and one of the development image
+    (mock API and init); the other services name the image."""
+    builds = {name: service["build"] for name, service in SERVICES.items() if "build" in service}
+    dockerfiles = {name: (build.get("dockerfile", "Dockerfile") if isinstance(build, dict) else "Dockerfile")
+                   for name, build in builds.items()}
+    assert dockerfiles == {"sync-service": "Dockerfile", "mock-api": "Dockerfile.mock-api"}
+    for builder, shared in (("sync-service", ("sync-worker",)), ("mock-api", ("init",))):
+        image = SERVICES[builder]["image"]
+        assert not image.startswith(("docker.io", "quay.io")) and "/" not in image, image  # never pulled
+        for name in shared:
+            assert SERVICES[name]["image"] == image, name
+
+
+LOCKS = {"requirements.txt": "requirements.lock", "requirements-mock.txt": "requirements-mock.lock",
+         "requirements-dev.txt": "requirements-dev.lock"}
+
+
+def pins(path: Path) -> dict[str, str]:
+    """The ``name==version`` lines of a requirements file, following its ``-r`` includes."""
+    found: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            found.update(pins(path.parent / line[3:].strip()))
+        elif "==" in line:
+            name, version = line.split(";")[0].strip().split("==")
+            found[re.sub(r"\[.*\]", "", name).lower().replace("_", "-")] = version.rstrip(" \\")
+    return found
+
+
+def locked(path: Path) -> dict[str, tuple[str, int]]:
+    """A lock file's packages: name to (version, number of hashes)."""
+    found: dict[str, tuple[str, int]] = {}
+    for entry in re.split(r"\n(?=\S)", path.read_text()):
+        head = re.match(r"([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==(\S+)", entry)
+        if head:
+            found.setdefault(head[1].lower().replace("_", "-"), (head[2], entry.count("--hash=sha256:")))
+    return found
+
+
+@pytest.mark.parametrize("source", sorted(LOCKS))
+def test_the_lock_files_hold_every_pin_with_hashes(source: str) -> None:
+    """make lock writes them: after a change to a requirements file without it, this fails."""
+    wanted, lock = pins(REPO_ROOT / source), locked(REPO_ROOT / LOCKS[source])
+    assert {name: lock.get(name, ("missing", 0))[0] for name in wanted} == wanted, f"run make lock ({source})"
+    assert all(hashes for _, hashes in lock.values()), [name for name, (_, n) in lock.items() if not n]
+    assert "make lock" in (REPO_ROOT / LOCKS[source]).read_text().splitlines()[1]
+
+
+def test_the_service_image_installs_no_web_framework_nor_test_tool() -> None:
+    runtime = locked(REPO_ROOT / "requirements.lock")
+    for name in ("fastapi", "uvicorn", "starlette", "moto", "pytest", "httptools"):
+        assert name not in runtime, name
+    assert "--require-hashes -r requirements-dev.lock" in (REPO_ROOT / "Makefile").read_text()
+
+
+def third_party_imports(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """The top-level modules imported anywhere below ``folder`` that are neither the standard
+    library's nor the project's, each with a file that imports it."""
+    import ast
+
+    local = {"sync_service", "mock_api", "tests", "scripts", "devtools"}
+    found: dict[str, str] = {}
+    for path in sorted(folder.rglob("*.py")):
+        if path.name in skip:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                     else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in local:
+                    found.setdefault(top, str(path.relative_to(REPO_ROOT)))
+    return found
+
+
+@pytest.mark.parametrize(("folder", "requirements"), [("sync_service", "requirements.txt"),
+                                                      ("mock_api", "requirements-mock.txt")])
+def test_every_module_the_code_imports_is_declared(folder: str, requirements: str) -> None:
+    """An import of a package that only comes with another (yarl with aiohttp, starlette with
+    fastapi) breaks the day that one stops bringing it: declare what is imported."""
+    from importlib.metadata import packages_distributions
+
+    distributions = packages_distributions()
+    declared = set(pins(REPO_ROOT / requirements))
+    # Development tools inside the package (moved out of it by issue 22) and moto, which the
+    # test command imports only to say it is missing.
+    skip = ("local_servers.py", "cloud_emulators.py")
+    undeclared = {}
+    for module, where in third_party_imports(REPO_ROOT / folder, skip).items():
+        if module == "moto":
+            continue
+        names = {name.lower().replace("_", "-") for name in distributions.get(module, [module])}
+        if not names & declared:
+            undeclared[module] = where
+    assert not undeclared, f"imported but not in {requirements}: {undeclared}"
+
+
+def test_a_daemon_back_on_sqlite_after_postgresql_refuses_to_start_over(tmp_path: Path) -> None:
+    """Given a data folder whose daemon ran on PostgreSQL, when it starts again without
+    DATABASE_URL (a later docker compose up without SYNC_DATABASE_URL), then it stops with exit 2
+    and says how to go on, instead of planning anew into an empty SQLite file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTOMER_S3_", "DATABASE_"))}
+    env.update({"DATA_DIR": str(tmp_path / "data"), "LOG_DIR": str(tmp_path / "logs"), "CUSTOMER_S3_BUCKET": "b",
+                "CUSTOMER_S3_ENDPOINT": "http://127.0.0.1:9", "MOCK_API_URL": "http://127.0.0.1:9"})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "state-in-postgresql").write_text("postgresql://sync:***@postgres:5432/sync\n")
+    result = subprocess.run([sys.executable, "-m", "sync_service.main", "daemon"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "state is in PostgreSQL (postgresql://sync:***@postgres:5432/sync)" in result.stderr
+    assert "SYNC_DATABASE_URL" in result.stderr and "state-in-postgresql" in result.stderr
+    assert not (tmp_path / "data" / "sync.db").exists()  # nothing started over

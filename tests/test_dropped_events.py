@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from sync_service.models.data_models import RunReport
-from sync_service.services.event_parser import read_message
-from sync_service.services.metrics import SyncMetrics
+from sync_service.models.event_parser import read_message
+from sync_service.runs.metrics import SyncMetrics
 from tests.helpers.harness import Api, Bucket, Cli
 from tests.helpers.sync import report_of, spool, synced
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sync_service.services.event_parser import (
+from sync_service.models.event_parser import (
     EventError,
     message_id,
     parse_message,

@@ -10,8 +10,8 @@ import pytest
 from sync_service.clients.file_spool import FileSpoolSource, parse_position
 from sync_service.clients.storage.s3 import S3Store as S3Manager
 from sync_service.errors import DatabaseError
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.event_processor import EventProcessor
+from sync_service.sources.event_processor import EventProcessor
+from sync_service.store.database_manager import DatabaseManager
 from tests.helpers.harness import Bucket
 from tests.helpers.sync import write_spool
 

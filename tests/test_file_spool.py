@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sync_service.clients.file_spool import FileSpoolSource, parse_position
 from sync_service.clients.storage.s3 import S3Store as S3Manager
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.event_processor import EventProcessor
+from sync_service.sources.event_processor import EventProcessor
+from sync_service.store.database_manager import DatabaseManager
 from tests.helpers.harness import Api, Bucket, Cli
 from tests.helpers.sync import assert_mirrors
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sync_service.clients.file_spool import FileSpoolSource
 from sync_service.clients.storage.s3 import S3Store
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.event_processor import EventProcessor
-from sync_service.services.filters import ObjectFilter
+from sync_service.planning.filters import ObjectFilter
+from sync_service.sources.event_processor import EventProcessor
+from sync_service.store.database_manager import DatabaseManager
 from tests.helpers.harness import Api, Bucket, Cli
 from tests.helpers.sync import rename_in_bucket, report_of, sha, spool, synced, write_spool
 

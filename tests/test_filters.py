@@ -8,7 +8,7 @@ import pytest
 
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
-from sync_service.services.filters import ObjectFilter
+from sync_service.planning.filters import ObjectFilter
 from sync_service.utils.globs import compile_glob, matches, split_patterns
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import requests
 
 from devtools.local_servers import free_port
-from sync_service.services.health import DEGRADED, FAILING, OK, CycleState, cycle_state_of, judge
-from sync_service.services.metrics import LIVENESS_GRACE_S, SyncMetrics
+from sync_service.runs.health import DEGRADED, FAILING, OK, CycleState, cycle_state_of, judge
+from sync_service.runs.metrics import LIVENESS_GRACE_S, SyncMetrics
 from tests.helpers.fault_proxy import DenyingProxy
 from tests.helpers.harness import Api, Bucket, Cli
 from tests.helpers.sync import metric, stop

@@ -12,7 +12,7 @@ from pathlib import Path
 from devtools.local_servers import NatsServer, free_port
 from sync_service.clients.nats_source import NatsSource
 from sync_service.models.data_models import RunReport, iso_utc
-from sync_service.services.housekeeping import Housekeeper
+from sync_service.runs.housekeeping import Housekeeper
 from sync_service.utils.clock import Clock
 from tests.helpers.harness import Cli, Databases
 from tests.helpers.sync import stop

@@ -9,9 +9,9 @@ import threading
 import pytest
 
 from sync_service.models.data_models import FileOperation, ObjectSummary, StoredOperation
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.heartbeat import Heartbeat
-from sync_service.services.planners import plan_page
+from sync_service.planning.planners import plan_page
+from sync_service.store.database_manager import DatabaseManager
+from sync_service.store.heartbeat import Heartbeat
 from sync_service.store.listing_ranges import ListingRange
 from sync_service.store.operations import Delivered, Outcome
 from tests.helpers.waiting import holds_for, wait_for

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from sync_service.services.database_manager import DatabaseManager
+from sync_service.store.database_manager import DatabaseManager
 from sync_service.store.listing_ranges import (
     RANGES_PER_PAGE,
     ListingRange,

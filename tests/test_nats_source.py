@@ -16,8 +16,8 @@ from sync_service.clients.nats_source import NatsSource
 from sync_service.clients.storage.s3 import S3Store as S3Manager
 from sync_service.errors import DatabaseError, EventSourceError
 from sync_service.models.data_models import SyncedFile
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.event_processor import EventProcessor, ReplayResult
+from sync_service.sources.event_processor import EventProcessor, ReplayResult
+from sync_service.store.database_manager import DatabaseManager
 from tests.helpers.harness import Api, Bucket, Cli
 from tests.helpers.sync import publish_all, report_of, synced
 from tests.helpers.waiting import holds_for, wait_for

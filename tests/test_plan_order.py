@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync_service.models.data_models import FileOperation, FileRecord
-from sync_service.services.diff import diff_records
-from sync_service.services.plan_order import apply_to_paths, order_moves, plan_operations
+from sync_service.planning.diff import diff_records
+from sync_service.planning.plan_order import apply_to_paths, order_moves, plan_operations
 
 
 def diff_states(old: list[FileRecord], new: list[FileRecord]) -> list[FileOperation]:
@@ -96,8 +96,8 @@ def test_applying_the_plan_to_old_gives_new(pair: tuple[list[FileRecord], list[F
 
 
 def test_waves_keep_dependent_moves_apart_and_independent_ones_together() -> None:
+    from sync_service.execution.executor import waves
     from sync_service.models.data_models import StoredOperation
-    from sync_service.services.executor import waves
 
     plan = order_moves([FileOperation("rename", 1, "a", "b"), FileOperation("rename", 2, "b", "a"),
                         FileOperation("move", 3, "x/c", "y/c"), FileOperation("move", 4, "x/d", "y/d"),

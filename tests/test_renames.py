@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from sync_service.models.data_models import FileRecord
-from sync_service.services.renames import pair_renames
+from sync_service.planning.renames import pair_renames
 from tests.helpers.fault_proxy import DenyingProxy
 from tests.helpers.harness import Api, Bucket, Cli
 from tests.helpers.sync import assert_mirrors, ops_of, report_of, spool, synced

@@ -17,14 +17,14 @@ from sync_service.models.data_models import (
     RunReport,
     StoredOperation,
 )
-from sync_service.services.csv_processor import CSVProcessor
-from sync_service.services.report_window import (
+from sync_service.runs.report_window import (
     LagSample,
     add_counts,
     event_lags,
     join_cycle_exports,
     report_from_dict,
 )
+from sync_service.store.csv_processor import CSVProcessor
 from sync_service.store.operations import Outcome
 
 

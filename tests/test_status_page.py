@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import struct
-import subprocess
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,15 +16,14 @@ import requests
 from devtools.local_servers import REPO_ROOT, free_port
 from sync_service.web.charts import Bar, bar_chart
 from sync_service.web.status_page import render_status_page
+from tests.helpers.browser import chromium, png_size
 from tests.helpers.fault_proxy import DenyingProxy
-from tests.helpers.harness import Api, Bucket, Cli, unavailable
+from tests.helpers.harness import Api, Bucket, Cli
 from tests.helpers.sync import metric, spool, stop
 from tests.helpers.waiting import wait_for
 
 SCRIPT_KEY = "docs/<script>alert(1)</script>.txt"
 SCRIPT_LINE = '{"type": "<script>alert(2)</script>"'  # malformed: no closing brace
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
 SCREENSHOT = REPO_ROOT / "docs" / "status-page.png"
 # Fields that differ between two reads by design: latencies, and whether a sync holds the lock.
 # The health verdict too: it rests on the live checks, and the daemon judges its own cycles
@@ -75,24 +71,6 @@ class PageText(HTMLParser):
     @property
     def all_text(self) -> str:
         return "".join(self.text)
-
-
-def chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run Debian's headless Chromium with a fresh profile (skips when it is not installed)."""
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        unavailable("chromium is not installed (apt-get install -y chromium; .ci/run installs it)")
-    assert binary is not None
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=90)
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    width, height = struct.unpack(">II", header[16:24])
-    return width, height
 
 
 def failed_cycles(base: str) -> float:

@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from sync_service.models.data_models import FileOperation
-from sync_service.services.database_manager import DatabaseManager
+from sync_service.store.database_manager import DatabaseManager
 from sync_service.store.operations import Outcome
 from tests.helpers.harness import Api, Bucket, Cli
 from tests.helpers.sync import assert_api_matches_bucket, report_of, stop_when

@@ -29,7 +29,7 @@ class EventSource(Protocol):
 
     def acknowledge(self, batch: MessageBatch, rejected: frozenset[str] = frozenset()) -> None:
         """Called once the batch's changes, dead letters (the messages at the ``rejected``
-        positions) and position are committed to SQLite."""
+        positions) and position are committed to the database."""
         ...
 
     def publish(self, body: str) -> str:

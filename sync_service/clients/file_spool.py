@@ -2,8 +2,8 @@
 
 Files are read in name order. The position names the file by its name *and* its content:
 ``<name>@<digest>:<lines applied>``, where the digest is the first 16 hex digits of the
-file's sha256. It is stored in SQLite in the same transaction as the records the lines changed;
-a fully applied file then moves to ``processed/`` under a name of its own
+file's sha256. It is stored in the database in the same transaction as the records the lines
+changed; a fully applied file then moves to ``processed/`` under a name of its own
 (``<stem>.<digest>[.<n>].jsonl``), so an earlier file of the same name is never overwritten.
 
 So a producer may write ``events.jsonl`` again and again (SPEC §5): a file whose content differs

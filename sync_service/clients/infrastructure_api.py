@@ -34,10 +34,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 
 from sync_service.clients.api_limits import ApiLimits
+from sync_service.clients.lean_http import LeanPool
 from sync_service.errors import (
     ApiError,
     ConfigError,
@@ -123,20 +125,29 @@ class InfrastructureAPI:
 
 
 class FileManagerSession:
-    """The file-manager calls, over one aiohttp connection pool in one event loop."""
+    """The file-manager calls, over one connection pool in one event loop: calls whose body is
+    in memory through the lean client (``lean_http``), the rest through aiohttp."""
 
     def __init__(self, api: InfrastructureAPI) -> None:
         self.api = api
         self._session: aiohttp.ClientSession | None = None
+        self._lean: LeanPool | None = None
 
     async def __aenter__(self) -> FileManagerSession:
         connector = aiohttp.TCPConnector(limit=self.api.pool_size, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self.api.timeout,
                                               headers=self.api.headers)
+        if LeanPool.usable(self.api.base_url):
+            timeout = self.api.timeout
+            self._lean = LeanPool(self.api.base_url, limit=self.api.pool_size,
+                                  connect_timeout=timeout.sock_connect or 10.0,
+                                  read_timeout=timeout.sock_read or 30.0, headers=self.api.headers)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
+        if self._lean is not None:
+            self._lean.close()
         if self._session is not None:
             await self._session.close()
 
@@ -212,9 +223,10 @@ class FileManagerSession:
     async def call(self, method: str, route: str, *, key: str,
                    payload: dict[str, Any]) -> dict[str, Any]:
         """A JSON call with retries."""
+        body = json.dumps(payload).encode()
         return await self._with_retries(
             f"{route.rsplit('/', 1)[-1]} {payload.get('path', payload.get('from', ''))!r}",
-            lambda: self.send(method, route, key=key, json_body=payload))
+            lambda: self.send(method, route, key=key, data=body, headers=JSON_HEADERS))
 
     async def _with_retries(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run ``attempt`` until it succeeds, fails permanently, or retries run out."""
@@ -247,6 +259,10 @@ class FileManagerSession:
         assert self._session is not None, "use the session with 'async with'"
         if limited:
             await self.api.limits.before_request(self._stopping)
+        if (self._lean is not None and timeout is None and json_body is None and route[:1] == "/"
+                and (data is None or isinstance(data, bytes))):
+            return await self._send_lean(method, route, key=key, params=params, data=data or b"",
+                                         headers=headers)
         url = route if route.startswith(("http://", "https://")) else self.api.base_url + route
         all_headers = dict(headers or {})
         if key is not None:
@@ -270,6 +286,30 @@ class FileManagerSession:
             # Authorization header, a malformed URL): every call would fail alike, so it is the
             # configuration that is wrong, not this operation.
             raise ConfigError(f"{method} {mask_url(url)}: the request cannot be made: {exc}") from exc
+        return self._answer(method, route, status, content, retry_after)
+
+    async def _send_lean(self, method: str, route: str, *, key: str | None, params: dict[str, str] | None,
+                         data: bytes, headers: dict[str, str] | None) -> dict[str, Any]:
+        """``send`` of a body in memory through the lean client (one write, one buffered answer)."""
+        assert self._lean is not None
+        target = route
+        if params:
+            target += "?" + "&".join(f"{quote(name, safe='')}={quote(value, safe='/')}"
+                                     for name, value in params.items())
+        # The lean client writes the Content-Length itself (a second one is a 400 in Node).
+        lines = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items()
+                        if name.lower() != "content-length")
+        if key is not None:
+            lines += f"Idempotency-Key: {key}\r\n"
+        try:
+            answer = await self._lean.request(method, target, lines, data)
+        except (TimeoutError, OSError) as exc:
+            raise RetryableApiError(f"{method} {route}: {type(exc).__name__}: {exc}") from exc
+        return self._answer(method, route, answer.status, answer.body, answer.headers.get("retry-after"))
+
+    def _answer(self, method: str, route: str, status: int, content: bytes,
+                retry_after: str | None) -> dict[str, Any]:
+        """An answer classified (SPEC §3): its JSON, or the error its status means."""
         if status >= 400:
             message = f"{method} {route} answered {status}: {_detail(content)}"
             if status in RETRYABLE_STATUSES:
@@ -281,7 +321,7 @@ class FileManagerSession:
         if not content:
             return {}
         try:
-            answer = json.loads(content)
+            answer = json.loads(content.decode("utf-8"))  # a str skips json's guess of the encoding
         except ValueError as exc:
             raise RetryableApiError(f"{method} {route}: answer is not JSON", status=status) from exc
         return answer if isinstance(answer, dict) else {"answer": answer}

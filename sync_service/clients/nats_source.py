@@ -2,7 +2,7 @@
 
 The stream (``NATS_STREAM`` on ``NATS_SUBJECT``) and the durable consumer (``NATS_DURABLE``)
 are created when missing. Messages are fetched in batches; each is acknowledged only after the
-SQLite transaction that applied it has committed, and a message the processor rejected is
+database transaction that applied it has committed, and a message the processor rejected is
 terminated (never redelivered) after its dead letter is committed. A message delivered again
 (the service died between the commit and the ack) is skipped by its event id.
 
@@ -41,7 +41,7 @@ _NATS_ERRORS = (nats_errors.Error, js_errors.Error, OSError, asyncio.TimeoutErro
 
 def _event_id(body: str) -> str:
     """The id a message is published under (``Nats-Msg-Id``): its event_id, else its hash."""
-    from sync_service.services.event_parser import message_id
+    from sync_service.models.event_parser import message_id
 
     try:
         document = json.loads(body)
@@ -162,7 +162,7 @@ class NatsSource:
                 yield _batch(messages)
 
     def acknowledge(self, batch: MessageBatch, rejected: frozenset[str] = frozenset()) -> None:
-        """Ack what applied and terminate what was dead-lettered, once SQLite has committed."""
+        """Ack what applied and terminate what was dead-lettered, once the database has committed."""
 
         async def settle() -> None:
             for message, raw in zip(batch.token or [], batch.messages, strict=True):

@@ -34,6 +34,7 @@ import aiohttp
 from botocore.credentials import Credentials
 from yarl import URL
 
+from sync_service.clients.lean_http import Answer, AnswerTooLarge, LeanPool
 from sync_service.clients.s3_location import BucketLocation, region_named, wrong_region
 from sync_service.clients.sigv4 import BodilessSigner
 from sync_service.errors import ObjectError, ObjectGone
@@ -76,6 +77,22 @@ class S3Object:
     def close(self) -> None:
         """Release the connection."""
         self._response.release()
+
+
+class BufferedObject:
+    """A small object's GET read whole (the lean client's): its metadata and its body."""
+
+    def __init__(self, meta: ObjectMeta, body: bytes) -> None:
+        self.meta = meta
+        self._body = body
+
+    async def chunks(self, size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """Yield the body in chunks of at most ``size`` bytes."""
+        for start in range(0, len(self._body), size):
+            yield self._body[start:start + size]
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 class S3DataPath:
@@ -123,11 +140,18 @@ class S3DataSession:
     def __init__(self, path: S3DataPath) -> None:
         self.path = path
         self._session: aiohttp.ClientSession | None = None
+        self._lean: LeanPool | None = None
 
     async def __aenter__(self) -> S3DataSession:
         connector = aiohttp.TCPConnector(limit=self.path.pool_size, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self.path.timeout,
                                               auto_decompress=False)
+        root = self.path.url_of(None)
+        if LeanPool.usable(root):
+            self._lean = LeanPool("/".join(root.split("/", 3)[:3]),  # scheme://host[:port]
+                                  limit=self.path.pool_size,
+                                  connect_timeout=self.path.timeout.sock_connect or 10.0,
+                                  read_timeout=self.path.timeout.sock_read or 60.0, headers={})
         region = self.path.region
         if not (region.explicit or region.learnt or self.path.asked_bucket):
             await self._ask_region()
@@ -135,6 +159,8 @@ class S3DataSession:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
+        if self._lean is not None:
+            self._lean.close()
         if self._session is not None:
             await self._session.close()
 
@@ -156,7 +182,26 @@ class S3DataSession:
         if if_match and meta.etag != if_match:  # some servers ignore If-Match
             response.release()
             raise ObjectError(f"GET {key!r}: changed since it was listed (etag {meta.etag})")
+        assert not isinstance(response, Answer)  # asked of aiohttp: no lean_max
         return S3Object(meta, response)
+
+    async def open_small(self, key: str, *, max_size: int,
+                         if_match: str | None = None) -> S3Object | BufferedObject:
+        """GET one object expected to be small, read whole by the lean client (aiohttp's request
+        path costs more CPU than a small object's bytes); one found larger than ``max_size``
+        when its answer starts is read streamed instead."""
+        if self._lean is None:
+            return await self.open(key, if_match=if_match)
+        extra = {"If-Match": f'"{if_match}"'} if if_match else None
+        try:
+            response = await self._request("GET", key, extra, lean_max=max_size)
+        except AnswerTooLarge:
+            return await self.open(key, if_match=if_match)
+        assert isinstance(response, Answer)
+        meta = _meta(key, response)
+        if if_match and meta.etag != if_match:  # some servers ignore If-Match
+            raise ObjectError(f"GET {key!r}: changed since it was listed (etag {meta.etag})")
+        return BufferedObject(meta, response.body)
 
     async def open_range(self, key: str, first: int, last: int, *, if_match: str | None = None) -> S3Object:
         """Start a streamed GET of the bytes ``first`` to ``last`` (inclusive) of one object,
@@ -176,6 +221,7 @@ class S3DataSession:
         if if_match and meta.etag != if_match:  # some servers ignore If-Match
             response.release()
             raise ObjectError(f"GET {key!r}: changed since it was listed (etag {meta.etag})")
+        assert not isinstance(response, Answer)  # asked of aiohttp: no lean_max
         return S3Object(replace(meta, size=int(whole)), response)
 
     async def _ask_region(self) -> None:
@@ -194,10 +240,11 @@ class S3DataSession:
         self.path.asked_bucket = True
         self.path.region.learn(region_named(response.headers))
 
-    async def _request(self, method: str, key: str | None,
-                       extra: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+    async def _request(self, method: str, key: str | None, extra: dict[str, str] | None = None, *,
+                       lean_max: int | None = None) -> aiohttp.ClientResponse | Answer:
         """One request (of the bucket itself for ``key`` None) with botocore's standard retry
-        policy; the answer when it is a 2xx."""
+        policy; the answer when it is a 2xx. With ``lean_max``, through the lean client, read
+        whole (``AnswerTooLarge`` when a success has more bytes than that)."""
         assert self._session is not None, "use the session with 'async with'"
         what = f"{method} {key!r}" if key is not None else f"{method} bucket {self.path.bucket!r}"
         problem = ""
@@ -207,10 +254,19 @@ class S3DataSession:
         while attempt < self.path.max_attempts:
             # The URL and signature follow the region, which an answer may have just taught.
             url, region = self.path.url_of(key), self.path.region.name
+            lean = self._lean
             try:
-                response = await self._session.request(
-                    method, URL(url, encoded=True), allow_redirects=False,
-                    headers=self.path.signed_headers(method, url, extra, region=region))
+                response: aiohttp.ClientResponse | Answer
+                if lean_max is not None and lean is not None and url.startswith(lean.origin + "/"):
+                    headers = self.path.signed_headers(method, url, extra, region=region)
+                    response = await lean.request(
+                        method, url[len(lean.origin):],
+                        "".join(f"{name}: {value}\r\n" for name, value in headers.items()),
+                        max_body=lean_max)
+                else:
+                    response = await self._session.request(
+                        method, URL(url, encoded=True), allow_redirects=False,
+                        headers=self.path.signed_headers(method, url, extra, region=region))
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
@@ -241,7 +297,7 @@ class S3DataSession:
         raise ObjectError(f"{what}: {problem} (after {self.path.max_attempts} attempts)")
 
 
-def _meta(key: str, response: aiohttp.ClientResponse) -> ObjectMeta:
+def _meta(key: str, response: aiohttp.ClientResponse | Answer) -> ObjectMeta:
     headers = response.headers
     modified = headers.get("Last-Modified")
     return ObjectMeta(

@@ -10,8 +10,8 @@ import json
 
 from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.models.config import SyncConfig
-from sync_service.services.checker import KINDS, CheckResult
-from sync_service.services.sync_service import SyncService
+from sync_service.runs.sync_service import SyncService
+from sync_service.sources.checker import KINDS, CheckResult
 
 
 def run(config: SyncConfig, args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import json
 from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.commands.plan_output import render_plan
 from sync_service.models.config import SyncConfig
-from sync_service.services.sync_service import SyncService
+from sync_service.runs.sync_service import SyncService
 
 
 def run(config: SyncConfig, args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.commands.plan_output import entry_json, entry_label, entry_text
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
-from sync_service.services.sync_service import SyncService
+from sync_service.runs.sync_service import SyncService
 
 
 def run(config: SyncConfig, args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 from sync_service.models.data_models import FileOperation
-from sync_service.services.planners import PlanEntry
+from sync_service.planning.planners import PlanEntry
 
 
 def entry_label(entry: PlanEntry) -> str:

@@ -7,8 +7,8 @@ import argparse
 from sync_service.commands import EXIT_OK
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
-from sync_service.services.event_parser import EventError, parse_message
-from sync_service.services.sync_service import SyncService, close_source
+from sync_service.models.event_parser import EventError, parse_message
+from sync_service.runs.sync_service import SyncService, close_source
 
 
 def run(config: SyncConfig, args: argparse.Namespace) -> int:

@@ -8,10 +8,10 @@ from sync_service.commands import EXIT_OK
 from sync_service.commands.plan_output import render_plan
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
-from sync_service.services.csv_processor import CSVProcessor
-from sync_service.services.database_manager import DatabaseManager
-from sync_service.services.diff import diff_records
-from sync_service.services.plan_order import plan_operations
+from sync_service.planning.diff import diff_records
+from sync_service.planning.plan_order import plan_operations
+from sync_service.store.csv_processor import CSVProcessor
+from sync_service.store.database_manager import DatabaseManager
 
 
 def export_csv(config: SyncConfig, args: argparse.Namespace) -> int:

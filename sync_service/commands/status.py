@@ -1,18 +1,16 @@
-"""``status``: what the service holds and whether S3, the API and the database answer."""
+"""``status``: what the service holds and whether the bucket (S3, GCS or Azure), the API and the database answer."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
 from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.models.config import SyncConfig
-from sync_service.services.health import cycle_state_of, judge
-from sync_service.services.status import lag_summary
-from sync_service.services.sync_service import SyncService
-from sync_service.web.status_page import initial_sync_summary
+from sync_service.runs.health import cycle_state_of, judge
+from sync_service.runs.status import initial_sync_summary, lag_summary, status_json
+from sync_service.runs.sync_service import SyncService
 
 
 def run(config: SyncConfig, args: argparse.Namespace) -> int:
@@ -21,7 +19,7 @@ def run(config: SyncConfig, args: argparse.Namespace) -> int:
     # The daemon's verdict, judged on the runs the database holds (this process cannot know
     # whether the daemon's next cycle is overdue: its /readyz can).
     status["health"] = judge(status, cycle_state_of(status["recent_runs"]), time.time()).to_dict()
-    print(json.dumps(status, indent=2, ensure_ascii=False) if args.json else render(status))
+    print(status_json(status) if args.json else render(status))
     healthy = all(check["ok"] for check in status.get("checks", {}).values())
     return EXIT_OK if healthy else EXIT_FAILED
 

@@ -9,7 +9,7 @@ import logging
 from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
-from sync_service.services.sync_service import SyncService
+from sync_service.runs.sync_service import SyncService
 from sync_service.utils.clock import Clock
 from sync_service.utils.stop_signals import stop_on_signals
 

@@ -15,15 +15,15 @@ import argparse
 import json
 import shutil
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-
-import requests
 
 from sync_service.commands import EXIT_FAILED, EXIT_OK
 from sync_service.errors import ConfigError, SyncError
 from sync_service.models.config import SyncConfig
-from sync_service.services.sync_service import SyncService
+from sync_service.runs.sync_service import SyncService
 from sync_service.utils.paths import unsyncable
 
 Step = Callable[[], str]
@@ -42,7 +42,7 @@ class Checklist:
             return False
         try:
             detail = check()
-        except (SyncError, OSError, ValueError, requests.RequestException) as exc:
+        except (SyncError, OSError, ValueError) as exc:  # urllib's errors are OSErrors
             print(f"[FAIL] {name}: {exc}", flush=True)
             self.failed.append(name)
             return False
@@ -58,7 +58,7 @@ def run_checks(service: SyncService) -> int:
           f"file manager {config.api_base_url}, database {config.database_shown}")
     checks.step("database", lambda: f"{service.db.get_record_count()} records, "
                 f"{service.db.check() * 1000:.1f} ms")
-    checks.step("s3", lambda: f"bucket answers in {service.s3.check() * 1000:.1f} ms")
+    checks.step(service.config.source_store, lambda: f"bucket answers in {service.s3.check() * 1000:.1f} ms")
     checks.step("api", lambda: f"/health answers in {service.api.health() * 1000:.1f} ms")
 
     def incremental() -> str:
@@ -85,12 +85,16 @@ def run_checks(service: SyncService) -> int:
 
 def validate(service: SyncService) -> str:
     """Compare the bucket, the records and the file manager's listing (``GET /files``)."""
-    listing = requests.get(f"{service.config.api_base_url}/files", timeout=30,
-                           headers=service.api.headers)
-    if listing.status_code == 404:
-        return "skipped: this file manager has no GET /files listing to compare with"
-    listing.raise_for_status()
-    held = {f["path"]: f for f in listing.json()}
+    # One GET: the standard library's urllib, not a client library the image would carry for it.
+    request = urllib.request.Request(f"{service.config.api_base_url}/files", headers=service.api.headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            listing = json.load(response)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return "skipped: this file manager has no GET /files listing to compare with"
+        raise
+    held = {f["path"]: f for f in listing}
     in_bucket = {s.path: s.size for page in service.s3.iter_pages() for s in page
                  if unsyncable(s.key, s.path, s.size) is None}
     problems = [f"missing {p!r}" for p in in_bucket if p not in held]

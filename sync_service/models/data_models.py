@@ -39,7 +39,7 @@ class ObjectSummary:
 
 @dataclass(frozen=True)
 class FileRecord:
-    """One file as SQLite records it (SPEC §2)."""
+    """One file as the database records it (SPEC §2)."""
 
     id: int
     path: str

@@ -7,4 +7,8 @@ store per noun over it. Every SQL statement of the service lives in this package
   is known to hold), which advances only when an operation succeeded;
 * ``EventStore``: applied event ids, S3 sequencers, dead letters, source positions;
 * ``RunStore``: runs with their reports, and small settings.
+
+Over the stores: ``DatabaseManager``, the facade the stages above use; ``Heartbeat``, which
+renews the leases of a process's claims; ``CSVProcessor``, the state as CSV files (exports,
+the touched records of a cycle, an imported state).
 """

@@ -1,14 +1,27 @@
-"""Permissions of an object, from its user metadata (SPEC §4)."""
+"""Permissions of an object, from its user metadata."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 
-from sync_service.models.config import parse_permissions
 from sync_service.models.data_models import canonical_json
 
 logger = logging.getLogger(__name__)
+
+
+def parse_permissions(raw: str, *, source: str) -> dict[str, object] | None:
+    """Parse a permissions JSON object; log a warning and return None when it is not one."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, TypeError):
+        logger.warning("%s is not valid JSON; using the default permissions", source)
+        return None
+    if not isinstance(value, dict):
+        logger.warning("%s is not a JSON object; using the default permissions", source)
+        return None
+    return value
 
 
 def permissions_from_metadata(

@@ -14,20 +14,23 @@ from collections.abc import Callable
 from typing import Any
 
 from sync_service.errors import SyncError
-from sync_service.services.health import FAILING, CycleState, Health, judge
-from sync_service.services.sync_service import SyncService
+from sync_service.runs.health import FAILING, CycleState, Health, judge
+from sync_service.runs.status import StatusReader
+from sync_service.store.database import Database
 from sync_service.utils.redaction import redact, redact_value
 
 LIVE_TTL_S = 15.0
 
 
 class StatusCache:
-    """``SyncService.get_sync_status`` with its live checks reused for ``live_ttl_s``."""
+    """A ``StatusReader``'s status with its live checks reused for ``live_ttl_s``; ``database``
+    is the one the reader reads, asked to fail fast while it is away."""
 
-    def __init__(self, service: SyncService, live_ttl_s: float = LIVE_TTL_S,
+    def __init__(self, reader: StatusReader, database: Database, live_ttl_s: float = LIVE_TTL_S,
                  monotonic: Callable[[], float] | None = None,
                  cycles: Callable[[], CycleState] | None = None) -> None:
-        self.service = service
+        self.reader = reader
+        self.database = database
         self.cycles = cycles or CycleState
         self.live_ttl_s = live_ttl_s
         self.monotonic = monotonic or time.monotonic
@@ -48,8 +51,8 @@ class StatusCache:
             return Health(FAILING, redact(f"database unreachable: {exc}"))
 
     def _judged(self) -> tuple[dict[str, Any], Health]:
-        with self.service.db.database.failing_fast():  # a database away is an answer, not a wait
-            status = self.service.get_sync_status(live=False)
+        with self.database.failing_fast():  # a database away is an answer, not a wait
+            status = self.reader.read(live=False)
             status.update(self._live_part())
         health = judge(status, self.cycles(), time.time())
         status["health"] = redact_value(health.to_dict())
@@ -65,6 +68,6 @@ class StatusCache:
         with self._lock:
             now = self.monotonic()
             if self._live is None or self._checked is None or now - self._checked >= self.live_ttl_s:
-                self._live = self.service.live_status()
+                self._live = self.reader.live()
                 self._checked = self.monotonic()
             return self._live

@@ -8,7 +8,6 @@ already redacted (``sync_service.utils.redaction``), and the server passes the p
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
@@ -16,8 +15,8 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from sync_service.services.health import DEGRADED, FAILING, OK, RAN_ITS_PLAN
-from sync_service.services.status import lag_summary
+from sync_service.runs.health import DEGRADED, FAILING, OK, RAN_ITS_PLAN
+from sync_service.runs.status import initial_sync_summary, lag_summary
 from sync_service.web.charts import Bar, bar_chart, format_value
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "status.html"
@@ -30,7 +29,7 @@ def text(value: Any) -> str:
     return "-" if value is None or value == "" else escape(str(value))
 
 
-#: How the page names and colours each verdict of ``sync_service.services.health``.
+#: How the page names and colours each verdict of ``sync_service.runs.health``.
 VERDICTS = {OK: ("OK", "healthy"), DEGRADED: ("Degraded", "degraded"), FAILING: ("Failing", "unhealthy")}
 
 
@@ -202,21 +201,3 @@ def _dead_letters_table(letters: list[dict[str, Any]], total: int) -> str:
     more = (f'<p class="note">the newest {len(letters)} of {total}</p>' if total > len(letters) else "")
     return _table("dead-letters-table", ("at", "source", "position", "reason", "message"), rows,
                   "no dead letters") + more
-
-
-def status_json(status: dict[str, Any]) -> str:
-    """The status as ``status --json`` prints it."""
-    return json.dumps(status, indent=2, ensure_ascii=False)
-
-
-def initial_sync_summary(state: dict[str, Any]) -> str:
-    """Where the initial sync stands, in one line (``status`` and the page): its key ranges
-    while a listing is unfinished (running, or interrupted and continued by the next initial
-    sync), else completed or not done yet."""
-    ranges = state.get("key_ranges") or {}
-    if ranges.get("left"):
-        return (f"listing in key ranges: {ranges['listed']} of {ranges['listed'] + ranges['left']} "
-                f"listed" + ("; completed before" if state["completed"] else ""))
-    if state["completed"]:
-        return "completed"
-    return "not done yet"

@@ -104,8 +104,10 @@ def images(podman: Podman) -> Iterator[Images]:
     built = Images(f"localhost/s3-sync-service:test-{suffix}", f"localhost/s3-sync-mock-api:test-{suffix}", suffix)
     try:
         for dockerfile, tag in (("Dockerfile", built.service), ("Dockerfile.mock-api", built.mock_api)):
-            with Phase(f"build {dockerfile}"):
+            with Phase(f"build {dockerfile}") as phase:
                 result = podman.build(dockerfile, tag)
+                size = podman("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip()
+                phase.detail = f"{int(size) / 1e6:.0f} MB" if size.isdigit() else ""
             assert result.returncode == 0, f"podman build -f {dockerfile} failed:\n{result.stdout[-3000:]}" \
                                            f"\n{result.stderr[-3000:]}"
         yield built
@@ -130,13 +132,14 @@ class Seeded:
 
 @pytest.fixture(scope="session")
 def seeded(podman: Podman, images: Images, moto_s3: MotoS3, nats_server: NatsServer) -> Seeded:
-    """``init``'s command from docker-compose.yml, in the image, against moto and NATS on the host."""
+    """``init``'s command from docker-compose.yml, in the development image (the mock's, which
+    holds test-data/ and the script), against moto and NATS on the host."""
     bucket = f"customer-{images.suffix}"
     env = {**s3_environment(moto_s3, bucket), "EVENT_SOURCE": "nats", "NATS_URL": nats_server.url,
            "NATS_STREAM": f"CT_{images.suffix}", "NATS_SUBJECT": f"ct.{images.suffix}"}
     init = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]["init"]["command"]
-    # The last --bucket wins; no MinIO here, so no notification ARN to subscribe.
-    run = podman("run", "--rm", "--no-healthcheck", *container_args(env), images.service,
+    # No MinIO here, so no notification ARN to subscribe.
+    run = podman("run", "--rm", "--no-healthcheck", *container_args(env), images.mock_api,
                  *init, "--bucket", bucket, "--notify-arn", "", timeout=300)
     return Seeded(moto_s3, bucket, run.stdout + run.stderr, run.returncode)
 

@@ -16,6 +16,7 @@ import yaml
 
 from devtools.local_servers import ACCESS_KEY, REPO_ROOT, SECRET_KEY, free_port
 from sync_service.clients.s3_manager import make_client
+from sync_service.version import package_version
 from tests.container.conftest import Images, Seeded
 from tests.container.podman import APP_UID, Podman, container_args, s3_environment
 from tests.helpers.harness import Api
@@ -57,7 +58,8 @@ def test_the_service_image_runs_help_as_its_non_root_user(podman: Podman, images
     assert result.returncode == 0, result.stderr
     assert "initial-sync" in result.stdout
     command = run_once(podman, images.service, "s3-sync", "--version")  # the installed command
-    assert command.returncode == 0 and command.stdout.startswith("s3-sync "), command.stderr
+    assert command.returncode == 0, command.stderr
+    assert command.stdout.split() == ["s3-sync", package_version(REPO_ROOT / "pyproject.toml")]  # not "unknown"
     assert run_once(podman, images.service, "id").stdout.startswith(f"uid={APP_UID}(app) gid={APP_UID}(app)")
     inspected = podman("image", "inspect", "--format", "{{.Config.User}} {{json .Config.Healthcheck}}", images.service)
     user, healthcheck = inspected.stdout.split(" ", 1)
@@ -66,6 +68,45 @@ def test_the_service_image_runs_help_as_its_non_root_user(podman: Podman, images
                                                "/livez"]  # BUILDAH_FORMAT
     # What the README says of paths: /app itself is not the app user's to write.
     assert run_once(podman, images.service, "touch", "/app/out.csv").returncode != 0
+
+
+def test_the_service_image_holds_the_service_only_read_only_and_compiled(podman: Podman, images: Images) -> None:
+    """Issue 22: no mock, tests, test data, scripts, FastAPI or uvicorn in the service's image;
+    the code root's, unwritable by the app user; its bytecode compiled at build time."""
+    listing = run_once(podman, images.service, "ls", "-A", "/app")
+    assert listing.returncode == 0, listing.stderr
+    assert sorted(listing.stdout.split()) == ["data", "logs", "pyproject.toml", "sync_service"]
+    modules = ("fastapi", "uvicorn", "starlette", "mock_api", "moto")
+    probe = ("import importlib.util, sys; "
+             f"sys.exit(','.join(m for m in {modules!r} if importlib.util.find_spec(m)) or 0)")
+    found = run_once(podman, images.service, "python", "-c", probe)
+    assert found.returncode == 0, f"importable in the service image: {found.stderr.strip()}"
+    assert run_once(podman, images.service, "test", "-e", "/app/test-data").returncode != 0
+    # Written by root, for the app user to read: no file or folder of the code or the
+    # environment is the app user's, and none is writable by it.
+    writable = run_once(podman, images.service, "find", "/app/sync_service", "/opt/venv", "(", "-writable",
+                        "-o", "-user", str(APP_UID), ")", "-print")
+    assert writable.returncode == 0 and writable.stdout == "", writable.stdout[:2000]
+    for path in ("/app/out.csv", "/app/sync_service/injected.py", "/opt/venv/bin/injected"):
+        assert run_once(podman, images.service, "touch", path).returncode != 0, path
+    for path in ("/app/data/ok", "/app/logs/ok"):  # the only places it writes
+        assert run_once(podman, images.service, "touch", path).returncode == 0, path
+    # Compiled at build time: every module has its bytecode, fresh (compileall -q with
+    # no recompilation needed lists nothing), so a command start compiles nothing.
+    sources = run_once(podman, images.service, "find", "/app/sync_service", "-name", "*.py").stdout.split()
+    compiled = run_once(podman, images.service, "find", "/app/sync_service", "-name", "*.cpython-311.pyc")
+    assert sources and len(compiled.stdout.split()) == len(sources)
+    recompiled = run_once(podman, images.service, "python", "-m", "compileall", "/app/sync_service")
+    assert "Compiling" not in recompiled.stdout, recompiled.stdout[:2000]
+
+
+def test_the_mock_image_holds_the_mock_and_the_init_job_and_cannot_rewrite_them(
+        podman: Podman, images: Images) -> None:
+    found = run_once(podman, images.mock_api, "python", "-c", "import fastapi, uvicorn, mock_api, sync_service")
+    assert found.returncode == 0, found.stderr
+    assert run_once(podman, images.mock_api, "test", "-f", "/app/scripts/init_stack.py").returncode == 0
+    assert run_once(podman, images.mock_api, "touch", "/app/mock_api/injected.py").returncode != 0
+    assert run_once(podman, images.mock_api, "touch", "/app/data/mock-storage/ok").returncode == 0
 
 
 def test_the_test_command_unconfigured_says_what_is_missing_in_one_line(podman: Podman, images: Images) -> None:

@@ -27,7 +27,7 @@ from devtools.local_servers import (
     RcloneS3,
 )
 from sync_service.clients.s3_manager import make_client
-from sync_service.services.database_manager import DatabaseManager
+from sync_service.store.database_manager import DatabaseManager
 from tests.helpers.waiting import wait_for
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"

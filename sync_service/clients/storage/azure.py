@@ -1,10 +1,11 @@
-"""Azure Blob Storage as a source (``SOURCE_URL=az://container/prefix``), through obstore.
+"""Azure Blob Storage as a source (``SOURCE_URL=az://container/prefix``): GETs and HEADs through
+obstore, listings through ``azure-storage-blob`` (``listing.py``).
 
 Credentials as Azure's own tools take them: ``AZURE_STORAGE_CONNECTION_STRING`` (its
 ``AccountName``, ``AccountKey`` or ``SharedAccessSignature``, and ``BlobEndpoint``, which is
 how Azurite is reached; ``UseDevelopmentStorage=true`` is Azurite on its usual port), else
 ``AZURE_STORAGE_ACCOUNT`` with ``AZURE_STORAGE_KEY`` or ``AZURE_STORAGE_SAS_TOKEN``, else
-obstore's chain (managed identity, workload identity, the Azure CLI's login).
+each library's default chain (managed identity, workload identity, the Azure CLI's login).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from obstore.store import AzureStore
 
 from sync_service.clients.storage.gcs import client_options, retry_config
+from sync_service.clients.storage.listing import AzureBlobListing, azure_container_client
 from sync_service.clients.storage.obstore_store import ObstoreStore
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
@@ -78,7 +80,10 @@ def azure_store(config: SyncConfig) -> ObstoreStore:
         client = AzureStore(config.customer_s3_bucket, client_options=client_options(
             config, allow_http=str(settings.get("endpoint", "")).startswith("http://")),
             retry_config=retry_config(config), **settings)
+        container = azure_container_client(settings, config.customer_s3_bucket, max_retries=config.max_retries,
+                                           read_timeout=max(config.s3_read_timeout, 1))
     except Exception as exc:  # obstore's own; its text may quote a setting, so only its kind
         raise ConfigError(f"SOURCE_URL=az://{config.customer_s3_bucket}: the Azure settings are unusable "
                           f"({type(exc).__name__})") from exc
-    return ObstoreStore(client, config.customer_s3_bucket, config.customer_s3_prefix, scheme="az")
+    return ObstoreStore(client, config.customer_s3_bucket, config.customer_s3_prefix, scheme="az",
+                        listing=AzureBlobListing(container))

@@ -1,4 +1,5 @@
-"""Google Cloud Storage as a source (``SOURCE_URL=gs://bucket/prefix``), through obstore.
+"""Google Cloud Storage as a source (``SOURCE_URL=gs://bucket/prefix``): GETs and HEADs through
+obstore, listings through the XML API with google-auth's credentials (``listing.py``).
 
 Credentials as Google's own tools find them: ``GOOGLE_APPLICATION_CREDENTIALS`` (a service
 account's JSON key file, or a user's), else the metadata server of the machine it runs on
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from obstore.store import GCSStore
 
+from sync_service.clients.storage.listing import GCS_ENDPOINT, GcsXmlListing, gcs_session
 from sync_service.clients.storage.obstore_store import ObstoreStore
 from sync_service.errors import ConfigError
 from sync_service.models.config import SyncConfig
@@ -48,7 +50,13 @@ def gcs_store(config: SyncConfig) -> ObstoreStore:
     try:
         client = GCSStore(config.customer_s3_bucket, client_options=client_options(config, allow_http=allow_http),
                           retry_config=retry_config(config), **settings)
-    except Exception as exc:  # obstore's own; its text may quote a setting, so only its kind
+        session = gcs_session(credentials_file="" if emulator else config.google_application_credentials,
+                              emulator=bool(emulator), max_retries=config.max_retries)
+    except Exception as exc:  # obstore's or google-auth's; the text may quote a setting, so only its kind
         raise ConfigError(f"SOURCE_URL=gs://{config.customer_s3_bucket}: the Google Cloud settings are "
                           f"unusable ({type(exc).__name__})") from exc
-    return ObstoreStore(client, config.customer_s3_bucket, config.customer_s3_prefix, scheme="gs")
+    listing = GcsXmlListing(config.customer_s3_bucket, session,
+                            endpoint=settings.get("base_url", GCS_ENDPOINT),
+                            timeout=max(config.s3_read_timeout, 1))
+    return ObstoreStore(client, config.customer_s3_bucket, config.customer_s3_prefix, scheme="gs",
+                        listing=listing)

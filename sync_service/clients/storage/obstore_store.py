@@ -4,10 +4,12 @@ own retries of 5xx, throttling and connection errors with backoff, ``max_retries
 
 What the stores do not offer is done here, plainly:
 
-* a delimited listing after a key (neither store's API has one): obstore lists the folder's
-  direct entries in full (``list_with_delimiter``) and the entries up to ``start_after`` are
-  dropped; a folder's direct entries are held at once, a prefix listing one page at a time;
-* folders come back without their '/', which is added, as S3 names them;
+* listings go through each store's own API (``listing.py``): obstore fails a whole listing on
+  one name it cannot parse (``a//b``, a ``..`` segment); names come back raw, folder markers
+  with their '/', and the planners skip and count the invalid ones as on S3;
+* a delimited listing after a key (Azure's API has none, GCS's emulator ignores it): the
+  folder's direct entries are listed in full and those up to ``start_after`` dropped; a
+  folder's direct entries are held at once, a prefix listing one page at a time;
 * ``listed`` (a folder listing instead of a HEAD per event) covers nothing: events on these
   stores HEAD each created path.
 
@@ -27,10 +29,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import obstore
-from obstore.exceptions import PermissionDeniedError, PreconditionError, UnauthenticatedError
+from obstore.exceptions import InvalidPathError, PermissionDeniedError, PreconditionError, UnauthenticatedError
 
 from sync_service.clients.s3_data import CHUNK_SIZE, ObjectMeta
 from sync_service.clients.storage.base import ObjectSession, Page, PrefixedKeys
+from sync_service.clients.storage.listing import Listed, RawListing, RawPage
 from sync_service.errors import ObjectError, ObjectGone, StorageError
 from sync_service.models.data_models import ObjectSummary, iso_utc
 
@@ -128,6 +131,8 @@ class ObstoreSession:
             stream = obstore.list(self.store.client, self.store.prefix or None, chunk_size=1)
             async for _ in stream:
                 break
+        except InvalidPathError:
+            return  # the store answered, with a name obstore cannot hold: reached and readable
         except Exception as exc:
             raise translate(exc, f"listing {self.store.bucket!r}") from exc
 
@@ -146,18 +151,19 @@ class ObstoreStore(PrefixedKeys):
     """A bucket or container of GCS or Azure (any obstore store) below an optional prefix."""
 
     def __init__(self, client: Any, bucket: str, prefix: str = "", *, scheme: str,
-                 page_size: int = LIST_PAGE_SIZE) -> None:
+                 page_size: int = LIST_PAGE_SIZE, listing: RawListing | None = None) -> None:
         self.client = client
+        #: The store's own listing (names raw); obstore's when none is given (a MemoryStore).
+        self.listing: RawListing = listing if listing is not None else ObstoreListing(self)
         self.bucket = bucket
         self.prefix = prefix
         self.scheme = scheme  # gs or az, for messages
         self.page_size = page_size
         _open_stores.add(self)
 
-    def _summary(self, item: Any) -> ObjectSummary:
-        key = str(item["path"])
-        return ObjectSummary(key=key, path=self.path_of(key), size=int(item["size"]),
-                             etag=_etag(item.get("e_tag")), last_modified=iso_utc(item["last_modified"]))
+    def _summary(self, item: Listed) -> ObjectSummary:
+        return ObjectSummary(key=item.key, path=self.path_of(item.key), size=item.size,
+                             etag=_etag(item.etag), last_modified=iso_utc(item.last_modified))
 
     def iter_pages(self, start_after: str = "") -> Iterator[list[ObjectSummary]]:
         """The listing below the prefix page by page, after ``start_after``."""
@@ -173,12 +179,12 @@ class ObstoreStore(PrefixedKeys):
             if delimited:
                 yield from self._delimited(scope, start_after)
                 return
-            pages = obstore.list(self.client, scope or None, offset=start_after or None,
-                                 chunk_size=self.page_size)
+            pages = self.listing.pages(scope, start_after=start_after, page_size=self.page_size)
             # One page ahead, to tell whether more follow.
             held: list[ObjectSummary] | None = None
-            for page in pages:
-                summaries = [self._summary(item) for item in page]
+            for objects, _ in pages:
+                # Not every store starts after a key (Azure, the GCS emulator): dropped here.
+                summaries = [self._summary(item) for item in objects if item.key > start_after]
                 if held is not None:
                     yield held, [], True
                 held = summaries
@@ -189,10 +195,10 @@ class ObstoreStore(PrefixedKeys):
             raise translate(exc, what) from exc
 
     def _delimited(self, scope: str, start_after: str) -> Iterator[Page]:
-        found = obstore.list_with_delimiter(self.client, scope or None)
-        entries: list[tuple[str, ObjectSummary | None]] = [
-            (str(item["path"]), self._summary(item)) for item in found["objects"]]
-        entries += [(f"{folder}/", None) for folder in found["common_prefixes"]]
+        entries: list[tuple[str, ObjectSummary | None]] = []
+        for objects, folders in self.listing.pages(scope, delimiter="/", page_size=self.page_size):
+            entries += [(item.key, self._summary(item)) for item in objects]
+            entries += [(folder, None) for folder in folders]
         entries = sorted((e for e in entries if e[0] > start_after), key=lambda e: e[0])
         if not entries:
             yield [], [], False
@@ -231,6 +237,8 @@ class ObstoreStore(PrefixedKeys):
         try:
             for _ in obstore.list(self.client, self.prefix or None, chunk_size=1):
                 break
+        except InvalidPathError:
+            pass  # the store answered, with a name obstore cannot hold: reached and readable
         except Exception as exc:
             raise translate(exc, f"listing {self.scheme}://{self.bucket}/{self.prefix}") from exc
         return time.monotonic() - started
@@ -238,3 +246,27 @@ class ObstoreStore(PrefixedKeys):
     def connect(self) -> AbstractAsyncContextManager[ObjectSession]:
         """A data-path session for the current event loop."""
         return ObstoreSession(self)
+
+
+class ObstoreListing:
+    """obstore's own listing, for stores listed no other way (a ``MemoryStore`` in tests): it
+    fails on a name ``object_store`` cannot parse, and names folders without their '/'."""
+
+    def __init__(self, store: ObstoreStore) -> None:
+        self.store = weakref.proxy(store)  # the store holds this: no cycle keeping its client
+
+    def pages(self, prefix: str, *, start_after: str = "", delimiter: str = "",
+              page_size: int = LIST_PAGE_SIZE) -> Iterator[RawPage]:
+        """obstore's pages below ``prefix`` after ``start_after``."""
+        if delimiter:
+            found = obstore.list_with_delimiter(self.store.client, prefix or None)
+            yield ([_listed(item) for item in found["objects"]],
+                   [f"{folder}/" for folder in found["common_prefixes"]])
+            return
+        for page in obstore.list(self.store.client, prefix or None, offset=start_after or None,
+                                 chunk_size=page_size):
+            yield [_listed(item) for item in page], []
+
+
+def _listed(item: Any) -> Listed:
+    return Listed(str(item["path"]), int(item["size"]), str(item.get("e_tag") or ""), item["last_modified"])
