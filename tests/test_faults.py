@@ -23,7 +23,8 @@ from tests.helpers.sync import assert_api_matches_bucket, assert_nothing_applied
 
 
 def fill(bucket: Bucket) -> dict[str, bytes]:
-    objects = {"a.txt": b"alpha", "docs/big.bin": os.urandom(256 * 1024), "z.txt": b"zulu"}
+    # big.bin is over INLINE_BODY_BYTES (256 KiB): its body is streamed from S3 to the file manager.
+    objects = {"a.txt": b"alpha", "docs/big.bin": os.urandom(300 * 1024), "z.txt": b"zulu"}
     for key, body in objects.items():
         bucket.put(key, body)
     return objects
@@ -118,6 +119,23 @@ def test_s3_body_broken_mid_stream_fails_that_object_alone_and_the_next_run_deli
     second = cli.run("incremental-sync")  # any later run retries what failed
     assert second.returncode == 0, second.stderr[-3000:]
     assert_api_matches_bucket(api, bucket, {})
+    assert_nothing_applied_twice(api)
+
+
+@pytest.mark.parametrize("fault", ["reset", "stall"])
+def test_small_s3_body_broken_mid_answer_is_read_again_within_the_run(
+        cli: Cli, bucket: Bucket, api: Api, fault: str) -> None:
+    # An object of at most INLINE_BODY_BYTES is read whole before anything is sent on, so a
+    # body that breaks is one failed attempt of its GET: read again by the same retry loop.
+    small = os.urandom(64 * 1024)
+    bucket.put("docs/small.bin", small)
+    with FaultyS3Proxy(bucket.endpoint, {"docs/small.bin": [fault]}, stall_s=4.0) as proxy:
+        run = cli.run("initial-sync", CUSTOMER_S3_ENDPOINT=proxy.endpoint, S3_READ_TIMEOUT="1")
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert proxy.applied == [("docs/small.bin", fault)]
+    assert len([path for path, _ in proxy.gets if path.endswith("/docs/small.bin")]) == 2
+    assert api.files()["docs/small.bin"]["sha256"] == sha(small)
     assert_nothing_applied_twice(api)
 
 
