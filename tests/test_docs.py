@@ -83,7 +83,8 @@ def test_the_site_builds_strict_and_its_home_renders(tmp_path: Path) -> None:
 def test_make_install_refuses_a_python_older_than_3_11(tmp_path: Path) -> None:
     # given the Makefile in a folder of its own and a python3 that says it is 3.9
     shutil.copy(REPO_ROOT / "Makefile", tmp_path / "Makefile")
-    for name in ("requirements.txt", "requirements-dev.txt", "package.json"):
+    for name in ("requirements.txt", "requirements-dev.txt", "requirements.lock", "requirements-dev.lock",
+                 "requirements-mock.lock", "package.json"):
         (tmp_path / name).touch()
     old = tmp_path / "python3.9"
     old.write_text('#!/bin/sh\n[ "$1" = "--version" ] && { echo "Python 3.9.2"; exit 0; }\nexit 1\n')
