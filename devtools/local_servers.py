@@ -74,7 +74,27 @@ def rclone_binary() -> str | None:
     return str(candidate) if candidate.exists() else shutil.which("rclone")
 
 
-class RcloneS3:
+class _ServerProcess:
+    """A server run as a child process: its id, and a stop that waits for it."""
+
+    _process: subprocess.Popen[bytes] | None
+
+    @property
+    def pid(self) -> int:
+        """The server process's id."""
+        assert self._process is not None, "not started"
+        return self._process.pid
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+
+class RcloneS3(_ServerProcess):
     """``rclone serve s3`` over a local folder: each top-level folder is a bucket."""
 
     def __init__(self, root: Path) -> None:
@@ -96,37 +116,6 @@ class RcloneS3:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_http(self.endpoint, process=self._process)
         return self
-
-    @property
-    def pid(self) -> int:
-        """The server process's id."""
-        assert self._process is not None, "not started"
-        return self._process.pid
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-
-
-class _ServerProcess:
-    """A server run as a child process: its id, and a stop that waits for it."""
-
-    _process: subprocess.Popen[bytes] | None
-
-    @property
-    def pid(self) -> int:
-        """The server process's id."""
-        assert self._process is not None, "not started"
-        return self._process.pid
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
 
 
 class MockApiProcess(_ServerProcess):
