@@ -268,3 +268,30 @@ def test_dry_run_gives_messages_back_at_once(cli: Cli, bucket: Bucket, api: Api,
     real = cli.run("incremental-sync")
     assert report_of(real)["events_applied"] == 1
     assert api.files()["d.txt"]["permissions"] == {"z": 1}
+
+
+def test_a_batch_given_back_is_not_taken_by_a_pull_request_the_server_still_holds(
+        nats_server: NatsServer) -> None:
+    """A fetch's pull request can outlive the client's timeout on the server by a moment; a
+    message given back (nak) in that moment would go to it, unread until its ack wait ends. The
+    pull request is forced here (one with a 30 s expiry, as a late one looks to the server)."""
+    n = names()
+    dry = source_for(nats_server, n, ack_wait=600)
+    later = source_for(nats_server, n, ack_wait=600)
+    try:
+        dry.publish(json.dumps({"type": "create", "path": "a.txt"}))
+        (batch,) = list(dry.batches(None, 10))
+
+        async def linger() -> None:
+            sub = await dry._subscription()
+            await dry._nc.publish(sub._nms, json.dumps({"batch": 1, "expires": 30 * 10**9}).encode(),
+                                  sub._deliver)
+            await dry._nc.flush()
+
+        dry._loop.run_until_complete(linger())
+        dry.release(batch)
+        again = [m.body for b in later.batches(None, 10) for m in b.messages]
+        assert again == [batch.messages[0].body]
+    finally:
+        dry.close()
+        later.close()

@@ -172,9 +172,17 @@ class NatsSource:
         self._run(settle(), "ack")
 
     def release(self, batch: MessageBatch) -> None:
-        """Give a batch back unapplied (a dry run): redelivered at once, not after the ack wait."""
+        """Give a batch back unapplied (a dry run): redelivered at once, not after the ack wait.
+
+        The pull subscription goes first: a pull request of this process that the server still
+        holds (its expiry can trail the client's timeout) would otherwise take the message
+        back at once, and no one would read it before its ack wait ended."""
 
         async def nak() -> None:
+            if self._sub is not None:
+                await self._sub.unsubscribe()
+                self._sub = None
+                await self._nc.flush(timeout=CONNECT_TIMEOUT_S)
             for message in batch.token or []:
                 await message.nak()
             await self._nc.flush(timeout=CONNECT_TIMEOUT_S)

@@ -109,10 +109,10 @@ class SyncService:
         stamp = self.clock.now().strftime("%Y%m%dT%H%M%SZ")
         return f"{mode}-{stamp}-{secrets.token_hex(2)}"
 
-    def event_source(self, *, awake: bool = False) -> EventSource:
+    def event_source(self, *, awake: bool = False, snapshot: bool = False) -> EventSource:
         """The configured source of events (close it with ``close_source`` when done);
-        ``awake`` (the daemon, woken by a watch): a replay takes what is stored now and
-        does not wait for more."""
+        ``awake`` (the daemon, woken by a watch) or ``snapshot`` (a dry run): a replay takes
+        what is stored now and does not wait for more."""
         if self.config.event_source == "nats":
             from sync_service.clients.nats_source import FETCH_WAIT_S, NatsSource
 
@@ -121,7 +121,7 @@ class SyncService:
                               ack_wait_s=self.config.nats_ack_wait,
                               max_age_s=self.config.retention_days * DAY_S,
                               fetch_wait_s=AWAKE_FETCH_WAIT_S if awake else FETCH_WAIT_S,
-                              counted=awake)
+                              counted=awake or snapshot)
         return FileSpoolSource(self.config.events_dir)
 
     def event_watch(self) -> EventWatch:
@@ -393,7 +393,7 @@ class SyncService:
         self.config.require_bucket()
         with tempfile.TemporaryDirectory(prefix="sync-dry-run-") as folder:
             copy = self.db.copy_to(Path(folder) / "sync.db")
-            source = self.event_source()
+            source = self.event_source(snapshot=True)
             try:
                 replay = self._event_processor(source, db=copy).replay(acknowledge=False)
             finally:
