@@ -145,3 +145,64 @@ def test_only_plain_origins_take_the_lean_path() -> None:
     assert LeanPool.usable("http://127.0.0.1:8001/api")
     assert not LeanPool.usable("http://user:pw@127.0.0.1:8001")
     assert not LeanPool.usable("unix:///tmp/socket")
+
+
+def test_answers_that_are_not_http_or_have_endless_headers_are_oserrors_and_close_the_connection() -> None:
+    answers = [b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+               b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n",
+               b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"a" * 70_000 + b"\r\n\r\n"]
+
+    async def main() -> None:
+        server, url, connections = await serve(lambda _, request: answers.pop(0))
+        lean = pool(url)
+        for _ in range(3):
+            with pytest.raises(OSError):
+                await lean.request("GET", "/x", "")
+        assert connections == [0, 1, 2]  # none of them was used again
+        lean.close()
+        server.close()
+    asyncio.run(main())
+
+
+def test_a_head_answer_ends_at_its_headers_and_a_body_without_length_ends_with_the_connection() -> None:
+    answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\nETag: \"e\"\r\n\r\n",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]
+
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil ")
+        await writer.drain()
+        writer.write(b"the end")
+        writer.close()
+
+    async def main() -> None:
+        server, url, connections = await serve(lambda _, request: answers.pop(0))
+        lean = pool(url)
+        head = await lean.request("HEAD", "/big", "")
+        assert (head.status, head.headers["etag"], head.body) == (200, '"e"', b"")
+        kept = await lean.request("GET", "/small", "")
+        assert kept.body == b"ok" and connections == [0]  # the HEAD's connection served it
+        closing = await asyncio.start_server(until_close, "127.0.0.1", 0)
+        other = pool(f"http://127.0.0.1:{closing.sockets[0].getsockname()[1]}")
+        assert (await other.request("GET", "/stream", "")).body == b"until the end"
+        for each in (lean, other):
+            each.close()
+        server.close()
+        closing.close()
+    asyncio.run(main())
+
+
+def test_a_second_answer_nobody_asked_for_is_not_read_as_the_next_ones() -> None:
+    answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA"
+               b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nB",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nC"]
+
+    async def main() -> None:
+        server, url, connections = await serve(lambda _, request: answers.pop(0))
+        lean = pool(url)
+        assert (await lean.request("GET", "/1", "")).body == b"A"
+        assert (await lean.request("GET", "/2", "")).body == b"C"
+        assert connections == [0, 1]  # the connection out of step was closed, not reused
+        lean.close()
+        server.close()
+    asyncio.run(main())

@@ -5,9 +5,10 @@ aiohttp's client request path was a third of the service's CPU in an initial syn
 objects (py-spy, 5000 × 1 KiB: two file-manager calls an object, each building a
 ``ClientRequest``, a ``ClientResponse``, a ``StreamWriter``, a timer and a task). A call whose
 body is already in memory and whose answer is a short JSON document needs none of that: here a
-request is one ``bytes`` written in one ``transport.write`` and the answer is parsed in the
-protocol's ``data_received``. Streamed bodies, custom timeouts, proxies and anything unusual
-stay on aiohttp (``FileManagerSession`` decides which).
+request is one ``bytes`` written in one ``transport.write`` and the answer is parsed as it
+arrives by llhttp (Node's HTTP parser, through httptools, as uvicorn parses requests).
+Streamed bodies, custom timeouts, proxies and anything unusual stay on aiohttp
+(``FileManagerSession`` decides which).
 
 Errors are the standard library's: ``TimeoutError`` (no byte of the answer for ``read_timeout``
 seconds, or no connection within ``connect_timeout``) and ``OSError`` (refused, reset, closed
@@ -25,6 +26,7 @@ from collections import deque
 from typing import cast
 from urllib.parse import urlsplit
 
+from httptools import HttpParserCallbackError, HttpParserError, HttpResponseParser
 from multidict import CIMultiDict
 
 #: The most bytes of headers an answer may have before it is refused.
@@ -55,19 +57,23 @@ class Answer:
 
 
 class _Connection(asyncio.Protocol):
-    """One kept-alive connection: writes a request, gathers its answer."""
+    """One kept-alive connection: writes a request, gathers its answer (parsed by llhttp,
+    through httptools, one parser a request)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.used = False  # whether an answer came back on it already (a reused connection)
-        self._buffer = bytearray()
+        self._parser: HttpResponseParser | None = None
         self._waiter: asyncio.Future[Answer] | None = None
-        self._head: tuple[int, CIMultiDict[str], bool] | None = None  # status, headers, keep-alive
-        self._body_start = 0
-        self._length: int | None = None  # the body's length; None: chunked or until close
-        self._chunked = False
+        self._received = False  # any byte of the answer in flight
+        self._headers: CIMultiDict[str] = CIMultiDict()
+        self._header_bytes = 0
+        self._status = 0
+        self._body = bytearray()
+        self._until_close = False  # a body delimited by the end of the connection
+        self._answer: Answer | None = None
         self._bodiless = False
         self._timer: asyncio.TimerHandle | None = None
         self._read_timeout = 0.0
@@ -80,27 +86,29 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         waiter = self._waiter
-        if waiter is None or waiter.done():
+        if waiter is None or waiter.done() or self._parser is None:
             self.close()  # bytes nobody asked for: the connection is out of step
             return
-        self._buffer += data
+        self._received = True
         try:
-            answer = self._parse()
-        except (OSError, AnswerTooLarge) as exc:
-            self._finish(exc)
+            self._parser.feed_data(data)
+        except HttpParserCallbackError as exc:
+            self._finish(exc.__context__ if isinstance(exc.__context__, (OSError, AnswerTooLarge))
+                         else ConnectionError(f"a malformed answer: {exc}"))
             return
-        if answer is not None:
-            self._finish(answer)
+        except HttpParserError as exc:
+            self._finish(ConnectionError(f"not an HTTP/1.x answer: {exc}"))
+            return
+        if self._answer is not None:
+            self._finish(self._answer)
         elif self._timer is not None:  # part of the answer: the read timeout starts again
             self._timer.cancel()
             self._timer = self.loop.call_later(self._read_timeout, self._timed_out)
 
     def eof_received(self) -> bool:
         waiter = self._waiter
-        if waiter is not None and not waiter.done() and self._head is not None and self._length is None \
-                and not self._chunked and not self._bodiless:
-            status, headers, _ = self._head  # a body delimited by the end of the connection
-            self._finish(Answer(status, headers, bytes(self._buffer[self._body_start:]), False))
+        if waiter is not None and not waiter.done() and self._until_close:
+            self._finish(Answer(self._status, self._headers, bytes(self._body), False))
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -109,6 +117,48 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             self._finish(ConnectionResetError(f"the server closed the connection: {exc or 'end of stream'}"))
 
+    # -- httptools' callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._answer is not None:  # a second answer after the one asked for: out of step
+            self._answer.keep_alive = False
+        self._headers = CIMultiDict()
+        self._header_bytes = 0
+        self._body.clear()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > MAX_HEADER_BYTES:
+            raise ConnectionError("the answer's headers are too long")
+        self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
+
+    def on_headers_complete(self) -> None:
+        assert self._parser is not None
+        status = self._status = self._parser.get_status_code()
+        if status < 200 or self._answer is not None:
+            return  # an interim answer (100 Continue, 103): the real one follows
+        headers = self._headers
+        if self._bodiless or status in (204, 304):
+            self._answer = Answer(status, headers, b"", self._parser.should_keep_alive())
+            return
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        length = None if chunked else headers.get("content-length")
+        self._until_close = not chunked and length is None
+        limit = self._max_body
+        if limit is not None and status < 300 and (length is None or int(length) > limit):
+            raise AnswerTooLarge(f"{length if length is not None else 'an unknown number of'} "
+                                 f"bytes, more than {limit}")
+
+    def on_body(self, body: bytes) -> None:
+        if self._answer is None:
+            self._body += body
+
+    def on_message_complete(self) -> None:
+        assert self._parser is not None
+        if self._status >= 200 and self._answer is None:
+            self._answer = Answer(self._status, self._headers, bytes(self._body),
+                                  self._parser.should_keep_alive())
+
     # -- requests -------------------------------------------------------------------------------
 
     def request(self, data: bytes, *, bodiless: bool, read_timeout: float,
@@ -116,10 +166,12 @@ class _Connection(asyncio.Protocol):
         """Write ``data`` (a whole request); the future is the whole answer (``AnswerTooLarge``
         when a 2xx body would be longer than ``max_body``)."""
         assert self.transport is not None
-        self._buffer.clear()
-        self._head = None
-        self._length = None
-        self._chunked = False
+        self._parser = HttpResponseParser(self)
+        self._received = False
+        self._answer = None
+        self._until_close = False
+        self._status = 0
+        self._body.clear()
         self._bodiless = bodiless
         self._read_timeout = read_timeout
         self._max_body = max_body
@@ -130,7 +182,7 @@ class _Connection(asyncio.Protocol):
 
     def started(self) -> bool:
         """Whether any byte of the answer in flight came back."""
-        return bool(self._buffer) or self._head is not None
+        return self._received
 
     def close(self) -> None:
         """Close the connection (an answer awaited fails)."""
@@ -151,6 +203,7 @@ class _Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         waiter, self._waiter = self._waiter, None
+        self._parser = None
         if isinstance(outcome, BaseException):
             self.close()
             if waiter is not None and not waiter.done():
@@ -161,83 +214,6 @@ class _Connection(asyncio.Protocol):
             self.close()
         if waiter is not None and not waiter.done():
             waiter.set_result(outcome)
-
-    def _parse(self) -> Answer | None:
-        """The answer once the buffer holds all of it; None while it does not."""
-        buffer = self._buffer
-        if self._head is None:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buffer) > MAX_HEADER_BYTES:
-                    raise ConnectionError("the answer's headers are too long")
-                return None
-            lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
-            version, _, rest = lines[0].partition(" ")
-            code = rest[:3]
-            if not version.startswith("HTTP/1.") or not code.isdigit():
-                raise ConnectionError(f"not an HTTP/1.x answer: {lines[0][:80]!r}")
-            headers: CIMultiDict[str] = CIMultiDict()
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers.add(name.strip(), value.strip())
-            status = int(code)
-            if 100 <= status < 200:  # an interim answer (100 Continue, 103): the real one follows
-                del buffer[:end + 4]
-                return self._parse()
-            connection = headers.get("connection", "").lower()
-            keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
-            self._head = (status, headers, keep_alive)
-            self._body_start = end + 4
-            if self._bodiless or status in (204, 304):
-                self._length = 0
-            elif "chunked" in headers.get("transfer-encoding", "").lower():
-                self._chunked = True
-            elif "content-length" in headers:
-                try:
-                    self._length = int(headers["content-length"])
-                except ValueError:
-                    raise ConnectionError("the answer's Content-Length is not a number") from None
-            else:
-                self._length = None  # until the server closes the connection
-                self._head = (status, headers, False)
-            limit = self._max_body
-            if limit is not None and status < 300 and (self._length is None or self._length > limit):
-                raise AnswerTooLarge(f"{self._length if self._length is not None else 'an unknown number of'} "
-                                     f"bytes, more than {limit}")
-        status, headers, keep_alive = self._head
-        start = self._body_start
-        if self._chunked:
-            body = _unchunk(buffer, start)
-            return None if body is None else Answer(status, headers, body, keep_alive)
-        if self._length is None:
-            return None  # eof_received completes it
-        if len(buffer) - start < self._length:
-            return None
-        return Answer(status, headers, bytes(buffer[start:start + self._length]), keep_alive)
-
-
-def _unchunk(buffer: bytearray, start: int) -> bytes | None:
-    """A chunked body's bytes once its last chunk (and trailers) arrived; None before."""
-    parts: list[bytes] = []
-    at = start
-    while True:
-        line_end = buffer.find(b"\r\n", at)
-        if line_end < 0:
-            return None
-        size_text = bytes(buffer[at:line_end]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise ConnectionError(f"bad chunk size {size_text[:20]!r}") from None
-        if size == 0:
-            # Trailers (usually none) end with an empty line.
-            if buffer.find(b"\r\n", line_end + 2) == line_end + 2 or buffer.find(b"\r\n\r\n", line_end) >= 0:
-                return b"".join(parts)
-            return None
-        if len(buffer) < line_end + 2 + size + 2:
-            return None
-        parts.append(bytes(buffer[line_end + 2:line_end + 2 + size]))
-        at = line_end + 2 + size + 2
 
 
 class LeanPool:
