@@ -33,6 +33,10 @@ exit code and failed operations, then the ratio of each cycle to the first one's
 cycle ≤ 1 s and peak RSS ≤ 150 MB each, cycles within 30 % of each other.
 
 The machine's other load moves these figures: quote medians, and ratios taken in one run.
+
+BENCH_PROFILE=<folder>: each service command runs under ``py-spy record --native`` (collapsed
+stacks, one file a run in that folder, summed up by ``scripts/stacks.py``); its time and CPU
+then include py-spy's sampling, so profile and measure in separate sittings.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ SERVICE_REPO = Path(os.environ.get("BENCH_SERVICE_REPO") or REPO).resolve()
 #: runs beside this one's, run for run through the light file manager: before and after in
 #: one sitting, on the same servers.
 BEFORE_REPO = Path(os.environ["BENCH_BEFORE"]).resolve() if os.environ.get("BENCH_BEFORE") else None
+#: Where py-spy's collapsed stacks of each service command go (BENCH_PROFILE); None: no profile.
+PROFILE_DIR = Path(os.environ["BENCH_PROFILE"]).resolve() if os.environ.get("BENCH_PROFILE") else None
 INCREMENTAL_PHASES = ("pending", "replay", "plan", "apply")
 CYCLE_TARGET_S = 1.0  # the issue's targets for one cycle
 RSS_TARGET_MB = 150.0
@@ -127,6 +133,18 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def profiled(command: list[str]) -> list[str]:
+    """``command`` under py-spy when BENCH_PROFILE names a folder and it is a service command."""
+    if PROFILE_DIR is None or command[1:3] != ["-m", "sync_service.main"]:
+        return command
+    PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+    name = "-".join(command[3:]) or "service"
+    number = len(list(PROFILE_DIR.glob(f"{name}-*.txt")))
+    return [str(Path(sys.executable).parent / "py-spy"), "record", "--native", "--rate", "200",
+            "--format", "raw", "--subprocesses", "--output",
+            str(PROFILE_DIR / f"{name}-{number}.txt"), "--", *command]
+
+
 def timed(command: list[str], *, env: dict[str, str], cwd: Path, peer: int | None = None,
           server: int | None = None) -> Timing:
     """Run ``command``, sampling its resident memory every 20 ms; its CPU comes from its rusage,
@@ -136,6 +154,7 @@ def timed(command: list[str], *, env: dict[str, str], cwd: Path, peer: int | Non
     watched_server = psutil.Process(server) if server is not None else None
     peer_before, server_before = cpu_seconds(watched_peer), cpu_seconds(watched_server)
     children_before = children_cpu_seconds()
+    command = profiled(command)
     with tempfile.TemporaryFile(mode="w+") as log:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from sync_service.clients.s3_data import http_date_iso
 from sync_service.clients.sigv4 import BodilessSigner
+from sync_service.models.data_models import iso_utc
+from tests.helpers.waiting import wait_for
 
 SIGNED = ("Authorization", "X-Amz-Date", "X-Amz-Content-SHA256", "X-Amz-Security-Token")
 
@@ -62,3 +67,26 @@ def botocore_signed_at(moment: datetime, credentials: Credentials, url: str) -> 
 
     with mock.patch("botocore.auth.get_current_datetime", return_value=moment.replace(tzinfo=None)):
         return botocore_headers("GET", url, credentials, "us-east-1")
+
+
+@pytest.mark.parametrize("value", ["Mon, 07 Dec 2026 06:00:00 GMT", "Tue, 29 Feb 2028 23:59:59 GMT",
+                                   "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
+                                   "Mon, 07 Dec 2026 06:00:00 +0000"])
+def test_a_get_answers_last_modified_reads_as_the_standard_librarys_parser_reads_it(value: str) -> None:
+    """The GET's Last-Modified is compared with the listing's: the fast path and the standard
+    library's parser must agree on every date form HTTP allows."""
+    assert http_date_iso(value) == iso_utc(parsedate_to_datetime(value))
+
+
+def test_each_signature_carries_the_second_it_was_made_in() -> None:
+    """X-Amz-Date is formatted once a second: never a second that has passed."""
+    signer = BodilessSigner(Credentials("AKID", "SECRET"), "eu-west-1")
+
+    def signed_now() -> bool:
+        before = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        stamp = signer.headers("GET", "https://b.s3.amazonaws.com/k")["X-Amz-Date"]
+        assert before <= stamp <= time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        return stamp != first
+
+    first = signer.headers("GET", "https://b.s3.amazonaws.com/k")["X-Amz-Date"]
+    wait_for(signed_now, timeout=5)  # the next second's signatures, checked as they come

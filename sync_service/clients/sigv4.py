@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, datetime
+import time
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from botocore.credentials import Credentials
@@ -31,11 +32,21 @@ class BodilessSigner:
         self.region = region
         self.service = service
         self._keys: dict[tuple[str, str], bytes] = {}
+        self._second = -1
+        self._stamp = ""
+
+    def _moment(self) -> str:
+        """Now as X-Amz-Date writes it, formatted once a second (requests come by the thousand)."""
+        second = int(time.time())
+        if second != self._second:
+            self._stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+            self._second = second
+        return self._stamp
 
     def headers(self, method: str, url: str, now: datetime | None = None) -> dict[str, str]:
         """The headers that sign ``method url`` (``url`` already percent-encoded as sent)."""
         frozen = self.credentials.get_frozen_credentials()
-        moment = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+        moment = now.strftime("%Y%m%dT%H%M%SZ") if now is not None else self._moment()
         day = moment[:8]
         parts = urlsplit(url)
         payload = EMPTY_SHA256
