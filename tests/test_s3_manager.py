@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
 
 from sync_service.clients.s3_data import S3DataSession
-from sync_service.clients.s3_manager import S3Manager
+from sync_service.clients.s3_manager import S3Manager, _parse_page
 from sync_service.errors import ObjectError, ObjectGone, StorageError
+from sync_service.models.data_models import iso_utc
 from sync_service.utils.permissions import permissions_from_metadata
 from tests.helpers.harness import Bucket
 
@@ -113,3 +115,35 @@ def test_listing_timestamps_read_as_botocore_reads_them(text: str) -> None:
     from sync_service.models.data_models import iso_utc
 
     assert iso_utc(fast_timestamp(text)) == iso_utc(parse_timestamp(text))
+
+
+AWKWARD_KEYS = ("plain.txt", "a space/b+c%20d.txt", "quote\"s'&<x>.txt", "café/文件 €.txt",
+                "tab\there.txt", "deep/er/still/x.bin", "\U0001f389.txt", "trailing dot./x")
+
+
+def test_the_listing_read_by_the_service_is_what_botocore_reads(any_bucket: Bucket) -> None:
+    """Pages are parsed here (ElementTree) rather than by botocore: every field of every key,
+    and the folders, must come out as botocore's own parse gives them."""
+    for n, key in enumerate(AWKWARD_KEYS):
+        any_bucket.put(key, b"x" * n)
+    s3 = S3Manager(any_bucket.client, any_bucket.name, page_size=3)
+    ours = [(s.key, s.size, s.etag, s.last_modified) for page in s3.iter_pages() for s in page]
+    theirs = [(item["Key"], item["Size"], item["ETag"].strip('"'), iso_utc(item["LastModified"]))
+              for page in any_bucket.client.get_paginator("list_objects_v2").paginate(Bucket=any_bucket.name)
+              for item in page.get("Contents", [])]
+    assert ours == theirs and len(ours) == len(AWKWARD_KEYS)
+    delimited = [f for _, page_folders, _ in s3.iter_scope("", delimited=True) for f in page_folders]
+    assert delimited == ["a space/", "café/", "deep/", "trailing dot./"]
+
+
+def test_a_page_is_read_with_its_names_url_decoded_only_when_the_server_encoded_them() -> None:
+    with pytest.raises(ElementTree.ParseError):  # the manager turns it into a StorageError
+        _parse_page(b"<html>a proxy's error page")
+    page = _parse_page(b'<ListBucketResult><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>'
+                       b'<Contents><Key>a+b%2Bc%E2%82%AC</Key><Size>3</Size><ETag>"e"</ETag>'
+                       b'<LastModified>2026-12-07T06:00:00.123Z</LastModified></Contents>'
+                       b'<NextContinuationToken>t</NextContinuationToken></ListBucketResult>')
+    assert page == ([("a b+c€", 3, "e", "2026-12-07T06:00:00Z")], [], True, "t")
+    raw = _parse_page(b'<ListBucketResult><CommonPrefixes><Prefix>a+b%2B/</Prefix></CommonPrefixes>'
+                      b'</ListBucketResult>')
+    assert raw == ([], ["a+b%2B/"], False, "")
