@@ -1,5 +1,6 @@
-"""The customer bucket: listing and HEAD over botocore (the control plane), and the way to the
-objects' data (``S3DataPath``: HEAD and streamed GET over aiohttp, for the executor).
+"""The customer bucket: listing and HEAD over botocore (the control plane; the listing's pages
+read by ElementTree, see ``_keep_listing_xml``), and the way to the objects' data
+(``S3DataPath``: HEAD and streamed GET, for the executor).
 
 Both paths reach the same place (``s3_location``: endpoint, addressing, and one region learnt
 for the process) with the same credentials: ``CUSTOMER_S3_ACCESS_KEY``/``SECRET_KEY`` when set,
