@@ -2,7 +2,7 @@
 `rclone serve s3`; reconcile next to `rclone lsf -R`; then the incremental cycle and NATS replay.
 
 Rows (``--rows`` / BENCH_ROWS, comma-separated, default all): ``ceiling``, ``small``, ``large``,
-``many``, ``reconcile``, ``huge``, ``incremental``, ``nats``.
+``many``, ``reconcile``, ``huge``, ``incremental``, ``nats``, ``gcs``, ``azure``.
 
 The file manager is the light Node stand-in (``bench/light_file_manager.mjs``), whose own CPU
 a request is small beside the service's; the small set also goes through the Python mock (what
@@ -31,6 +31,10 @@ the mock API's storage folder, which the mock indexes at start. The events go to
 replay, plan, apply), their sum (the cycle), the whole process time with start-up, peak RSS,
 exit code and failed operations, then the ratio of each cycle to the first one's. Targets:
 cycle ≤ 1 s and peak RSS ≤ 150 MB each, cycles within 30 % of each other.
+
+``gcs`` and ``azure`` last: the small and large sets read from fake-gcs-server and Azurite
+(``scripts/bench_clouds.py``, through the Python mock) beside ``rclone copy`` from the same
+emulator.
 
 The machine's other load moves these figures: quote medians, and ratios taken in one run.
 
@@ -69,7 +73,7 @@ from devtools.local_servers import (  # noqa: E402
 )
 
 #: The rows ``make bench`` can run (``--rows`` / BENCH_ROWS, comma-separated; all by default).
-ROWS = ("ceiling", "small", "large", "many", "reconcile", "huge", "incremental", "nats")
+ROWS = ("ceiling", "small", "large", "many", "reconcile", "huge", "incremental", "nats", "gcs", "azure")
 #: The file managers an initial sync can go through: the light Node stand-in (the benchmark's
 #: own, ~0.05 ms of CPU a request) and the Python mock the tests and the demo use.
 FILE_MANAGERS: dict[str, Any] = {"light": LightFileManagerProcess, "mock": MockApiProcess}
@@ -644,7 +648,20 @@ def main() -> int:
         rclone.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(targets, ignore_errors=True)
+    stores = [store for store in ("gcs", "azure") if store in rows]
+    if stores:
+        return bench_other_stores(stores, args.small, args.large, args.runs, args.workers)
     return 0
+
+
+def bench_other_stores(stores: list[str], small: int, large: int, runs: int, workers: int) -> int:
+    """The ``gcs`` and ``azure`` rows: the small and large sets from fake-gcs-server and Azurite
+    against ``rclone copy`` from the same emulator (``scripts/bench_clouds.py``, also
+    ``make bench-clouds``)."""
+    print(f"Google Cloud Storage and Azure Blob Storage emulators ({', '.join(stores)}):", flush=True)
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "bench_clouds.py"), "--stores", ",".join(stores),
+                           "--small", str(small), "--large", str(large), "--runs", str(runs),
+                           "--workers", str(workers)], cwd=REPO).returncode
 
 
 if __name__ == "__main__":

@@ -35,11 +35,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
 )
 
 #: Arrows known to point up, each to be removed by the change that ends it: (file, layer it
-#: imports). utils/permissions.py and models/config.py import each other (issue 22: the config
-#: helper's branch ends it; the merger removes this line then, and the test below says so).
-KNOWN_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset({
-    ("sync_service/utils/permissions.py", "models"),
-})
+#: imports). None now; one added here fails the test below once its import is gone.
+KNOWN_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)

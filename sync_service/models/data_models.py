@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# Its home is utils/permissions (below models); the records' users import it from here too.
+from sync_service.utils.permissions import canonical_json as canonical_json
+
 OPERATION_KINDS = ("create", "update", "delete", "rename", "move", "update_permissions")
-
-
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no spaces: the one spelling permissions are compared in."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def iso_utc(moment: datetime) -> str:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-
-from sync_service.models.data_models import canonical_json
+from typing import Any
 
 logger = logging.getLogger(__name__)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: the one spelling permissions are compared in."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_permissions(raw: str, *, source: str) -> dict[str, object] | None:
