@@ -56,6 +56,7 @@ from sync_service.store.operations import Delivered, Holder, Outcome
 from sync_service.store.outage import OutageWatch
 from sync_service.utils.aio import fewer_collections, loop_factory
 from sync_service.utils.clock import Clock
+from sync_service.utils.idset import IdSet
 from sync_service.utils.permissions import permissions_from_metadata
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,9 @@ class Executor:
         self.clock = clock or Clock()
         self.on_progress = on_progress
         self.outage = outage or OutageWatch(db.location, give_up_after_s=0, clock=self.clock)
-        self.attempted: set[int] = set()
-        self.counted_rows: set[int] = set()  # row ids already counted in the run's report
+        # One bit an id (a run of a million operations, a worker that lives for days).
+        self.attempted = IdSet()  # record ids tried by this executor
+        self.counted_rows = IdSet()  # row ids already counted in the run's report
         self._blocked: set[str] = set()
         self._unflushed: list[Outcome] = []
         self._last_flush = time.monotonic()
@@ -100,7 +102,7 @@ class Executor:
     # -- entry points (blocking) ---------------------------------------------------------------
 
     def apply_claimed(self, holder: Holder, report: RunReport, *, batch: int,
-                      finished: Callable[[], bool], poll_s: float, log_claims: bool = False) -> set[int]:
+                      finished: Callable[[], bool], poll_s: float, log_claims: bool = False) -> IdSet:
         """Claim pending operations in ``holder``'s name and apply them as one continuous
         stream, until stopped, or until ``finished()`` says so at a moment nothing is free to
         claim and nothing is in flight. Returns the row ids applied."""
@@ -154,7 +156,7 @@ class Executor:
                 self._writer = None
 
     async def _claiming(self, holder: Holder, report: RunReport, *, batch: int,
-                        finished: Callable[[], bool], poll_s: float, log_claims: bool) -> set[int]:
+                        finished: Callable[[], bool], poll_s: float, log_claims: bool) -> IdSet:
         """The claim loop: claims (on a thread of their own) keep ``2 × workers`` operations in
         flight and as many again queued behind them, refilled once the queue is empty, no
         batch waiting for its slowest member. A claim is empty while
@@ -168,7 +170,7 @@ class Executor:
         capacity = self.workers * IN_FLIGHT_PER_WORKER
         slots = asyncio.Semaphore(capacity)
         running: set[asyncio.Task[None]] = set()
-        applied: set[int] = set()
+        applied = IdSet()
         wakeup = self.db.database.wakeups.subscribe()
         with ThreadPoolExecutor(1, thread_name_prefix="claim") as claims:
             async def in_thread(call: Callable[[], R]) -> R:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -203,7 +203,7 @@ class SyncService:
                                finished=lambda: True, poll_s=SHARED_POLL_S)
 
     def _plan_and_apply(self, report: RunReport, executor: Executor, *,
-                        exclude: set[int] | frozenset[int] = frozenset()) -> None:
+                        exclude: Iterable[int] = ()) -> None:
         """Plan the dirty records (but those already tried in this run) and apply the plan."""
         timings = report.phase_seconds
         tick = self.clock.monotonic()
