@@ -121,6 +121,7 @@ def test_claims_follow_the_plan_phases_and_expire(postgres_url: str) -> None:
 
 
 def test_a_worker_without_postgresql_is_refused_in_one_line(cli: Cli) -> None:
+    cli.env.pop("DATABASE_URL", None)  # the harness sets it where TEST_DATABASE_URL is set
     result = cli.run("worker")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
