@@ -8,11 +8,11 @@ from email.utils import format_datetime
 
 import pytest
 
-from sync_service.models.data_models import FileRecord, ObjectSummary, canonical_json, iso_utc
+from sync_service.models.data_models import FileRecord, ObjectSummary, iso_utc
 from sync_service.planning.planners import listing_change
 from sync_service.utils.backoff import compute_backoff, parse_retry_after
 from sync_service.utils.paths import is_folder_marker, parent_folder, path_error
-from sync_service.utils.permissions import permissions_from_metadata
+from sync_service.utils.permissions import canonical_json, permissions_from_metadata
 
 
 @pytest.mark.parametrize("path", [

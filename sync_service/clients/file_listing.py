@@ -12,7 +12,7 @@ from typing import Any
 
 from sync_service.clients.infrastructure_api import InfrastructureAPI
 from sync_service.errors import ApiError, PermanentApiError
-from sync_service.models.data_models import canonical_json
+from sync_service.utils.permissions import canonical_json
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ class Executor:
         self.outage = outage or OutageWatch(db.location, give_up_after_s=0, clock=self.clock)
         # One bit an id (a run of a million operations, a worker that lives for days).
         self.attempted = IdSet()  # record ids tried by this executor
-        self.counted_rows = IdSet()  # row ids already counted in the run's report
+        self.counted_rows = IdSet()  # row ids counted in the run's report (claimed here, or others')
         self._blocked: set[str] = set()
         self._unflushed: list[Outcome] = []
         self._last_flush = time.monotonic()
@@ -102,11 +102,12 @@ class Executor:
     # -- entry points (blocking) ---------------------------------------------------------------
 
     def apply_claimed(self, holder: Holder, report: RunReport, *, batch: int,
-                      finished: Callable[[], bool], poll_s: float, log_claims: bool = False) -> IdSet:
+                      finished: Callable[[], bool], poll_s: float, log_claims: bool = False) -> None:
         """Claim pending operations in ``holder``'s name and apply them as one continuous
         stream, until stopped, or until ``finished()`` says so at a moment nothing is free to
-        claim and nothing is in flight. Returns the row ids applied."""
-        return self._run(self._claiming(holder, report, batch=batch, finished=finished,
+        claim and nothing is in flight. Their outcomes are counted in ``report`` as they come,
+        and their row ids join ``counted_rows``."""
+        self._run(self._claiming(holder, report, batch=batch, finished=finished,
                                         poll_s=poll_s, log_claims=log_claims))
 
     def close(self) -> None:
@@ -156,7 +157,7 @@ class Executor:
                 self._writer = None
 
     async def _claiming(self, holder: Holder, report: RunReport, *, batch: int,
-                        finished: Callable[[], bool], poll_s: float, log_claims: bool) -> IdSet:
+                        finished: Callable[[], bool], poll_s: float, log_claims: bool) -> None:
         """The claim loop: claims (on a thread of their own) keep ``2 × workers`` operations in
         flight and as many again queued behind them, refilled once the queue is empty, no
         batch waiting for its slowest member. A claim is empty while
@@ -170,7 +171,6 @@ class Executor:
         capacity = self.workers * IN_FLIGHT_PER_WORKER
         slots = asyncio.Semaphore(capacity)
         running: set[asyncio.Task[None]] = set()
-        applied = IdSet()
         wakeup = self.db.database.wakeups.subscribe()
         with ThreadPoolExecutor(1, thread_name_prefix="claim") as claims:
             async def in_thread(call: Callable[[], R]) -> R:
@@ -206,7 +206,7 @@ class Executor:
                     self.outage.ended()
                     if log_claims:
                         logger.info("%s: claimed %d operations (from %s)", name, len(claimed), claimed[0].key)
-                    applied.update(s.row_id for s in claimed)
+                    self.counted_rows.update(s.row_id for s in claimed)
                     if PHASES[claimed[0].operation.op] == ORDERED_PHASE:
                         if running:
                             await asyncio.gather(*running)
@@ -221,7 +221,6 @@ class Executor:
                 wakeup.close()
                 if running:
                     await asyncio.gather(*running)
-        return applied
 
     @property
     def _stopping(self) -> bool:

@@ -6,9 +6,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-# Its home is utils/permissions (below models); the records' users import it from here too.
-from sync_service.utils.permissions import canonical_json as canonical_json
-
 OPERATION_KINDS = ("create", "update", "delete", "rename", "move", "update_permissions")
 
 

@@ -224,10 +224,10 @@ class SyncService:
         batches until none of this run's operations is pending (and ``listing`` says no more
         are coming); then count in ``report`` what the others applied of it."""
         # While nothing is free to claim, workers hold the rest, or it is still being listed.
-        counted = executor.counted_rows  # a run may come here twice (retries, then its listing)
-        counted.update(executor.apply_claimed(
+        executor.apply_claimed(
             self.holder, report, batch=self.config.worker_batch, poll_s=SHARED_POLL_S,
-            finished=lambda: not listing() and self.db.operations.pending_of(report.run_id) == 0))
+            finished=lambda: not listing() and self.db.operations.pending_of(report.run_id) == 0)
+        counted = executor.counted_rows  # a run may come here twice (retries, then its listing)
         for outcome in self.db.operations.finished_of(report.run_id, exclude=counted):
             executor.count(outcome, report)
             counted.add(outcome.stored.row_id)

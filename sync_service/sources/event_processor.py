@@ -29,14 +29,14 @@ from pathlib import Path
 from sync_service.clients.event_source import EventSource, MessageBatch
 from sync_service.clients.storage.base import ObjectMeta, ObjectStore
 from sync_service.errors import ObjectError, ObjectGone
-from sync_service.models.data_models import FileRecord, ObjectSummary, canonical_json, iso_utc
+from sync_service.models.data_models import FileRecord, ObjectSummary, iso_utc
 from sync_service.models.event_parser import EventError, read_message, sequencer_is_newer
 from sync_service.models.events import Event, RawMessage
 from sync_service.planning.filters import EVERYTHING, ObjectFilter
 from sync_service.store.database_manager import DatabaseManager
 from sync_service.utils.aio import run_async
 from sync_service.utils.clock import Clock
-from sync_service.utils.permissions import permissions_from_metadata
+from sync_service.utils.permissions import canonical_json, permissions_from_metadata
 from sync_service.utils.redaction import redact_value
 
 logger = logging.getLogger(__name__)
